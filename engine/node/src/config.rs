@@ -1,0 +1,221 @@
+//! Node configuration: a TOML file (the embedded default is
+//! `teller.default.toml`, which documents every setting) with command-line
+//! overrides. Every limit of the node is here, with its unit in its name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The configuration `teller start` uses when no file is given.
+pub const DEFAULT_CONFIG: &str = include_str!("../teller.default.toml");
+
+/// Total registered I/O memory shared out among shards when not configured:
+/// leaves headroom under the common 8 MiB RLIMIT_MEMLOCK.
+pub const IO_MEMORY_AUTO_TOTAL_BYTES: usize = 6 * 1024 * 1024;
+/// Smallest registered I/O memory a shard gets.
+pub const IO_MEMORY_MIN_BYTES: usize = 256 * 1024;
+/// Most shards a node runs.
+pub const SHARDS_MAX: usize = 256;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub shards: usize,
+    pub max_connections_per_shard: usize,
+    pub max_frame_bytes: usize,
+    pub max_prepared_statements: usize,
+    pub max_portals: usize,
+    pub auth_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+    pub io_memory_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub method: AuthMethodName,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            method: AuthMethodName::Trust,
+            users: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum AuthMethodName {
+    #[serde(rename = "trust")]
+    Trust,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: Option<String>,
+    pub scram: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// Overrides from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub shards: Option<usize>,
+}
+
+impl Config {
+    /// Parses a configuration file's text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// The embedded default configuration.
+    pub fn default_config() -> Config {
+        Config::parse(DEFAULT_CONFIG).expect("the embedded default configuration parses")
+    }
+
+    pub fn apply(&mut self, overrides: Overrides) {
+        if let Some(listen) = overrides.listen {
+            self.server.listen = listen;
+        }
+        if let Some(data_dir) = overrides.data_dir {
+            self.server.data_dir = data_dir;
+        }
+        if let Some(shards) = overrides.shards {
+            self.server.shards = shards;
+        }
+    }
+
+    /// Checks values that parse but make no sense, and resolves automatic ones.
+    pub fn validate(&mut self, online_cpus: usize) -> Result<(), String> {
+        let server = &mut self.server;
+        server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("server.listen {:?}: {e}", server.listen))?;
+        if server.shards == 0 {
+            server.shards = online_cpus.max(1);
+        }
+        if server.shards > SHARDS_MAX {
+            return Err(format!("server.shards {} exceeds the maximum {SHARDS_MAX}", server.shards));
+        }
+        if server.max_connections_per_shard == 0 {
+            return Err("server.max_connections_per_shard must be at least 1".into());
+        }
+        if server.max_frame_bytes < 1024 {
+            return Err("server.max_frame_bytes must be at least 1024".into());
+        }
+        if server.auth_timeout_secs == 0 {
+            return Err("server.auth_timeout_secs must be at least 1".into());
+        }
+        if server.io_memory_bytes == 0 {
+            server.io_memory_bytes =
+                (IO_MEMORY_AUTO_TOTAL_BYTES / server.shards).max(IO_MEMORY_MIN_BYTES);
+        }
+        if self.auth.method == AuthMethodName::ScramSha256 && self.auth.users.is_empty() {
+            return Err("auth.method scram-sha-256 needs at least one [[auth.users]] entry".into());
+        }
+        for user in &self.auth.users {
+            match (&user.password, &user.scram) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(format!(
+                        "auth.users {:?}: give exactly one of password or scram",
+                        user.name
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.server.listen.parse().expect("validated")
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.server.idle_timeout_secs > 0).then(|| Duration::from_secs(self.server.idle_timeout_secs))
+    }
+
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.auth_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_validates() {
+        let mut config = Config::default_config();
+        config.validate(2).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:5433");
+        assert_eq!(config.server.shards, 2);
+        assert_eq!(config.server.io_memory_bytes, IO_MEMORY_AUTO_TOTAL_BYTES / 2);
+        assert_eq!(config.auth.method, AuthMethodName::Trust);
+        assert_eq!(config.idle_timeout(), None);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let text = DEFAULT_CONFIG.replace("shards = 0", "shards = 0\nshardz = 3");
+        assert!(Config::parse(&text).unwrap_err().contains("shardz"));
+        let mut config = Config::default_config();
+        config.server.listen = "nowhere".into();
+        assert!(config.validate(2).is_err());
+        let mut config = Config::default_config();
+        config.auth.method = AuthMethodName::ScramSha256;
+        assert!(config.validate(2).unwrap_err().contains("at least one"));
+    }
+
+    #[test]
+    fn overrides_win() {
+        let mut config = Config::default_config();
+        config.apply(Overrides {
+            listen: Some("127.0.0.1:7000".into()),
+            data_dir: Some("/tmp/x".into()),
+            shards: Some(3),
+        });
+        config.validate(2).unwrap();
+        assert_eq!(config.listen_addr().port(), 7000);
+        assert_eq!(config.server.shards, 3);
+    }
+}

@@ -1,0 +1,450 @@
+//! One shard: a glommio executor pinned to a core that owns its listener, its
+//! client connections and (as the engine grows) its ranges, Raft groups and
+//! storage. Nothing in here is shared with another thread; other shards are
+//! reached through the [`Mesh`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{Latency, Shares, TaskQueueHandle};
+use rand::RngCore;
+use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
+use teller_net::scram::ScramVerifier;
+use teller_net::session::StartupInfo;
+use teller_net::{PgError, PgResult, SqlState};
+use teller_sql::SqlSession;
+
+use crate::config::{AuthMethodName, Config};
+use crate::mesh::{Handler, Mesh, ShardId};
+use crate::node::{NodeMeshBuilder, NodeShared};
+use crate::signal::Flag;
+
+/// How often a shard checks whether the node is shutting down.
+const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Process ids carry the shard id above this many bits of sequence number.
+const PROCESS_ID_SEQUENCE_BITS: u32 = 22;
+const _: () = assert!((crate::config::SHARDS_MAX as u64) << PROCESS_ID_SEQUENCE_BITS <= i32::MAX as u64);
+
+/// Requests shards send each other.
+pub enum ShardRequest {
+    /// A CancelRequest for a connection this shard serves.
+    Cancel { process_id: i32, secret_key: i32 },
+    /// How many client connections the shard serves now.
+    ConnectionCount,
+    /// Answered at once; for liveness checks and benchmarks.
+    Ping(u64),
+}
+
+pub enum ShardResponse {
+    Done,
+    ConnectionCount(u64),
+    Pong(u64),
+}
+
+pub type NodeMesh = Mesh<ShardRequest, ShardResponse>;
+
+struct ConnEntry {
+    secret_key: i32,
+    cancel: Rc<Flag>,
+}
+
+/// The state of one shard.
+pub struct Shard {
+    pub id: ShardId,
+    pub shards: usize,
+    config: Rc<Config>,
+    limits: Limits,
+    verifiers: HashMap<String, ScramVerifier>,
+    mock_secret: [u8; 32],
+    /// Admitted connections by process id.
+    connections: RefCell<HashMap<i32, ConnEntry>>,
+    /// Accepted sockets, admitted or not yet.
+    open_sockets: Cell<usize>,
+    next_sequence: Cell<u32>,
+    mesh: RefCell<Option<Rc<NodeMesh>>>,
+    pub latency_queue: TaskQueueHandle,
+    pub background_queue: TaskQueueHandle,
+}
+
+impl Shard {
+    fn mesh(&self) -> Option<Rc<NodeMesh>> {
+        self.mesh.borrow().clone()
+    }
+
+    fn connection_count(&self) -> u64 {
+        self.connections.borrow().len() as u64
+    }
+
+    fn cancel_local(&self, process_id: i32, secret_key: i32) -> bool {
+        let connections = self.connections.borrow();
+        match connections.get(&process_id) {
+            Some(entry) if entry.secret_key == secret_key => {
+                entry.cancel.raise();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Client connections per shard, gathered over the mesh.
+    pub async fn connections_per_shard(&self) -> Vec<u64> {
+        let mut counts = vec![0; self.shards];
+        counts[self.id] = self.connection_count();
+        if let Some(mesh) = self.mesh() {
+            for (shard, count) in counts.iter_mut().enumerate() {
+                if shard == self.id {
+                    continue;
+                }
+                if let Ok(ShardResponse::ConnectionCount(n)) =
+                    mesh.request(shard, ShardRequest::ConnectionCount).await
+                {
+                    *count = n;
+                }
+            }
+        }
+        counts
+    }
+}
+
+struct ShardHandler {
+    shard: Rc<Shard>,
+}
+
+impl Handler<ShardRequest, ShardResponse> for ShardHandler {
+    async fn handle(&self, _from: ShardId, request: ShardRequest) -> ShardResponse {
+        match request {
+            ShardRequest::Cancel {
+                process_id,
+                secret_key,
+            } => {
+                self.shard.cancel_local(process_id, secret_key);
+                ShardResponse::Done
+            }
+            ShardRequest::ConnectionCount => {
+                ShardResponse::ConnectionCount(self.shard.connection_count())
+            }
+            ShardRequest::Ping(n) => ShardResponse::Pong(n),
+        }
+    }
+}
+
+/// Runs shard `id` until the node shuts down.
+pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> Result<(), String> {
+    let config = Rc::new(node.config.clone());
+    let executor = glommio::executor();
+    let latency_queue = executor.create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(Duration::from_millis(1)),
+        "latency",
+    );
+    let background_queue =
+        executor.create_task_queue(Shares::Static(100), Latency::NotImportant, "background");
+    probe_data_device(&node, id).await?;
+
+    let limits = Limits {
+        max_frame_bytes: config.server.max_frame_bytes,
+        max_prepared_statements: config.server.max_prepared_statements,
+        max_portals: config.server.max_portals,
+    };
+    let shard = Rc::new(Shard {
+        id,
+        shards: config.server.shards,
+        limits,
+        verifiers: node.verifiers.clone(),
+        mock_secret: node.mock_secret,
+        config: config.clone(),
+        connections: RefCell::new(HashMap::new()),
+        open_sockets: Cell::new(0),
+        next_sequence: Cell::new(0),
+        mesh: RefCell::new(None),
+        latency_queue,
+        background_queue,
+    });
+    if shard.shards > 1 {
+        let handler = Rc::new(ShardHandler {
+            shard: shard.clone(),
+        });
+        let mesh = Mesh::join(mesh, id, handler, latency_queue).await?;
+        *shard.mesh.borrow_mut() = Some(mesh);
+    }
+
+    let listener = TcpListener::bind(config.listen_addr())
+        .map_err(|e| format!("shard {id}: binding {}: {e}", config.server.listen))?;
+    node.shards_listening.fetch_add(1, Ordering::SeqCst);
+    tracing::info!(shard = id, listen = %config.server.listen, "shard listening");
+
+    accept_loop(&shard, &listener, &node).await;
+    drop(listener);
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let deadline = std::time::Instant::now() + grace;
+    while shard.open_sockets.get() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+    }
+    if shard.open_sockets.get() > 0 {
+        tracing::info!(shard = id, open = shard.open_sockets.get(), "closing remaining connections");
+    }
+    if let Some(mesh) = shard.mesh() {
+        mesh.close();
+    }
+    tracing::info!(shard = id, "shard stopped");
+    Ok(())
+}
+
+/// glommio decides per device whether to use polled I/O by probing the first
+/// file it opens; an empty first file makes the probe misfire. Opening an
+/// existing non-empty file on the data device first avoids that.
+async fn probe_data_device(node: &NodeShared, id: ShardId) -> Result<(), String> {
+    let path = node.shard_dir(id).join(crate::node::PROBE_FILE);
+    let file = glommio::io::DmaFile::open(&path)
+        .await
+        .map_err(|e| format!("shard {id}: opening {}: {e}", path.display()))?;
+    file.read_at_aligned(0, crate::node::PROBE_FILE_BYTES)
+        .await
+        .map_err(|e| format!("shard {id}: reading {}: {e}", path.display()))?;
+    let _ = file.close().await;
+    Ok(())
+}
+
+async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, node: &Arc<NodeShared>) {
+    loop {
+        let accepted = {
+            let accept = async { Some(listener.accept().await) };
+            let stop = async {
+                while !node.stopping.load(Ordering::SeqCst) {
+                    glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
+                }
+                None
+            };
+            futures_lite::future::or(accept, stop).await
+        };
+        let stream = match accepted {
+            None => return,
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                // EMFILE and friends: back off rather than spin.
+                tracing::warn!(shard = shard.id, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let task = serve_connection(shard.clone(), stream);
+        match glommio::spawn_local_into(task, shard.latency_queue) {
+            Ok(task) => {
+                task.detach();
+            }
+            Err(error) => tracing::error!(%error, "spawning a connection task"),
+        }
+    }
+}
+
+async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let over_limit = shard.open_sockets.get() >= shard.config.server.max_connections_per_shard;
+    shard.open_sockets.set(shard.open_sockets.get() + 1);
+    tracing::debug!(shard = shard.id, %peer, "connection accepted");
+    let host = ShardConnHost {
+        shard: shard.clone(),
+        over_limit,
+        process_id: None,
+        cancel: Rc::new(Flag::default()),
+        authenticated: Cell::new(false),
+    };
+    let end = conn::serve(stream, host).await;
+    shard.open_sockets.set(shard.open_sockets.get() - 1);
+    match end {
+        ConnEnd::Closed | ConnEnd::CancelRequest => {
+            tracing::debug!(shard = shard.id, %peer, "connection closed")
+        }
+        ConnEnd::Fatal(error) => {
+            tracing::info!(shard = shard.id, %peer, code = error.code.code(), "connection ended: {}", error.message)
+        }
+        ConnEnd::Io(error) => tracing::info!(shard = shard.id, %peer, "connection lost: {error}"),
+    }
+}
+
+/// What the wire driver needs, served by the shard.
+struct ShardConnHost {
+    shard: Rc<Shard>,
+    over_limit: bool,
+    process_id: Option<i32>,
+    cancel: Rc<Flag>,
+    authenticated: Cell<bool>,
+}
+
+impl Drop for ShardConnHost {
+    fn drop(&mut self) {
+        if let Some(pid) = self.process_id {
+            self.shard.connections.borrow_mut().remove(&pid);
+        }
+    }
+}
+
+impl ConnHost for ShardConnHost {
+    type Session = SqlSession<SessionHost>;
+
+    fn limits(&self) -> &Limits {
+        &self.shard.limits
+    }
+
+    fn auth_method(&self) -> AuthMethod {
+        match self.shard.config.auth.method {
+            AuthMethodName::Trust => AuthMethod::Trust,
+            AuthMethodName::ScramSha256 => AuthMethod::ScramSha256,
+        }
+    }
+
+    fn scram_verifier(&self, user: &str) -> Option<ScramVerifier> {
+        self.shard.verifiers.get(user).cloned()
+    }
+
+    fn mock_secret(&self) -> &[u8] {
+        &self.shard.mock_secret
+    }
+
+    fn random_bytes(&mut self, out: &mut [u8]) {
+        rand::rng().fill_bytes(out);
+    }
+
+    fn admit(&mut self) -> PgResult<(i32, i32)> {
+        if self.over_limit {
+            return Err(PgError::fatal(
+                SqlState::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            ));
+        }
+        let shard = &self.shard;
+        let mut connections = shard.connections.borrow_mut();
+        let sequence_mask = (1u32 << PROCESS_ID_SEQUENCE_BITS) - 1;
+        let process_id = loop {
+            let sequence = shard.next_sequence.get().wrapping_add(1) & sequence_mask;
+            shard.next_sequence.set(sequence);
+            let pid = ((shard.id as i32) << PROCESS_ID_SEQUENCE_BITS) | sequence as i32;
+            if pid != 0 && !connections.contains_key(&pid) {
+                break pid;
+            }
+        };
+        let secret_key = rand::rng().next_u32() as i32;
+        connections.insert(
+            process_id,
+            ConnEntry {
+                secret_key,
+                cancel: self.cancel.clone(),
+            },
+        );
+        self.process_id = Some(process_id);
+        Ok((process_id, secret_key))
+    }
+
+    fn open_session(&mut self, startup: &StartupInfo) -> PgResult<Self::Session> {
+        let host = SessionHost {
+            shard: self.shard.clone(),
+        };
+        SqlSession::new(host, startup)
+    }
+
+    fn cancel_request(&mut self, process_id: i32, secret_key: i32) {
+        let owner = (process_id >> PROCESS_ID_SEQUENCE_BITS) as usize;
+        if owner == self.shard.id {
+            self.shard.cancel_local(process_id, secret_key);
+            return;
+        }
+        let Some(mesh) = self.shard.mesh() else {
+            return;
+        };
+        if owner >= mesh.shards() {
+            return;
+        }
+        let forward = async move {
+            let _ = mesh
+                .request(owner, ShardRequest::Cancel { process_id, secret_key })
+                .await;
+        };
+        if let Ok(task) = glommio::spawn_local_into(forward, self.shard.latency_queue) {
+            task.detach();
+        }
+    }
+
+    fn ready_for_queries(&mut self) {
+        self.authenticated.set(true);
+    }
+
+    fn input_timeout(&self) -> impl Future<Output = PgError> {
+        let config = &self.shard.config;
+        let (limit, error) = if self.authenticated.get() {
+            (
+                config.idle_timeout(),
+                PgError::fatal(
+                    SqlState::IDLE_SESSION_TIMEOUT,
+                    "terminating connection due to idle-session timeout",
+                ),
+            )
+        } else {
+            (
+                Some(config.auth_timeout()),
+                PgError::fatal(
+                    SqlState::PROTOCOL_VIOLATION,
+                    "canceling authentication due to timeout",
+                ),
+            )
+        };
+        async move {
+            match limit {
+                Some(limit) => {
+                    glommio::timer::sleep(limit).await;
+                    error
+                }
+                None => futures_lite::future::pending().await,
+            }
+        }
+    }
+
+    fn cancelled(&self) -> impl Future<Output = ()> {
+        let cancel = self.cancel.clone();
+        async move { cancel.wait().await }
+    }
+
+    fn clear_cancel(&self) {
+        self.cancel.clear();
+    }
+}
+
+/// What the SQL layer may ask of the node.
+pub struct SessionHost {
+    shard: Rc<Shard>,
+}
+
+impl teller_sql::Host for SessionHost {
+    fn shard(&self) -> usize {
+        self.shard.id
+    }
+
+    fn shard_count(&self) -> usize {
+        self.shard.shards
+    }
+
+    fn now_micros(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        now.as_micros() as i64
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        glommio::timer::sleep(duration).await
+    }
+
+    async fn connections_per_shard(&self) -> Vec<u64> {
+        self.shard.connections_per_shard().await
+    }
+}
