@@ -115,7 +115,10 @@ impl PgError {
     }
 
     pub fn fatal(code: SqlState, message: impl Into<String>) -> PgError {
-        PgError { severity: Severity::Fatal, ..PgError::new(code, message) }
+        PgError {
+            severity: Severity::Fatal,
+            ..PgError::new(code, message)
+        }
     }
 
     pub fn notice(message: impl Into<String>) -> PgError {
@@ -183,7 +186,13 @@ impl PgError {
 
 impl fmt::Display for PgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({})", self.severity.as_str(), self.message, self.code.code())
+        write!(
+            f,
+            "{}: {} ({})",
+            self.severity.as_str(),
+            self.message,
+            self.code.code()
+        )
     }
 }
 

@@ -26,9 +26,9 @@ mod interval;
 mod json;
 mod numeric;
 mod scalar;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use bytes::{BufMut, BytesMut};
 
@@ -58,9 +58,7 @@ pub fn encode_text(value: &Value, ty: Type, out: &mut BytesMut) {
             let with_zone = ty == Type::Timestamptz;
             out.put_slice(datetime::format_timestamp(*ts, with_zone).as_bytes())
         }
-        Value::Timestamptz(ts) => {
-            out.put_slice(datetime::format_timestamp(*ts, true).as_bytes())
-        }
+        Value::Timestamptz(ts) => out.put_slice(datetime::format_timestamp(*ts, true).as_bytes()),
         Value::Interval(iv) => out.put_slice(interval::format(iv).as_bytes()),
     }
 }
@@ -160,12 +158,12 @@ pub fn decode_binary(ty: Type, raw: &[u8]) -> PgResult<Value> {
         Type::Jsonb => Value::Json(json::decode_jsonb_binary(raw)?),
         Type::Date => Value::Date(datetime::check_date(i32::from_be_bytes(fixed(ty, raw)?))?),
         Type::Time => Value::Time(datetime::check_time(i64::from_be_bytes(fixed(ty, raw)?))?),
-        Type::Timestamp => {
-            Value::Timestamp(datetime::check_timestamp(i64::from_be_bytes(fixed(ty, raw)?))?)
-        }
-        Type::Timestamptz => {
-            Value::Timestamptz(datetime::check_timestamp(i64::from_be_bytes(fixed(ty, raw)?))?)
-        }
+        Type::Timestamp => Value::Timestamp(datetime::check_timestamp(i64::from_be_bytes(fixed(
+            ty, raw,
+        )?))?),
+        Type::Timestamptz => Value::Timestamptz(datetime::check_timestamp(i64::from_be_bytes(
+            fixed(ty, raw)?,
+        ))?),
         Type::Interval => {
             let b: [u8; 16] = fixed(ty, raw)?;
             let (micros, rest) = b.split_at(8);

@@ -86,7 +86,11 @@ pub(super) fn days_in_month(year: i64, month: u32) -> u32 {
 /// `YYYY-MM-DD` with ` BC` for years ≤ 0, without the suffix (returned apart).
 fn push_date(out: &mut String, days: i64) -> bool {
     let (year, month, day) = civil_from_days(days);
-    let (shown, bc) = if year <= 0 { (1 - year, true) } else { (year, false) };
+    let (shown, bc) = if year <= 0 {
+        (1 - year, true)
+    } else {
+        (year, false)
+    };
     out.push_str(&format!("{shown:04}-{month:02}-{day:02}"));
     bc
 }
@@ -152,7 +156,10 @@ pub(super) fn format_timestamp(micros: i64, with_zone: bool) -> String {
 // ---------------------------------------------------------------- binary range checks
 
 fn range_error(what: &str) -> PgError {
-    PgError::new(SqlState::DATETIME_FIELD_OVERFLOW, format!("{what} out of range"))
+    PgError::new(
+        SqlState::DATETIME_FIELD_OVERFLOW,
+        format!("{what} out of range"),
+    )
 }
 
 /// `date_recv`: a finite date must be in PostgreSQL's range.
@@ -176,7 +183,8 @@ pub(super) fn check_time(micros: i64) -> PgResult<i64> {
 
 /// `timestamp_recv`: ±infinity or within PostgreSQL's range.
 pub(super) fn check_timestamp(micros: i64) -> PgResult<i64> {
-    if micros == i64::MIN || micros == i64::MAX || (TIMESTAMP_MIN..TIMESTAMP_END).contains(&micros) {
+    if micros == i64::MIN || micros == i64::MAX || (TIMESTAMP_MIN..TIMESTAMP_END).contains(&micros)
+    {
         Ok(micros)
     } else {
         Err(range_error("timestamp"))
@@ -297,10 +305,18 @@ fn parse(s: &str) -> Result<Parsed, DtErr> {
         "-infinity" => return Ok(Parsed::NegInfinity),
         "epoch" => return Ok(Parsed::Epoch),
         "now" | "today" | "tomorrow" | "yesterday" => return Err(DtErr::NeedsClock),
-        "allballs" => return Ok(Parsed::Fields(Fields { time: Some(0), ..Fields::default() })),
+        "allballs" => {
+            return Ok(Parsed::Fields(Fields {
+                time: Some(0),
+                ..Fields::default()
+            }))
+        }
         _ => {}
     }
-    let mut c = Cursor { b: lower.as_bytes(), i: 0 };
+    let mut c = Cursor {
+        b: lower.as_bytes(),
+        i: 0,
+    };
     let mut fields = Fields::default();
     let mut era: Option<bool> = None;
     // A leading run of digits followed by ':' is a time; anything else starting
@@ -367,7 +383,13 @@ fn parse_date_fields(c: &mut Cursor<'_>) -> Result<(i64, i64, i64, bool), DtErr>
 }
 
 /// Applies the era and two-digit-year rules, checks month and day.
-fn validate_date(year: i64, month: i64, day: i64, short_year: bool, bc: bool) -> Result<(i64, u32, u32), DtErr> {
+fn validate_date(
+    year: i64,
+    month: i64,
+    day: i64,
+    short_year: bool,
+    bc: bool,
+) -> Result<(i64, u32, u32), DtErr> {
     let year = if bc {
         if year <= 0 {
             return Err(DtErr::FieldOverflow);
@@ -384,7 +406,10 @@ fn validate_date(year: i64, month: i64, day: i64, short_year: bool, bc: bool) ->
     } else {
         year
     };
-    let month = u32::try_from(month).ok().filter(|m| (1..=12).contains(m)).ok_or(DtErr::FieldOverflow)?;
+    let month = u32::try_from(month)
+        .ok()
+        .filter(|m| (1..=12).contains(m))
+        .ok_or(DtErr::FieldOverflow)?;
     let day = u32::try_from(day)
         .ok()
         .filter(|d| (1..=days_in_month(year, month)).contains(d))
@@ -456,7 +481,11 @@ fn parse_zone(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
     let (first, len) = c.digits().ok_or(DtErr::BadFormat)?;
     let (hours, minutes, seconds) = if c.eat(b':') {
         let (m, _) = c.digits().ok_or(DtErr::BadFormat)?;
-        let s = if c.eat(b':') { c.digits().ok_or(DtErr::BadFormat)?.0 } else { 0 };
+        let s = if c.eat(b':') {
+            c.digits().ok_or(DtErr::BadFormat)?.0
+        } else {
+            0
+        };
         (first, m, s)
     } else {
         match len {
@@ -474,7 +503,10 @@ fn parse_zone(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
 }
 
 fn date_out_of_range(input: &str) -> PgError {
-    PgError::new(SqlState::DATETIME_FIELD_OVERFLOW, format!("date out of range: \"{input}\""))
+    PgError::new(
+        SqlState::DATETIME_FIELD_OVERFLOW,
+        format!("date out of range: \"{input}\""),
+    )
 }
 
 /// `date_in`. A time or zone after the date is accepted and ignored.
@@ -484,7 +516,10 @@ pub(super) fn parse_date(s: &str) -> PgResult<i32> {
         Parsed::Infinity => Ok(i32::MAX),
         Parsed::NegInfinity => Ok(i32::MIN),
         Parsed::Epoch => Ok(days_from_civil(1970, 1, 1) as i32),
-        Parsed::Fields(Fields { date: Some((y, m, d)), .. }) => {
+        Parsed::Fields(Fields {
+            date: Some((y, m, d)),
+            ..
+        }) => {
             let days = days_from_civil(y, m, d);
             if !(DATE_MIN..DATE_END).contains(&days) {
                 return Err(date_out_of_range(s));
@@ -507,7 +542,11 @@ pub(super) fn parse_time(s: &str) -> PgResult<i64> {
 /// `timestamp_in` / `timestamptz_in`. Without a zone the input is UTC (the
 /// session zone); `timestamp` ignores a zone, as PostgreSQL does.
 pub(super) fn parse_timestamp(s: &str, with_zone: bool) -> PgResult<i64> {
-    let type_name = if with_zone { "timestamp with time zone" } else { "timestamp" };
+    let type_name = if with_zone {
+        "timestamp with time zone"
+    } else {
+        "timestamp"
+    };
     let fields = match parse(s).map_err(|e| e.into_pg(type_name, s))? {
         Parsed::Infinity => return Ok(i64::MAX),
         Parsed::NegInfinity => return Ok(i64::MIN),
@@ -517,12 +556,21 @@ pub(super) fn parse_timestamp(s: &str, with_zone: bool) -> PgResult<i64> {
     let Some((y, m, d)) = fields.date else {
         return Err(DtErr::BadFormat.into_pg(type_name, s));
     };
-    let zone = if with_zone { fields.zone.unwrap_or(0) } else { 0 };
+    let zone = if with_zone {
+        fields.zone.unwrap_or(0)
+    } else {
+        0
+    };
     let micros = i128::from(days_from_civil(y, m, d)) * i128::from(USECS_PER_DAY)
         + i128::from(fields.time.unwrap_or(0))
         - i128::from(zone) * i128::from(USECS_PER_SEC);
     i64::try_from(micros)
         .ok()
         .filter(|t| (TIMESTAMP_MIN..TIMESTAMP_END).contains(t))
-        .ok_or_else(|| PgError::new(SqlState::DATETIME_FIELD_OVERFLOW, format!("timestamp out of range: \"{s}\"")))
+        .ok_or_else(|| {
+            PgError::new(
+                SqlState::DATETIME_FIELD_OVERFLOW,
+                format!("timestamp out of range: \"{s}\""),
+            )
+        })
 }

@@ -14,7 +14,9 @@
 //! is seconds. Each unit may appear once. Overflow of any field is 22015,
 //! malformed input 22007.
 
-use super::datetime::{push_fraction, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC};
+use super::datetime::{
+    push_fraction, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+};
 use crate::error::{PgError, PgResult, SqlState};
 use crate::types::Interval;
 
@@ -29,7 +31,11 @@ pub(super) fn format(iv: &Interval) -> String {
     let mut out = String::new();
     let mut is_zero = true;
     let mut is_before = false;
-    for (value, unit) in [(years, "year"), (months, "mon"), (i64::from(iv.days), "day")] {
+    for (value, unit) in [
+        (years, "year"),
+        (months, "mon"),
+        (i64::from(iv.days), "day"),
+    ] {
         if value == 0 {
             continue;
         }
@@ -39,7 +45,10 @@ pub(super) fn format(iv: &Interval) -> String {
         if is_before && value > 0 {
             out.push('+');
         }
-        out.push_str(&format!("{value} {unit}{}", if value == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "{value} {unit}{}",
+            if value == 1 { "" } else { "s" }
+        ));
         is_before = value < 0;
         is_zero = false;
     }
@@ -80,12 +89,10 @@ enum Unit {
 impl Unit {
     fn from_word(w: &str) -> Option<Unit> {
         Some(match w {
-            "us" | "usec" | "usecs" | "useconds" | "microsecon" | "microsecond" | "microseconds" => {
-                Unit::Microsecond
-            }
-            "ms" | "msec" | "msecs" | "mseconds" | "millisecon" | "millisecond" | "milliseconds" => {
-                Unit::Millisecond
-            }
+            "us" | "usec" | "usecs" | "useconds" | "microsecon" | "microsecond"
+            | "microseconds" => Unit::Microsecond,
+            "ms" | "msec" | "msecs" | "mseconds" | "millisecon" | "millisecond"
+            | "milliseconds" => Unit::Millisecond,
             "s" | "sec" | "secs" | "second" | "seconds" => Unit::Second,
             "m" | "min" | "mins" | "minute" | "minutes" => Unit::Minute,
             "h" | "hr" | "hrs" | "hour" | "hours" => Unit::Hour,
@@ -107,7 +114,8 @@ impl Unit {
 }
 
 /// The clock part of an interval claims hours, minutes and seconds.
-const TIME_MASK: u32 = (1 << Unit::Hour as u32) | (1 << Unit::Minute as u32) | (1 << Unit::Second as u32);
+const TIME_MASK: u32 =
+    (1 << Unit::Hour as u32) | (1 << Unit::Minute as u32) | (1 << Unit::Second as u32);
 
 /// Why an interval string was refused.
 enum Err {
@@ -221,7 +229,12 @@ impl Acc {
     }
 
     fn negate(&mut self) -> Res<()> {
-        for f in [&mut self.years, &mut self.months, &mut self.days, &mut self.micros] {
+        for f in [
+            &mut self.years,
+            &mut self.months,
+            &mut self.days,
+            &mut self.micros,
+        ] {
             *f = f.checked_neg().ok_or(Err::Overflow)?;
         }
         Ok(())
@@ -250,7 +263,10 @@ fn parse_number(text: &str) -> Res<(i64, f64)> {
     };
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let frac_digits = frac_part.unwrap_or("");
-    if (int_part.is_empty() && frac_digits.is_empty()) || !all_digits(int_part) || !all_digits(frac_digits) {
+    if (int_part.is_empty() && frac_digits.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_digits)
+    {
         return Err(Err::BadFormat);
     }
     let mut value: i64 = 0;
@@ -260,7 +276,9 @@ fn parse_number(text: &str) -> Res<(i64, f64)> {
     let mut frac = if frac_digits.is_empty() {
         0.0
     } else {
-        format!("0.{frac_digits}").parse::<f64>().map_err(|_| Err::BadFormat)?
+        format!("0.{frac_digits}")
+            .parse::<f64>()
+            .map_err(|_| Err::BadFormat)?
     };
     if negative {
         value = -value;
@@ -336,14 +354,23 @@ fn tokenize(s: &str) -> Res<Vec<Token<'_>>> {
         let start = i;
         let numeric_start = c.is_ascii_digit()
             || c == b'.'
-            || (matches!(c, b'+' | b'-') && b.get(i + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'.'));
+            || (matches!(c, b'+' | b'-')
+                && b.get(i + 1)
+                    .is_some_and(|n| n.is_ascii_digit() || *n == b'.'));
         if numeric_start {
             i += 1;
-            while b.get(i).is_some_and(|n| n.is_ascii_digit() || matches!(n, b'.' | b':')) {
+            while b
+                .get(i)
+                .is_some_and(|n| n.is_ascii_digit() || matches!(n, b'.' | b':'))
+            {
                 i += 1;
             }
             let text = &s[start..i];
-            tokens.push(if text.contains(':') { Token::Clock(text) } else { Token::Number(text) });
+            tokens.push(if text.contains(':') {
+                Token::Clock(text)
+            } else {
+                Token::Number(text)
+            });
         } else if c.is_ascii_alphabetic() {
             while b.get(i).is_some_and(u8::is_ascii_alphabetic) {
                 i += 1;
@@ -414,7 +441,10 @@ fn parse_iso(body: &str) -> Res<Interval> {
             continue;
         }
         let start = i;
-        while b.get(i).is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'+' | b'-')) {
+        while b
+            .get(i)
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'+' | b'-'))
+        {
             i += 1;
         }
         let (value, frac) = parse_number(&body[start..i])?;

@@ -23,13 +23,19 @@ pub(super) fn decode_jsonb_binary(raw: &[u8]) -> PgResult<String> {
             Ok(s.to_owned())
         }
         Some((v, _)) => Err(bad_binary(format!("unsupported jsonb version number {v}"))),
-        None => Err(bad_binary("incorrect binary data format: jsonb needs a version byte")),
+        None => Err(bad_binary(
+            "incorrect binary data format: jsonb needs a version byte",
+        )),
     }
 }
 
 /// Checks that `s` is exactly one JSON value with optional surrounding whitespace.
 pub(super) fn validate(s: &str, jsonb: bool) -> PgResult<()> {
-    let mut p = Parser { b: s.as_bytes(), i: 0, jsonb };
+    let mut p = Parser {
+        b: s.as_bytes(),
+        i: 0,
+        jsonb,
+    };
     p.skip_ws();
     p.value(0)?;
     p.skip_ws();
@@ -47,8 +53,11 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, detail: &str) -> PgError {
-        PgError::new(SqlState::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type json")
-            .with_detail(format!("{detail} at byte {}.", self.i))
+        PgError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type json",
+        )
+        .with_detail(format!("{detail} at byte {}.", self.i))
     }
 
     fn peek(&self) -> Option<u8> {
@@ -85,8 +94,11 @@ impl Parser<'_> {
 
     fn nest(&self, depth: usize) -> PgResult<()> {
         if depth > DEPTH_MAX {
-            return Err(PgError::new(SqlState::STATEMENT_TOO_COMPLEX, "stack depth limit exceeded")
-                .with_detail(format!("JSON nesting deeper than {DEPTH_MAX} levels")));
+            return Err(PgError::new(
+                SqlState::STATEMENT_TOO_COMPLEX,
+                "stack depth limit exceeded",
+            )
+            .with_detail(format!("JSON nesting deeper than {DEPTH_MAX} levels")));
         }
         Ok(())
     }
@@ -150,7 +162,10 @@ impl Parser<'_> {
 
     fn literal(&mut self, word: &[u8]) -> PgResult<()> {
         let end = self.i + word.len();
-        let alnum_follows = self.b.get(end).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+        let alnum_follows = self
+            .b
+            .get(end)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
         if self.b.get(self.i..end) != Some(word) || alnum_follows {
             return Err(self.error("Token is invalid"));
         }
@@ -192,7 +207,10 @@ impl Parser<'_> {
                 return Err(self.error("Token is invalid"));
             }
         }
-        if self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        {
             return Err(self.error("Token is invalid"));
         }
         Ok(())
@@ -203,7 +221,11 @@ impl Parser<'_> {
             .b
             .get(self.i..self.i + 4)
             .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok().filter(|_| h.bytes().all(|c| c.is_ascii_hexdigit())))
+            .and_then(|h| {
+                u32::from_str_radix(h, 16)
+                    .ok()
+                    .filter(|_| h.bytes().all(|c| c.is_ascii_hexdigit()))
+            })
             .ok_or_else(|| self.error("\"\\u\" must be followed by four hexadecimal digits"))?;
         self.i += 4;
         Ok(hex)
@@ -219,7 +241,9 @@ impl Parser<'_> {
                     return Ok(());
                 }
                 Some(c) if c < 0x20 => {
-                    return Err(self.error(&format!("Character with value 0x{c:02x} must be escaped")))
+                    return Err(
+                        self.error(&format!("Character with value 0x{c:02x} must be escaped"))
+                    )
                 }
                 Some(b'\\') => {
                     self.i += 1;
@@ -250,15 +274,21 @@ impl Parser<'_> {
                 match unit {
                     0xD800..=0xDBFF => {
                         if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
-                            return Err(self.error("Unicode high surrogate must be followed by a low surrogate"));
+                            return Err(self.error(
+                                "Unicode high surrogate must be followed by a low surrogate",
+                            ));
                         }
                         self.i += 2;
                         if !(0xDC00..=0xDFFF).contains(&self.hex4()?) {
-                            return Err(self.error("Unicode high surrogate must be followed by a low surrogate"));
+                            return Err(self.error(
+                                "Unicode high surrogate must be followed by a low surrogate",
+                            ));
                         }
                         Ok(())
                     }
-                    0xDC00..=0xDFFF => Err(self.error("Unicode low surrogate must follow a high surrogate")),
+                    0xDC00..=0xDFFF => {
+                        Err(self.error("Unicode low surrogate must follow a high surrogate"))
+                    }
                     _ => Ok(()),
                 }
             }

@@ -49,8 +49,11 @@ fn unsupported_special(what: &str) -> PgError {
 }
 
 fn overflow(detail: &str) -> PgError {
-    PgError::new(crate::error::SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "value overflows numeric format")
-        .with_detail(detail.to_string())
+    PgError::new(
+        crate::error::SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        "value overflows numeric format",
+    )
+    .with_detail(detail.to_string())
 }
 
 /// `numeric_in`: `[+-]digits[.digits][e[+-]digits]`, surrounding whitespace.
@@ -154,7 +157,9 @@ fn make_decimal(negative: bool, digits: &[u8], scale: i64) -> PgResult<Decimal> 
         return Ok(Decimal::new(0, scale.min(i64::from(SCALE_MAX)) as u32));
     };
     if scale > i64::from(SCALE_MAX) {
-        return Err(overflow("TellerDB keeps at most 28 significant digits after the decimal point"));
+        return Err(overflow(
+            "TellerDB keeps at most 28 significant digits after the decimal point",
+        ));
     }
     let mut mantissa: u128 = 0;
     for &d in &digits[first_nonzero..] {
@@ -162,7 +167,9 @@ fn make_decimal(negative: bool, digits: &[u8], scale: i64) -> PgResult<Decimal> 
             .checked_mul(10)
             .and_then(|m| m.checked_add(u128::from(d)))
             .filter(|&m| m <= MANTISSA_MAX)
-            .ok_or_else(|| overflow("TellerDB keeps at most 96 bits of numeric mantissa (28 digits)"))?;
+            .ok_or_else(|| {
+                overflow("TellerDB keeps at most 96 bits of numeric mantissa (28 digits)")
+            })?;
     }
     from_parts(negative, mantissa, scale as u32)
 }
@@ -211,9 +218,12 @@ pub(super) fn encode_binary(d: &Decimal, out: &mut BytesMut) {
 
 /// `numeric_recv`. Digits hidden by `dscale` are truncated away, as PostgreSQL does.
 pub(super) fn decode_binary(raw: &[u8]) -> PgResult<Decimal> {
-    let header = raw
-        .get(..8)
-        .ok_or_else(|| bad_binary(format!("incorrect binary data format: numeric needs at least 8 bytes, got {}", raw.len())))?;
+    let header = raw.get(..8).ok_or_else(|| {
+        bad_binary(format!(
+            "incorrect binary data format: numeric needs at least 8 bytes, got {}",
+            raw.len()
+        ))
+    })?;
     let word = |i: usize| u16::from_be_bytes([header[2 * i], header[2 * i + 1]]);
     let ndigits = word(0) as i16;
     let weight = i32::from(word(1) as i16);
@@ -254,7 +264,10 @@ pub(super) fn decode_binary(raw: &[u8]) -> PgResult<Decimal> {
     let too_big = || overflow("TellerDB keeps at most 96 bits of numeric mantissa (28 digits)");
     let mut mantissa: u128 = 0;
     for &d in &digits[..kept] {
-        mantissa = mantissa.checked_mul(NBASE).and_then(|m| m.checked_add(d)).ok_or_else(too_big)?;
+        mantissa = mantissa
+            .checked_mul(NBASE)
+            .and_then(|m| m.checked_add(d))
+            .ok_or_else(too_big)?;
     }
     let mut scale = 4 * (kept as i64 - 1 - i64::from(weight));
     if mantissa == 0 {

@@ -39,7 +39,10 @@ fn invalid_sequence(bad: &[u8]) -> PgError {
     let shown: Vec<String> = bad.iter().take(len).map(|b| format!("0x{b:02x}")).collect();
     PgError::new(
         SqlState::CHARACTER_NOT_IN_REPERTOIRE,
-        format!("invalid byte sequence for encoding \"UTF8\": {}", shown.join(" ")),
+        format!(
+            "invalid byte sequence for encoding \"UTF8\": {}",
+            shown.join(" ")
+        ),
     )
 }
 
@@ -76,14 +79,16 @@ pub(super) fn parse_bytea(s: &str) -> PgResult<Vec<u8>> {
 fn parse_bytea_hex(hex: &str) -> PgResult<Vec<u8>> {
     let invalid_param = |m: String| PgError::new(SqlState::INVALID_PARAMETER_VALUE, m);
     let mut out = Vec::with_capacity(hex.len() / 2);
-    let mut chars = hex.chars().filter(|c| !matches!(c, ' ' | '\n' | '\t' | '\r'));
+    let mut chars = hex
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\n' | '\t' | '\r'));
     while let Some(hi) = chars.next() {
         let hi = hi
             .to_digit(16)
             .ok_or_else(|| invalid_param(format!("invalid hexadecimal digit: \"{hi}\"")))?;
-        let lo = chars
-            .next()
-            .ok_or_else(|| invalid_param("invalid hexadecimal data: odd number of digits".into()))?;
+        let lo = chars.next().ok_or_else(|| {
+            invalid_param("invalid hexadecimal data: odd number of digits".into())
+        })?;
         let lo = lo
             .to_digit(16)
             .ok_or_else(|| invalid_param(format!("invalid hexadecimal digit: \"{lo}\"")))?;
@@ -104,7 +109,12 @@ fn parse_bytea_escape(s: &str) -> PgResult<Vec<u8>> {
             continue;
         }
         let octal = |j: usize, max: u8| b.get(j).filter(|&&c| (b'0'..=max).contains(&c)).copied();
-        match (b.get(i + 1), octal(i + 1, b'3'), octal(i + 2, b'7'), octal(i + 3, b'7')) {
+        match (
+            b.get(i + 1),
+            octal(i + 1, b'3'),
+            octal(i + 2, b'7'),
+            octal(i + 3, b'7'),
+        ) {
             (_, Some(d1), Some(d2), Some(d3)) => {
                 out.push(((d1 - b'0') << 6) | ((d2 - b'0') << 3) | (d3 - b'0'));
                 i += 4;
@@ -147,8 +157,14 @@ pub(super) fn parse_uuid(s: &str) -> PgResult<[u8; 16]> {
     let mut out = [0u8; 16];
     let mut i = 0;
     for (n, byte) in out.iter_mut().enumerate() {
-        let hi = b.get(i).and_then(|&c| char::from(c).to_digit(16)).ok_or_else(bad)?;
-        let lo = b.get(i + 1).and_then(|&c| char::from(c).to_digit(16)).ok_or_else(bad)?;
+        let hi = b
+            .get(i)
+            .and_then(|&c| char::from(c).to_digit(16))
+            .ok_or_else(bad)?;
+        let lo = b
+            .get(i + 1)
+            .and_then(|&c| char::from(c).to_digit(16))
+            .ok_or_else(bad)?;
         *byte = (hi * 16 + lo) as u8;
         i += 2;
         if n % 2 == 1 && n < 15 && b.get(i) == Some(&b'-') {
