@@ -28,6 +28,9 @@ impl SqlState {
     pub const INVALID_BINARY_REPRESENTATION: SqlState = SqlState("22P03");
     pub const INVALID_DATETIME_FORMAT: SqlState = SqlState("22007");
     pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState("22008");
+    pub const INVALID_TIME_ZONE_DISPLACEMENT_VALUE: SqlState = SqlState("22009");
+    pub const INTERVAL_FIELD_OVERFLOW: SqlState = SqlState("22015");
+    pub const UNTRANSLATABLE_CHARACTER: SqlState = SqlState("22P05");
     pub const STRING_DATA_RIGHT_TRUNCATION: SqlState = SqlState("22001");
     pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");
     pub const NULL_VALUE_NOT_ALLOWED: SqlState = SqlState("22004");
@@ -49,6 +52,7 @@ impl SqlState {
     pub const CANNOT_COERCE: SqlState = SqlState("42846");
     pub const AMBIGUOUS_FUNCTION: SqlState = SqlState("42725");
     pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
+    pub const STATEMENT_TOO_COMPLEX: SqlState = SqlState("54001");
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
     pub const DISK_FULL: SqlState = SqlState("53100");
@@ -111,7 +115,10 @@ impl PgError {
     }
 
     pub fn fatal(code: SqlState, message: impl Into<String>) -> PgError {
-        PgError { severity: Severity::Fatal, ..PgError::new(code, message) }
+        PgError {
+            severity: Severity::Fatal,
+            ..PgError::new(code, message)
+        }
     }
 
     pub fn notice(message: impl Into<String>) -> PgError {
@@ -179,7 +186,13 @@ impl PgError {
 
 impl fmt::Display for PgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({})", self.severity.as_str(), self.message, self.code.code())
+        write!(
+            f,
+            "{}: {} ({})",
+            self.severity.as_str(),
+            self.message,
+            self.code.code()
+        )
     }
 }
 
