@@ -215,7 +215,8 @@ struct Portal<P> {
     formats: Vec<i16>,
     /// Format code and declared type of each result column.
     encodings: Vec<(i16, Type)>,
-    done: bool,
+    /// Once complete, the tag a further Execute reports.
+    done: Option<String>,
 }
 
 impl<IO, H> Conn<IO, H>
@@ -272,7 +273,7 @@ where
                     self.send(PgWireBackendMessage::SslResponse(SslResponse::Refuse))?;
                 }
                 PgWireFrontendMessage::CancelRequest(cancel) => {
-                    if let SecretKey::I32(key) = cancel.secret_key {
+                    if let Some(key) = cancel.secret_key.as_i32() {
                         self.host.cancel_request(cancel.pid, key);
                     }
                     return Ok(None);
@@ -660,7 +661,7 @@ where
                 encodings: column_encodings(prepared.columns.as_deref(), &formats),
                 columns: prepared.columns.clone(),
                 formats,
-                done: false,
+                done: None,
             },
         );
         self.send(PgWireBackendMessage::BindComplete(BindComplete::new()))
@@ -733,17 +734,17 @@ where
             self.send(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))?;
             return Ok(Ok(()));
         };
-        if entry.done {
-            return Ok(Err(PgError::new(
-                SqlState::INVALID_CURSOR_NAME,
-                format!("portal \"{name}\" cannot be run: it has already completed"),
-            )));
+        if let Some(tag) = &entry.done {
+            // A completed portal yields nothing more, as in PostgreSQL.
+            let tag = tag.clone();
+            self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))?;
+            return Ok(Ok(()));
         }
         let max_rows = usize::try_from(execute.max_rows).unwrap_or(0);
         let encodings = entry.encodings.clone();
         match self.run_portal(session, portal, &encodings, max_rows).await? {
             Ok(Completion::Done(tag)) => {
-                entry.done = true;
+                entry.done = Some(rerun_tag(&tag));
                 self.send_events(session)?;
                 self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))?;
             }
@@ -996,6 +997,14 @@ fn row_description(columns: &[Column], formats: &[i16]) -> PgWireBackendMessage 
         })
         .collect();
     PgWireBackendMessage::RowDescription(RowDescription::new(fields))
+}
+
+/// The tag of running a completed portal again: no more rows.
+fn rerun_tag(tag: &str) -> String {
+    match tag.rsplit_once(' ') {
+        Some((verb, count)) if count.parse::<u64>().is_ok() => format!("{verb} 0"),
+        _ => tag.to_string(),
+    }
 }
 
 fn column_encodings(columns: Option<&[Column]>, formats: &[i16]) -> Vec<(i16, Type)> {

@@ -243,8 +243,15 @@ fn bind_number(text: &str) -> PgResult<Expr> {
             Err(_) => Expr::Const(Value::Int8(n), Type::Int8),
         });
     }
-    let value = decode_text(Type::Numeric, text.as_bytes())?;
-    Ok(Expr::Const(value, Type::Numeric))
+    match decode_text(Type::Numeric, text.as_bytes()) {
+        Ok(value) => Ok(Expr::Const(value, Type::Numeric)),
+        // Beyond the 28 digits our decimal holds (PostgreSQL's numeric has no
+        // such limit): a literal like 1e100 is kept as double precision.
+        Err(error) => match text.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Expr::Const(Value::Float8(f), Type::Float8)),
+            _ => Err(error),
+        },
+    }
 }
 
 /// Maps a SQL type name to a [`Type`].

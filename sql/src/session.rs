@@ -474,8 +474,15 @@ fn bind_statement(statement: &Ast, declared: &[Option<Type>]) -> PgResult<Statem
     let (kind, columns) = match statement {
         Ast::Query(query) => bind_query(query, &mut params)?,
         Ast::ShowVariable { variable } => {
-            let name = variable.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(" ");
-            let lower = name.to_ascii_lowercase();
+            // sqlparser splits `SHOW a.b` into identifiers, like multi-word names.
+            let words: Vec<String> = variable.iter().map(|i| i.value.to_ascii_lowercase()).collect();
+            let spaced = words.join(" ");
+            let lower = match spaced.as_str() {
+                "transaction isolation level" | "all" => spaced,
+                "time zone" => "timezone".to_string(),
+                "session authorization" => "session_authorization".to_string(),
+                _ => words.join("."),
+            };
             match lower.as_str() {
                 "all" => (
                     Kind::ShowAll,
