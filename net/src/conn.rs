@@ -56,6 +56,8 @@ pub const WRITE_FLUSH_BYTES: usize = 64 * 1024;
 pub const ROW_BATCH_ROWS: usize = 256;
 /// SSLRequest/GSSENCRequest rounds tolerated before the startup packet.
 const NEGOTIATION_ROUNDS_MAX: u32 = 2;
+/// The "major version" of SSLRequest, GSSENCRequest and CancelRequest codes.
+const SPECIAL_REQUEST_MAJOR: i32 = 1234;
 /// Bytes of server nonce in a SCRAM exchange.
 pub const SCRAM_NONCE_BYTES: usize = 18;
 
@@ -855,6 +857,16 @@ where
         };
         if startup && (length < 8 || length as usize > limit) {
             return Err(fatal_protocol(format!("invalid length of startup packet: {length}")));
+        }
+        if startup && self.rbuf.len() >= 8 {
+            let code = (&self.rbuf[4..8]).get_i32();
+            let (major, minor) = (code >> 16, code & 0xffff);
+            if major != 3 && major != SPECIAL_REQUEST_MAJOR {
+                return Err(Stop::Fatal(PgError::fatal(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"),
+                )));
+            }
         }
         if length < 4 {
             return Err(fatal_protocol(format!("invalid message length: {length}")));

@@ -1,0 +1,75 @@
+//! The `teller` command line: help, version, configuration errors.
+
+use std::process::Command;
+
+fn teller(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_teller")).args(args).output().expect("running teller")
+}
+
+#[test]
+fn version_and_help_with_examples() {
+    let output = teller(&["version"]);
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("teller {}", env!("CARGO_PKG_VERSION")));
+
+    let help = String::from_utf8_lossy(&teller(&["--help"]).stdout).into_owned();
+    assert!(help.contains("Examples:") && help.contains("teller start"), "{help}");
+    let help = String::from_utf8_lossy(&teller(&["start", "--help"]).stdout).into_owned();
+    for flag in ["--data-dir", "--listen", "--shards", "--config", "Examples:"] {
+        assert!(help.contains(flag), "start --help lacks {flag}: {help}");
+    }
+}
+
+#[test]
+fn config_prints_the_embedded_default() {
+    let output = teller(&["config"]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("listen = \"127.0.0.1:5433\"") && text.contains("data_dir = \"./teller-data\""));
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error_not_a_crash() {
+    let dir = std::env::temp_dir().join(format!("teller-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("[server]\nlisten = 5\n", "invalid configuration"),
+        ("not toml at all [", "invalid configuration"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let output = teller(&["start", "--config", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains(expected), "{err}");
+    }
+    let output = teller(&["start", "--listen", "not-an-address", "--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("server.listen"));
+    let output = teller(&["start", "--config", "/nonexistent/teller.toml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let output = teller(&["start", "--no-such-flag"]);
+    assert_eq!(output.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_port_taken_by_another_program_fails_the_start_cleanly() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("teller-cli-port-{}", std::process::id()));
+    let output = teller(&[
+        "start",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--shards",
+        "2",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("binding"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
