@@ -330,9 +330,9 @@ where
         )))?;
 
         let initial = self.read_password_message().await?;
-        let initial = initial.into_sasl_initial_response().map_err(|e| {
-            fatal_protocol(format!("malformed SASLInitialResponse message: {e}"))
-        })?;
+        let initial = initial
+            .into_sasl_initial_response()
+            .map_err(|e| fatal_protocol(format!("malformed SASLInitialResponse message: {e}")))?;
         if initial.auth_method != "SCRAM-SHA-256" {
             return Err(fatal_protocol(format!(
                 "client selected an invalid SASL authentication mechanism \"{}\"",
@@ -340,19 +340,23 @@ where
             )));
         }
         let client_first = initial.data.unwrap_or_default();
-        let server_first = scram.client_first(&client_first).map_err(|e| Stop::Fatal(as_fatal(e)))?;
-        self.send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(
-            server_first.into(),
-        )))?;
+        let server_first = scram
+            .client_first(&client_first)
+            .map_err(|e| Stop::Fatal(as_fatal(e)))?;
+        self.send(PgWireBackendMessage::Authentication(
+            Authentication::SASLContinue(server_first.into()),
+        ))?;
 
         let response = self.read_password_message().await?;
         let response = response
             .into_sasl_response()
             .map_err(|e| fatal_protocol(format!("malformed SASLResponse message: {e}")))?;
-        let server_final = scram.client_final(&response.data).map_err(|e| Stop::Fatal(as_fatal(e)))?;
-        self.send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(
-            server_final.into(),
-        )))?;
+        let server_final = scram
+            .client_final(&response.data)
+            .map_err(|e| Stop::Fatal(as_fatal(e)))?;
+        self.send(PgWireBackendMessage::Authentication(
+            Authentication::SASLFinal(server_final.into()),
+        ))?;
         Ok(())
     }
 
@@ -403,9 +407,7 @@ where
                 | PgWireFrontendMessage::CopyDone(_)
                 | PgWireFrontendMessage::CopyFail(_) => continue,
                 _ if skip_until_sync => continue,
-                PgWireFrontendMessage::Parse(parse) => {
-                    self.parse(session, &mut statements, parse)
-                }
+                PgWireFrontendMessage::Parse(parse) => self.parse(session, &mut statements, parse),
                 PgWireFrontendMessage::Bind(bind) => {
                     self.bind(session, &statements, &mut portals, bind)
                 }
@@ -464,7 +466,9 @@ where
             Err(error) => return Ok(Err(error)),
         };
         if parsed.is_empty() {
-            self.send(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))?;
+            self.send(PgWireBackendMessage::EmptyQueryResponse(
+                EmptyQueryResponse::new(),
+            ))?;
             return Ok(Ok(()));
         }
         for statement in parsed {
@@ -481,7 +485,9 @@ where
             match self.run_portal(session, &mut portal, &encodings, 0).await? {
                 Ok(Completion::Done(tag)) => {
                     self.send_events(session)?;
-                    self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))?;
+                    self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        tag,
+                    )))?;
                 }
                 Ok(Completion::Suspended) => unreachable!("run_portal without a limit completes"),
                 Err(error) => return Ok(Err(error)),
@@ -616,7 +622,10 @@ where
             if portals.len() >= self.host.limits().max_portals {
                 return Err(PgError::new(
                     SqlState::PROGRAM_LIMIT_EXCEEDED,
-                    format!("too many portals (limit {})", self.host.limits().max_portals),
+                    format!(
+                        "too many portals (limit {})",
+                        self.host.limits().max_portals
+                    ),
                 ));
             }
         }
@@ -643,7 +652,10 @@ where
             }
             .map_err(|e| {
                 if e.code == SqlState::INVALID_BINARY_REPRESENTATION {
-                    PgError { message: format!("{} in parameter ${}", e.message, i + 1), ..e }
+                    PgError {
+                        message: format!("{} in parameter ${}", e.message, i + 1),
+                        ..e
+                    }
                 } else {
                     e
                 }
@@ -651,7 +663,11 @@ where
             values.push(value);
         }
         let column_count = prepared.columns.as_ref().map_or(0, Vec::len);
-        let formats = expand_formats(&bind.result_column_format_codes, column_count, "result formats")?;
+        let formats = expand_formats(
+            &bind.result_column_format_codes,
+            column_count,
+            "result formats",
+        )?;
         let portal = match &prepared.statement {
             None => None,
             Some(statement) => Some(session.bind(statement, values)?),
@@ -694,9 +710,12 @@ where
                 match &prepared.columns {
                     Some(columns) => {
                         let formats = vec![0; columns.len()];
-                        self.send(row_description(columns, &formats)).map_err(encoding)
+                        self.send(row_description(columns, &formats))
+                            .map_err(encoding)
                     }
-                    None => self.send(PgWireBackendMessage::NoData(Default::default())).map_err(encoding),
+                    None => self
+                        .send(PgWireBackendMessage::NoData(Default::default()))
+                        .map_err(encoding),
                 }
             }
             TARGET_TYPE_BYTE_PORTAL => {
@@ -710,7 +729,9 @@ where
                     Some(columns) => self
                         .send(row_description(columns, &portal.formats))
                         .map_err(encoding),
-                    None => self.send(PgWireBackendMessage::NoData(Default::default())).map_err(encoding),
+                    None => self
+                        .send(PgWireBackendMessage::NoData(Default::default()))
+                        .map_err(encoding),
                 }
             }
             other => Err(PgError::protocol(format!(
@@ -733,22 +754,31 @@ where
             )));
         };
         let Some(portal) = entry.portal.as_mut() else {
-            self.send(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))?;
+            self.send(PgWireBackendMessage::EmptyQueryResponse(
+                EmptyQueryResponse::new(),
+            ))?;
             return Ok(Ok(()));
         };
         if let Some(tag) = &entry.done {
             // A completed portal yields nothing more, as in PostgreSQL.
             let tag = tag.clone();
-            self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))?;
+            self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                tag,
+            )))?;
             return Ok(Ok(()));
         }
         let max_rows = usize::try_from(execute.max_rows).unwrap_or(0);
         let encodings = entry.encodings.clone();
-        match self.run_portal(session, portal, &encodings, max_rows).await? {
+        match self
+            .run_portal(session, portal, &encodings, max_rows)
+            .await?
+        {
             Ok(Completion::Done(tag)) => {
                 entry.done = Some(rerun_tag(&tag));
                 self.send_events(session)?;
-                self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))?;
+                self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                    tag,
+                )))?;
             }
             Ok(Completion::Suspended) => {
                 self.send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))?;
@@ -765,7 +795,9 @@ where
             TxStatus::InBlock => TransactionStatus::Transaction,
             TxStatus::Failed => TransactionStatus::Error,
         };
-        self.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status)))
+        self.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+            status,
+        )))
     }
 
     fn send_events(&mut self, session: &mut H::Session) -> Result<(), Stop> {
@@ -834,7 +866,10 @@ where
                 } else {
                     Err(Stop::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        format!("client closed the connection mid-message ({} bytes pending)", start),
+                        format!(
+                            "client closed the connection mid-message ({} bytes pending)",
+                            start
+                        ),
                     )))
                 };
             }
@@ -856,7 +891,9 @@ where
             self.host.limits().max_frame_bytes
         };
         if startup && (length < 8 || length as usize > limit) {
-            return Err(fatal_protocol(format!("invalid length of startup packet: {length}")));
+            return Err(fatal_protocol(format!(
+                "invalid length of startup packet: {length}"
+            )));
         }
         if startup && self.rbuf.len() >= 8 {
             let code = (&self.rbuf[4..8]).get_i32();
@@ -864,7 +901,9 @@ where
             if major != 3 && major != SPECIAL_REQUEST_MAJOR {
                 return Err(Stop::Fatal(PgError::fatal(
                     SqlState::FEATURE_NOT_SUPPORTED,
-                    format!("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"),
+                    format!(
+                        "unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0"
+                    ),
                 )));
             }
         }
@@ -968,7 +1007,9 @@ fn close_target<St, P>(
             portals.remove(&name);
         }
         other => {
-            return Err(PgError::protocol(format!("invalid CLOSE message subtype {other}")))
+            return Err(PgError::protocol(format!(
+                "invalid CLOSE message subtype {other}"
+            )))
         }
     }
     Ok(())

@@ -103,7 +103,10 @@ pub trait EvalContext {
 impl Expr {
     pub fn ty(&self, params: &[Option<Type>]) -> Type {
         match self {
-            Expr::Const(_, ty) | Expr::Neg(_, ty) | Expr::Binary(_, _, _, ty) | Expr::Cast(_, ty) => *ty,
+            Expr::Const(_, ty)
+            | Expr::Neg(_, ty)
+            | Expr::Binary(_, _, _, ty)
+            | Expr::Cast(_, ty) => *ty,
             Expr::Case { ty, .. } | Expr::Func(_, _, ty) => *ty,
             Expr::Param(i) => params.get(*i).copied().flatten().unwrap_or(Type::Unknown),
             Expr::Not(_) | Expr::And(..) | Expr::Or(..) | Expr::IsNull(..) | Expr::IsBool(..) => {
@@ -132,11 +135,14 @@ fn bind_depth(expr: &ast::Expr, cx: &mut BindContext<'_>, depth: usize) -> PgRes
         E::Nested(inner) => bind_depth(inner, cx, d)?,
         E::TypedString(ts) => {
             let ty = resolve_type(&ts.data_type)?;
-            let text = literal_text(&ts.value.value)
-                .ok_or_else(|| PgError::syntax(format!("syntax error at or near \"{}\"", ts.value)))?;
+            let text = literal_text(&ts.value.value).ok_or_else(|| {
+                PgError::syntax(format!("syntax error at or near \"{}\"", ts.value))
+            })?;
             Expr::Const(decode_text(ty, text.as_bytes())?, ty)
         }
-        E::Cast { expr, data_type, .. } => {
+        E::Cast {
+            expr, data_type, ..
+        } => {
             let ty = resolve_type(data_type)?;
             let inner = bind_depth(expr, cx, d)?;
             coerce(inner, ty, cx, true)?
@@ -144,7 +150,9 @@ fn bind_depth(expr: &ast::Expr, cx: &mut BindContext<'_>, depth: usize) -> PgRes
         E::UnaryOp { op, expr } => {
             let inner = bind_depth(expr, cx, d)?;
             match op {
-                ast::UnaryOperator::Not => Expr::Not(Box::new(coerce(inner, Type::Bool, cx, false)?)),
+                ast::UnaryOperator::Not => {
+                    Expr::Not(Box::new(coerce(inner, Type::Bool, cx, false)?))
+                }
                 ast::UnaryOperator::Minus => {
                     // Fold negative literals so that -2147483648 is an int4.
                     if let ast::Expr::Value(v) = expr.as_ref() {
@@ -158,7 +166,11 @@ fn bind_depth(expr: &ast::Expr, cx: &mut BindContext<'_>, depth: usize) -> PgRes
                     Expr::Neg(Box::new(inner), ty)
                 }
                 ast::UnaryOperator::Plus => inner,
-                other => return Err(PgError::unsupported(format!("operator {other} is not supported"))),
+                other => {
+                    return Err(PgError::unsupported(format!(
+                        "operator {other} is not supported"
+                    )))
+                }
             }
         }
         E::BinaryOp { left, op, right } => {
@@ -177,7 +189,13 @@ fn bind_depth(expr: &ast::Expr, cx: &mut BindContext<'_>, depth: usize) -> PgRes
             conditions,
             else_result,
             ..
-        } => bind_case(operand.as_deref(), conditions, else_result.as_deref(), cx, d)?,
+        } => bind_case(
+            operand.as_deref(),
+            conditions,
+            else_result.as_deref(),
+            cx,
+            d,
+        )?,
         E::Function(f) => bind_function(f, cx, d)?,
         E::Identifier(ident) => bind_keyword_function(&ident.value, cx)?,
         E::CompoundIdentifier(parts) => {
@@ -230,7 +248,9 @@ fn bind_literal(value: &ast::Value, cx: &mut BindContext<'_>) -> PgResult<Expr> 
         }
         other => match literal_text(other) {
             Some(text) => Ok(Expr::Const(Value::Text(text), Type::Unknown)),
-            None => Err(PgError::unsupported(format!("literal not supported yet: {other}"))),
+            None => Err(PgError::unsupported(format!(
+                "literal not supported yet: {other}"
+            ))),
         },
     }
 }
@@ -296,7 +316,10 @@ pub fn resolve_type(data_type: &ast::DataType) -> PgResult<Type> {
                     _ => None,
                 })
                 .ok_or_else(|| {
-                    PgError::new(SqlState::UNDEFINED_OBJECT, format!("type \"{name}\" does not exist"))
+                    PgError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("type \"{name}\" does not exist"),
+                    )
                 })?
         }
         other => {
@@ -316,7 +339,10 @@ fn is_numeric(ty: Type) -> bool {
 }
 
 fn is_text(ty: Type) -> bool {
-    matches!(ty, Type::Text | Type::Varchar | Type::Bpchar | Type::Name | Type::Unknown)
+    matches!(
+        ty,
+        Type::Text | Type::Varchar | Type::Bpchar | Type::Name | Type::Unknown
+    )
 }
 
 fn require_numeric(ty: Type, op: &str) -> PgResult<()> {
@@ -354,7 +380,9 @@ fn common_type(l: Type, r: Type) -> Option<Type> {
         (a, b) => match (numeric_rank(a), numeric_rank(b)) {
             (Some(x), Some(y)) => Some(if x >= y { a } else { b }),
             _ => match (a, b) {
-                (Type::Date, Type::Timestamp) | (Type::Timestamp, Type::Date) => Some(Type::Timestamp),
+                (Type::Date, Type::Timestamp) | (Type::Timestamp, Type::Date) => {
+                    Some(Type::Timestamp)
+                }
                 (Type::Json, Type::Jsonb) | (Type::Jsonb, Type::Json) => Some(Type::Jsonb),
                 _ => None,
             },
@@ -399,7 +427,11 @@ fn coerce(expr: Expr, ty: Type, cx: &mut BindContext<'_>, explicit: bool) -> PgR
             } else {
                 Err(PgError::new(
                     SqlState::DATATYPE_MISMATCH,
-                    format!("argument of type {} cannot be used as {}", from.name(), ty.name()),
+                    format!(
+                        "argument of type {} cannot be used as {}",
+                        from.name(),
+                        ty.name()
+                    ),
                 ))
             }
         }
@@ -407,10 +439,19 @@ fn coerce(expr: Expr, ty: Type, cx: &mut BindContext<'_>, explicit: bool) -> PgR
 }
 
 fn is_bool(e: Expr, which: bool, positive: bool, cx: &mut BindContext<'_>) -> PgResult<Expr> {
-    Ok(Expr::IsBool(Box::new(coerce(e, Type::Bool, cx, false)?), which, positive))
+    Ok(Expr::IsBool(
+        Box::new(coerce(e, Type::Bool, cx, false)?),
+        which,
+        positive,
+    ))
 }
 
-fn bind_binary(op: &ast::BinaryOperator, l: Expr, r: Expr, cx: &mut BindContext<'_>) -> PgResult<Expr> {
+fn bind_binary(
+    op: &ast::BinaryOperator,
+    l: Expr,
+    r: Expr,
+    cx: &mut BindContext<'_>,
+) -> PgResult<Expr> {
     use ast::BinaryOperator as B;
     let op = match op {
         B::And => {
@@ -435,7 +476,11 @@ fn bind_binary(op: &ast::BinaryOperator, l: Expr, r: Expr, cx: &mut BindContext<
         B::LtEq => BinOp::LtEq,
         B::Gt => BinOp::Gt,
         B::GtEq => BinOp::GtEq,
-        other => return Err(PgError::unsupported(format!("operator {other} is not supported yet"))),
+        other => {
+            return Err(PgError::unsupported(format!(
+                "operator {other} is not supported yet"
+            )))
+        }
     };
     let (lt, rt) = (l.ty(cx.params), r.ty(cx.params));
     if op == BinOp::Concat {
@@ -478,7 +523,10 @@ fn coerce_to_text(e: Expr, cx: &mut BindContext<'_>) -> PgResult<Expr> {
 }
 
 fn is_arithmetic(op: BinOp) -> bool {
-    matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod)
+    matches!(
+        op,
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod
+    )
 }
 
 fn op_symbol(op: BinOp) -> &'static str {
@@ -511,7 +559,8 @@ fn bind_case(
         let condition = bind_depth(&when.condition, cx, depth)?;
         let condition = match &operand {
             Some(op) => {
-                let ty = common_type(op.ty(cx.params), condition.ty(cx.params)).unwrap_or(Type::Text);
+                let ty =
+                    common_type(op.ty(cx.params), condition.ty(cx.params)).unwrap_or(Type::Text);
                 coerce(condition, ty, cx, false)?
             }
             None => coerce(condition, Type::Bool, cx, false)?,
@@ -525,7 +574,11 @@ fn bind_case(
         ty = common_type(ty, rt).ok_or_else(|| {
             PgError::new(
                 SqlState::DATATYPE_MISMATCH,
-                format!("CASE types {} and {} cannot be matched", ty.name(), rt.name()),
+                format!(
+                    "CASE types {} and {} cannot be matched",
+                    ty.name(),
+                    rt.name()
+                ),
             )
         })?;
     }
@@ -555,7 +608,9 @@ fn bind_keyword_function(name: &str, _cx: &mut BindContext<'_>) -> PgResult<Expr
     let (func, ty) = match name.to_ascii_lowercase().as_str() {
         "current_timestamp" | "localtimestamp" => (Func::Now, Type::Timestamptz),
         "current_date" => (Func::CurrentDate, Type::Date),
-        "current_user" | "session_user" | "user" | "current_role" => (Func::CurrentUser, Type::Name),
+        "current_user" | "session_user" | "user" | "current_role" => {
+            (Func::CurrentUser, Type::Name)
+        }
         "current_schema" => (Func::CurrentSchema, Type::Name),
         "current_catalog" => (Func::CurrentDatabase, Type::Name),
         _ => {
@@ -582,7 +637,9 @@ fn bind_function(f: &ast::Function, cx: &mut BindContext<'_>, depth: usize) -> P
         ast::FunctionArguments::None => return bind_keyword_function(&name, cx),
         ast::FunctionArguments::List(list) => {
             if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
-                return Err(PgError::unsupported(format!("{name}(...) with clauses is not supported yet")));
+                return Err(PgError::unsupported(format!(
+                    "{name}(...) with clauses is not supported yet"
+                )));
             }
             for arg in &list.args {
                 match arg {
@@ -590,7 +647,9 @@ fn bind_function(f: &ast::Function, cx: &mut BindContext<'_>, depth: usize) -> P
                         args.push(bind_depth(e, cx, depth)?)
                     }
                     other => {
-                        return Err(PgError::unsupported(format!("function argument {other} is not supported yet")))
+                        return Err(PgError::unsupported(format!(
+                            "function argument {other} is not supported yet"
+                        )))
                     }
                 }
             }
@@ -600,7 +659,9 @@ fn bind_function(f: &ast::Function, cx: &mut BindContext<'_>, depth: usize) -> P
         }
     }
     if f.filter.is_some() || f.over.is_some() || !f.within_group.is_empty() {
-        return Err(PgError::unsupported(format!("{name}(...) with FILTER/OVER/WITHIN GROUP is not supported yet")));
+        return Err(PgError::unsupported(format!(
+            "{name}(...) with FILTER/OVER/WITHIN GROUP is not supported yet"
+        )));
     }
     let types: Vec<Type> = args.iter().map(|a| a.ty(cx.params)).collect();
     let undefined = || {
@@ -614,7 +675,13 @@ fn bind_function(f: &ast::Function, cx: &mut BindContext<'_>, depth: usize) -> P
     if !schema_ok {
         return Err(undefined());
     }
-    let arity = |n: usize| if args.len() == n { Ok(()) } else { Err(undefined()) };
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(undefined())
+        }
+    };
     let (func, ty, args) = match name.as_str() {
         "version" => {
             arity(0)?;
@@ -685,7 +752,12 @@ fn bind_function(f: &ast::Function, cx: &mut BindContext<'_>, depth: usize) -> P
                     ty = common_type(ty, t).ok_or_else(|| {
                         PgError::new(
                             SqlState::DATATYPE_MISMATCH,
-                            format!("{} types {} and {} cannot be matched", name.to_uppercase(), ty.name(), t.name()),
+                            format!(
+                                "{} types {} and {} cannot be matched",
+                                name.to_uppercase(),
+                                ty.name(),
+                                t.name()
+                            ),
                         )
                     })?;
                 }
@@ -871,8 +943,16 @@ fn call(func: Func, args: &[Expr], cx: &dyn EvalContext) -> PgResult<Value> {
                     None => v,
                     Some(b) => {
                         let ord = compare(&v, &b)?;
-                        let take = if func == Func::Greatest { ord == Ordering::Greater } else { ord == Ordering::Less };
-                        if take { v } else { b }
+                        let take = if func == Func::Greatest {
+                            ord == Ordering::Greater
+                        } else {
+                            ord == Ordering::Less
+                        };
+                        if take {
+                            v
+                        } else {
+                            b
+                        }
                     }
                 });
             }
@@ -1083,9 +1163,9 @@ pub fn compare(l: &Value, r: &Value) -> PgResult<Ordering> {
         (V::Bytea(a), V::Bytea(b)) => a.cmp(b),
         (V::Numeric(a), V::Numeric(b)) => a.cmp(b),
         (V::Date(a), V::Date(b)) => a.cmp(b),
-        (V::Time(a), V::Time(b)) | (V::Timestamp(a), V::Timestamp(b)) | (V::Timestamptz(a), V::Timestamptz(b)) => {
-            a.cmp(b)
-        }
+        (V::Time(a), V::Time(b))
+        | (V::Timestamp(a), V::Timestamp(b))
+        | (V::Timestamptz(a), V::Timestamptz(b)) => a.cmp(b),
         (V::Uuid(a), V::Uuid(b)) => a.cmp(b),
         (V::Oid(a), V::Oid(b)) => a.cmp(b),
         (V::Interval(a), V::Interval(b)) => interval_micros(a).cmp(&interval_micros(b)),
@@ -1094,7 +1174,9 @@ pub fn compare(l: &Value, r: &Value) -> PgResult<Ordering> {
             (Some(x), Some(y)) => x.cmp(&y),
             _ => match (as_f64(a), as_f64(b)) {
                 // PostgreSQL orders NaN above every other float.
-                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
+                (Some(x), Some(y)) => x
+                    .partial_cmp(&y)
+                    .unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
                 _ => return Err(PgError::internal(format!("comparing {a:?} with {b:?}"))),
             },
         },
@@ -1125,17 +1207,24 @@ pub fn cast_value(value: Value, from: Type, to: Type) -> PgResult<Value> {
         })
     };
     match (&value, to) {
-        (Value::Int2(_) | Value::Int4(_) | Value::Int8(_), _) if is_numeric(to) || to == Type::Bool => {
+        (Value::Int2(_) | Value::Int4(_) | Value::Int8(_), _)
+            if is_numeric(to) || to == Type::Bool =>
+        {
             int_to(as_i64(&value).unwrap_or_default())
         }
         (Value::Numeric(d), Type::Int2 | Type::Int4 | Type::Int8) => {
             // Round half away from zero, as PostgreSQL does.
-            let rounded = d.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+            let rounded =
+                d.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
             int_to(rounded.to_i64().ok_or_else(|| out_of_range(to))?)
         }
         (Value::Numeric(d), Type::Float4 | Type::Float8) => {
             let f = d.to_f64().ok_or_else(|| out_of_range(to))?;
-            Ok(if to == Type::Float4 { Value::Float4(f as f32) } else { Value::Float8(f) })
+            Ok(if to == Type::Float4 {
+                Value::Float4(f as f32)
+            } else {
+                Value::Float8(f)
+            })
         }
         (Value::Float4(_) | Value::Float8(_), _) if is_numeric(to) => {
             let f = as_f64(&value).unwrap_or_default();
@@ -1146,7 +1235,8 @@ pub fn cast_value(value: Value, from: Type, to: Type) -> PgResult<Value> {
                     .map(Value::Numeric)
                     .ok_or_else(|| PgError::unsupported(format!("cannot convert {f} to numeric"))),
                 _ => {
-                    if !f.is_finite() || f.round() < i64::MIN as f64 || f.round() > i64::MAX as f64 {
+                    if !f.is_finite() || f.round() < i64::MIN as f64 || f.round() > i64::MAX as f64
+                    {
                         return Err(out_of_range(to));
                     }
                     // rint(): round half to even, as PostgreSQL does.
@@ -1156,7 +1246,11 @@ pub fn cast_value(value: Value, from: Type, to: Type) -> PgResult<Value> {
         }
         (Value::Date(d), Type::Timestamp | Type::Timestamptz) => {
             let micros = i64::from(*d) * 86_400_000_000;
-            Ok(if to == Type::Timestamp { Value::Timestamp(micros) } else { Value::Timestamptz(micros) })
+            Ok(if to == Type::Timestamp {
+                Value::Timestamp(micros)
+            } else {
+                Value::Timestamptz(micros)
+            })
         }
         (Value::Timestamp(t) | Value::Timestamptz(t), Type::Date) => {
             Ok(Value::Date(t.div_euclid(86_400_000_000) as i32))
@@ -1181,7 +1275,10 @@ fn cast_via_text(value: Value, from: Type, to: Type) -> PgResult<Value> {
             .map_err(|_| PgError::internal("non-UTF-8 text form"));
     }
     if !is_text(from) {
-        let allowed = matches!((from, to), (Type::Bool, Type::Int4) | (Type::Int4, Type::Bool));
+        let allowed = matches!(
+            (from, to),
+            (Type::Bool, Type::Int4) | (Type::Int4, Type::Bool)
+        );
         if !allowed {
             return Err(PgError::new(
                 SqlState::CANNOT_COERCE,

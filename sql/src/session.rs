@@ -47,12 +47,23 @@ enum Kind {
     },
     Show(String),
     ShowAll,
-    Set { name: String, value: Option<String>, local: bool },
+    Set {
+        name: String,
+        value: Option<String>,
+        local: bool,
+    },
     ResetAll,
-    Begin { isolation: Option<String>, read_only: Option<bool> },
+    Begin {
+        isolation: Option<String>,
+        read_only: Option<bool>,
+    },
     Commit,
     Rollback,
-    SetTransaction { isolation: Option<String>, read_only: Option<bool>, session: bool },
+    SetTransaction {
+        isolation: Option<String>,
+        read_only: Option<bool>,
+        session: bool,
+    },
     DiscardAll,
 }
 
@@ -93,7 +104,10 @@ impl<H: Host> SqlSession<H> {
             match name.as_str() {
                 "user" | "database" | "replication" | "options" => {}
                 _ => {
-                    vars.set(name, value).map_err(|e| PgError { severity: teller_net::Severity::Fatal, ..e })?;
+                    vars.set(name, value).map_err(|e| PgError {
+                        severity: teller_net::Severity::Fatal,
+                        ..e
+                    })?;
                 }
             }
         }
@@ -139,7 +153,8 @@ impl<H: Host> SqlSession<H> {
             self.vars = vars;
             for (after, old) in self.vars.reported().into_iter().zip(before) {
                 if after != old {
-                    self.events.push(SessionEvent::ParameterStatus(after.0, after.1));
+                    self.events
+                        .push(SessionEvent::ParameterStatus(after.0, after.1));
                 }
             }
         }
@@ -155,9 +170,15 @@ impl<H: Host> SqlSession<H> {
 
     fn run_control(&mut self, kind: &Kind) -> PgResult<String> {
         match kind {
-            Kind::Begin { isolation, read_only } => {
+            Kind::Begin {
+                isolation,
+                read_only,
+            } => {
                 if self.tx != TxState::Idle {
-                    self.notice(SqlState::ACTIVE_SQL_TRANSACTION, "there is already a transaction in progress");
+                    self.notice(
+                        SqlState::ACTIVE_SQL_TRANSACTION,
+                        "there is already a transaction in progress",
+                    );
                 } else {
                     self.vars_at_begin = Some(self.vars.clone());
                     self.tx = TxState::InBlock;
@@ -166,14 +187,18 @@ impl<H: Host> SqlSession<H> {
                     self.vars.set("transaction_isolation", level)?;
                 }
                 if let Some(ro) = read_only {
-                    self.vars.set("transaction_read_only", if *ro { "on" } else { "off" })?;
+                    self.vars
+                        .set("transaction_read_only", if *ro { "on" } else { "off" })?;
                 }
                 Ok("BEGIN".into())
             }
             Kind::Commit => {
                 let tag = match self.tx {
                     TxState::Idle => {
-                        self.notice(SqlState::NO_ACTIVE_SQL_TRANSACTION, "there is no transaction in progress");
+                        self.notice(
+                            SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                            "there is no transaction in progress",
+                        );
                         "COMMIT"
                     }
                     TxState::InBlock => {
@@ -190,15 +215,25 @@ impl<H: Host> SqlSession<H> {
             }
             Kind::Rollback => {
                 if self.tx == TxState::Idle {
-                    self.notice(SqlState::NO_ACTIVE_SQL_TRANSACTION, "there is no transaction in progress");
+                    self.notice(
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                        "there is no transaction in progress",
+                    );
                 } else {
                     self.end_block(false);
                 }
                 Ok("ROLLBACK".into())
             }
-            Kind::SetTransaction { isolation, read_only, session } => {
+            Kind::SetTransaction {
+                isolation,
+                read_only,
+                session,
+            } => {
                 let (level_var, ro_var) = if *session {
-                    ("default_transaction_isolation", "default_transaction_read_only")
+                    (
+                        "default_transaction_isolation",
+                        "default_transaction_read_only",
+                    )
                 } else {
                     if self.tx == TxState::Idle {
                         self.notice(
@@ -259,16 +294,31 @@ impl<H: Host> SqlSession<H> {
                 }
                 Ok("DISCARD ALL".into())
             }
-            other => Err(PgError::internal(format!("not a control statement: {other:?}"))),
+            other => Err(PgError::internal(format!(
+                "not a control statement: {other:?}"
+            ))),
         }
     }
 
-    async fn compute_rows(&mut self, statement: &Statement, params: &[Value]) -> PgResult<Vec<Vec<Value>>> {
+    async fn compute_rows(
+        &mut self,
+        statement: &Statement,
+        params: &[Value],
+    ) -> PgResult<Vec<Vec<Value>>> {
         match &statement.kind {
-            Kind::Rows { rows, filter, limit, offset } => {
+            Kind::Rows {
+                rows,
+                filter,
+                limit,
+                offset,
+            } => {
                 let sleep = Cell::new(0.0);
                 let out = {
-                    let cx = Eval { session: self, params, sleep: &sleep };
+                    let cx = Eval {
+                        session: self,
+                        params,
+                        sleep: &sleep,
+                    };
                     let keep = match filter {
                         Some(f) => expr::eval(f, &cx)? == Value::Bool(true),
                         None => true,
@@ -278,7 +328,11 @@ impl<H: Host> SqlSession<H> {
                     let mut out = Vec::new();
                     if keep {
                         for row in rows.iter().skip(offset).take(limit.unwrap_or(usize::MAX)) {
-                            out.push(row.iter().map(|e| expr::eval(e, &cx)).collect::<PgResult<Vec<_>>>()?);
+                            out.push(
+                                row.iter()
+                                    .map(|e| expr::eval(e, &cx))
+                                    .collect::<PgResult<Vec<_>>>()?,
+                            );
                         }
                     }
                     out
@@ -327,7 +381,10 @@ fn apply_startup_options(vars: &mut Vars, options: &str) -> PgResult<()> {
         };
         if let Some((name, value)) = setting.split_once('=') {
             vars.set(&name.replace('-', "_"), value)
-                .map_err(|e| PgError { severity: teller_net::Severity::Fatal, ..e })?;
+                .map_err(|e| PgError {
+                    severity: teller_net::Severity::Fatal,
+                    ..e
+                })?;
         }
     }
     Ok(())
@@ -384,7 +441,10 @@ fn parse_sql(sql: &str) -> PgResult<Vec<Ast>> {
     if sql.len() > QUERY_TEXT_BYTES_MAX {
         return Err(PgError::new(
             SqlState::PROGRAM_LIMIT_EXCEEDED,
-            format!("query text of {} bytes exceeds the limit of {QUERY_TEXT_BYTES_MAX} bytes", sql.len()),
+            format!(
+                "query text of {} bytes exceeds the limit of {QUERY_TEXT_BYTES_MAX} bytes",
+                sql.len()
+            ),
         ));
     }
     if sql.trim().trim_matches(';').trim().is_empty() {
@@ -431,7 +491,9 @@ fn transaction_modes(modes: &[ast::TransactionMode]) -> PgResult<(Option<String>
                     ast::TransactionIsolationLevel::RepeatableRead => "repeatable read",
                     ast::TransactionIsolationLevel::Serializable => "serializable",
                     other => {
-                        return Err(PgError::syntax(format!("isolation level {other} is not a PostgreSQL level")))
+                        return Err(PgError::syntax(format!(
+                            "isolation level {other} is not a PostgreSQL level"
+                        )))
                     }
                 };
                 isolation = Some(vars::isolation_level(text)?);
@@ -450,13 +512,18 @@ fn set_value_text(values: &[ast::Expr]) -> PgResult<String> {
     for value in values {
         let text = match value {
             ast::Expr::Value(v) => match &v.value {
-                ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => s.clone(),
+                ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
+                    s.clone()
+                }
                 ast::Value::Number(n, _) => n.clone(),
                 ast::Value::Boolean(b) => if *b { "on" } else { "off" }.to_string(),
                 other => other.to_string(),
             },
             ast::Expr::Identifier(ident) => ident.value.clone(),
-            ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => format!("-{expr}"),
+            ast::Expr::UnaryOp {
+                op: ast::UnaryOperator::Minus,
+                expr,
+            } => format!("-{expr}"),
             other => other.to_string(),
         };
         parts.push(text);
@@ -475,7 +542,10 @@ fn bind_statement(statement: &Ast, declared: &[Option<Type>]) -> PgResult<Statem
         Ast::Query(query) => bind_query(query, &mut params)?,
         Ast::ShowVariable { variable } => {
             // sqlparser splits `SHOW a.b` into identifiers, like multi-word names.
-            let words: Vec<String> = variable.iter().map(|i| i.value.to_ascii_lowercase()).collect();
+            let words: Vec<String> = variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect();
             let spaced = words.join(" ");
             let lower = match spaced.as_str() {
                 "transaction isolation level" | "all" => spaced,
@@ -494,30 +564,53 @@ fn bind_statement(statement: &Ast, declared: &[Option<Type>]) -> PgResult<Statem
                 ),
                 "teller.connections" => (
                     Kind::Show(lower),
-                    Some(vec![Column::new("shard", Type::Int4), Column::new("connections", Type::Int8)]),
+                    Some(vec![
+                        Column::new("shard", Type::Int4),
+                        Column::new("connections", Type::Int8),
+                    ]),
                 ),
                 "transaction isolation level" => (
                     Kind::Show(lower),
                     Some(vec![Column::new("transaction_isolation", Type::Text)]),
                 ),
-                _ => (Kind::Show(lower.clone()), Some(vec![Column::new(Vars::canonical_name(&lower), Type::Text)])),
+                _ => (
+                    Kind::Show(lower.clone()),
+                    Some(vec![Column::new(Vars::canonical_name(&lower), Type::Text)]),
+                ),
             }
         }
         Ast::Set(set) => (bind_set(set)?, None),
         Ast::Reset(reset) => match &reset.reset {
             ast::Reset::ALL => (Kind::ResetAll, None),
             ast::Reset::ConfigurationParameter(name) => (
-                Kind::Set { name: name.to_string(), value: None, local: false },
+                Kind::Set {
+                    name: name.to_string(),
+                    value: None,
+                    local: false,
+                },
                 None,
             ),
-            other => return Err(PgError::unsupported(format!("RESET {other:?} is not supported"))),
+            other => {
+                return Err(PgError::unsupported(format!(
+                    "RESET {other:?} is not supported"
+                )))
+            }
         },
         Ast::StartTransaction { modes, .. } => {
             let (isolation, read_only) = transaction_modes(modes)?;
-            (Kind::Begin { isolation, read_only }, None)
+            (
+                Kind::Begin {
+                    isolation,
+                    read_only,
+                },
+                None,
+            )
         }
         Ast::Commit { chain: false, .. } => (Kind::Commit, None),
-        Ast::Rollback { chain: false, savepoint: None } => (Kind::Rollback, None),
+        Ast::Rollback {
+            chain: false,
+            savepoint: None,
+        } => (Kind::Rollback, None),
         Ast::Discard { object_type } if object_type.to_string().eq_ignore_ascii_case("ALL") => {
             (Kind::DiscardAll, None)
         }
@@ -528,16 +621,32 @@ fn bind_statement(statement: &Ast, declared: &[Option<Type>]) -> PgResult<Statem
             )))
         }
     };
-    let params = params.into_iter().map(|t| t.unwrap_or(Type::Text)).collect();
-    Ok(Statement { kind, params, columns })
+    let params = params
+        .into_iter()
+        .map(|t| t.unwrap_or(Type::Text))
+        .collect();
+    Ok(Statement {
+        kind,
+        params,
+        columns,
+    })
 }
 
 fn bind_set(set: &ast::Set) -> PgResult<Kind> {
     Ok(match set {
-        ast::Set::SingleAssignment { scope, variable, values, .. } => {
+        ast::Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        } => {
             let name = variable.to_string();
             let local = matches!(scope, Some(ast::ContextModifier::Local));
-            let value = if is_default(values) { None } else { Some(set_value_text(values)?) };
+            let value = if is_default(values) {
+                None
+            } else {
+                Some(set_value_text(values)?)
+            };
             match name.to_ascii_lowercase().as_str() {
                 "transaction_isolation" | "default_transaction_isolation" => {}
                 _ => {}
@@ -554,30 +663,52 @@ fn bind_set(set: &ast::Set) -> PgResult<Kind> {
             value: Some(charset_name.value.clone()),
             local: false,
         },
-        ast::Set::SetTransaction { modes, snapshot: None, session } => {
+        ast::Set::SetTransaction {
+            modes,
+            snapshot: None,
+            session,
+        } => {
             let (isolation, read_only) = transaction_modes(modes)?;
-            Kind::SetTransaction { isolation, read_only, session: *session }
+            Kind::SetTransaction {
+                isolation,
+                read_only,
+                session: *session,
+            }
         }
-        other => return Err(PgError::unsupported(format!("{other} is not supported yet"))),
+        other => {
+            return Err(PgError::unsupported(format!(
+                "{other} is not supported yet"
+            )))
+        }
     })
 }
 
-fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(Kind, Option<Vec<Column>>)> {
-    if query.with.is_some() || query.order_by.is_some() || query.fetch.is_some() || !query.locks.is_empty() {
-        return Err(PgError::unsupported("WITH, ORDER BY, FETCH and locking clauses need tables, which are not supported yet"));
+fn bind_query(
+    query: &ast::Query,
+    params: &mut Vec<Option<Type>>,
+) -> PgResult<(Kind, Option<Vec<Column>>)> {
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.fetch.is_some()
+        || !query.locks.is_empty()
+    {
+        return Err(PgError::unsupported(
+            "WITH, ORDER BY, FETCH and locking clauses need tables, which are not supported yet",
+        ));
     }
     let (limit, offset) = match &query.limit_clause {
         None => (None, None),
-        Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) if limit_by.is_empty() => {
-            (limit.clone(), offset.as_ref().map(|o| o.value.clone()))
-        }
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) if limit_by.is_empty() => (limit.clone(), offset.as_ref().map(|o| o.value.clone())),
         Some(_) => return Err(PgError::syntax("LIMIT #,# syntax is not supported")),
     };
     let mut cx = BindContext { params };
     let bind_count = |e: Option<ast::Expr>, cx: &mut BindContext<'_>| -> PgResult<Option<Expr>> {
         e.map(|e| {
             let bound = expr::bind(&e, cx)?;
-            let ty = bound.ty(cx.params);
             let bound = match bound {
                 Expr::Param(i) if cx.params[i].is_none() => {
                     cx.params[i] = Some(Type::Int8);
@@ -585,7 +716,8 @@ fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(K
                 }
                 b => b,
             };
-            Ok(Expr::Cast(Box::new(bound), if ty == Type::Unknown { Type::Int8 } else { Type::Int8 }))
+            // Counts are evaluated as bigint; a non-numeric value fails there.
+            Ok(Expr::Cast(Box::new(bound), Type::Int8))
         })
         .transpose()
     };
@@ -594,12 +726,20 @@ fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(K
     match query.body.as_ref() {
         ast::SetExpr::Select(select) => {
             if !select.from.is_empty() {
-                return Err(PgError::unsupported("tables are not supported yet: SELECT ... FROM needs the SQL layer"));
+                return Err(PgError::unsupported(
+                    "tables are not supported yet: SELECT ... FROM needs the SQL layer",
+                ));
             }
-            if select.distinct.is_some() || select.having.is_some() || !select.named_window.is_empty() {
-                return Err(PgError::unsupported("DISTINCT, HAVING and WINDOW are not supported yet"));
+            if select.distinct.is_some()
+                || select.having.is_some()
+                || !select.named_window.is_empty()
+            {
+                return Err(PgError::unsupported(
+                    "DISTINCT, HAVING and WINDOW are not supported yet",
+                ));
             }
-            if !matches!(&select.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty()) {
+            if !matches!(&select.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+            {
                 return Err(PgError::unsupported("GROUP BY is not supported yet"));
             }
             let mut exprs = Vec::with_capacity(select.projection.len());
@@ -607,8 +747,14 @@ fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(K
             for item in &select.projection {
                 let (e, alias) = match item {
                     ast::SelectItem::UnnamedExpr(e) => (e, None),
-                    ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
-                    _ => return Err(PgError::syntax("SELECT * with no tables specified is not valid")),
+                    ast::SelectItem::ExprWithAlias { expr, alias } => {
+                        (expr, Some(alias.value.clone()))
+                    }
+                    _ => {
+                        return Err(PgError::syntax(
+                            "SELECT * with no tables specified is not valid",
+                        ))
+                    }
                 };
                 let bound = expr::bind(e, &mut cx)?;
                 let name = alias.unwrap_or_else(|| column_name(e));
@@ -625,7 +771,10 @@ fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(K
                         Type::Unknown => Ok(Expr::Cast(Box::new(bound), Type::Bool)),
                         other => Err(PgError::new(
                             SqlState::DATATYPE_MISMATCH,
-                            format!("argument of WHERE must be type boolean, not type {}", other.name()),
+                            format!(
+                                "argument of WHERE must be type boolean, not type {}",
+                                other.name()
+                            ),
                         )),
                     }
                 })
@@ -636,7 +785,15 @@ fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(K
                 .zip(&exprs)
                 .map(|(name, e)| Column::new(name, e.ty(cx.params)))
                 .collect();
-            Ok((Kind::Rows { rows: vec![exprs], filter, limit, offset }, Some(columns)))
+            Ok((
+                Kind::Rows {
+                    rows: vec![exprs],
+                    filter,
+                    limit,
+                    offset,
+                },
+                Some(columns),
+            ))
         }
         ast::SetExpr::Values(values) => {
             let mut rows = Vec::with_capacity(values.rows.len());
@@ -645,7 +802,10 @@ fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(K
                 for e in &row.content {
                     bound.push(expr::bind(e, &mut cx)?);
                 }
-                if rows.first().is_some_and(|r: &Vec<Expr>| r.len() != bound.len()) {
+                if rows
+                    .first()
+                    .is_some_and(|r: &Vec<Expr>| r.len() != bound.len())
+                {
                     return Err(PgError::syntax("VALUES lists must all be the same length"));
                 }
                 rows.push(finalize_unknowns(bound, &mut cx));
@@ -654,9 +814,19 @@ fn bind_query(query: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<(K
             let columns = (0..width)
                 .map(|i| Column::new(format!("column{}", i + 1), rows[0][i].ty(cx.params)))
                 .collect();
-            Ok((Kind::Rows { rows, filter: None, limit, offset }, Some(columns)))
+            Ok((
+                Kind::Rows {
+                    rows,
+                    filter: None,
+                    limit,
+                    offset,
+                },
+                Some(columns),
+            ))
         }
-        _ => Err(PgError::unsupported("UNION, INTERSECT and EXCEPT are not supported yet")),
+        _ => Err(PgError::unsupported(
+            "UNION, INTERSECT and EXCEPT are not supported yet",
+        )),
     }
 }
 
@@ -681,12 +851,22 @@ fn finalize_unknowns(exprs: Vec<Expr>, cx: &mut BindContext<'_>) -> Vec<Expr> {
 /// PostgreSQL's output column name for an unaliased expression.
 fn column_name(e: &ast::Expr) -> String {
     match e {
-        ast::Expr::Function(f) => f.name.0.last().map_or("?column?".into(), |p| p.to_string().to_ascii_lowercase()),
-        ast::Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
-            ast::Expr::Value(_) => expr::resolve_type(data_type).map_or("?column?".into(), |t| t.name().into()),
+        ast::Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .map_or("?column?".into(), |p| p.to_string().to_ascii_lowercase()),
+        ast::Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            ast::Expr::Value(_) => {
+                expr::resolve_type(data_type).map_or("?column?".into(), |t| t.name().into())
+            }
             other => column_name(other),
         },
-        ast::Expr::TypedString(ts) => expr::resolve_type(&ts.data_type).map_or("?column?".into(), |t| t.name().into()),
+        ast::Expr::TypedString(ts) => {
+            expr::resolve_type(&ts.data_type).map_or("?column?".into(), |t| t.name().into())
+        }
         ast::Expr::Nested(inner) => column_name(inner),
         ast::Expr::Case { .. } => "case".into(),
         ast::Expr::Identifier(i) => i.value.to_ascii_lowercase(),
@@ -713,7 +893,10 @@ impl<H: Host> Session for SqlSession<H> {
             declared.push(match oid {
                 0 => None,
                 oid => Some(Type::from_oid(oid).ok_or_else(|| {
-                    PgError::new(SqlState::UNDEFINED_OBJECT, format!("type with OID {oid} does not exist"))
+                    PgError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("type with OID {oid} does not exist"),
+                    )
                 })?),
             });
         }
@@ -739,10 +922,20 @@ impl<H: Host> Session for SqlSession<H> {
                 params.len()
             )));
         }
-        Ok(Portal { statement: statement.clone(), params, rows: None, sent: 0 })
+        Ok(Portal {
+            statement: statement.clone(),
+            params,
+            rows: None,
+            sent: 0,
+        })
     }
 
-    async fn execute(&mut self, portal: &mut Portal, max_rows: usize, out: &mut Vec<Vec<Value>>) -> PgResult<Completion> {
+    async fn execute(
+        &mut self,
+        portal: &mut Portal,
+        max_rows: usize,
+        out: &mut Vec<Vec<Value>>,
+    ) -> PgResult<Completion> {
         if self.tx == TxState::Failed && !is_transaction_end(&portal.statement.kind) {
             return Err(PgError::new(
                 SqlState::IN_FAILED_SQL_TRANSACTION,

@@ -70,7 +70,10 @@ fn iso_datestyle(value: &str) -> PgResult<String> {
         .find(|p| matches!(p.as_str(), "MDY" | "DMY" | "YMD"))
         .cloned()
         .unwrap_or_else(|| "MDY".into());
-    if parts.iter().all(|p| matches!(p.as_str(), "ISO" | "MDY" | "DMY" | "YMD" | "")) {
+    if parts
+        .iter()
+        .all(|p| matches!(p.as_str(), "ISO" | "MDY" | "DMY" | "YMD" | ""))
+    {
         Ok(format!("ISO, {order}"))
     } else {
         Err(PgError::new(
@@ -82,7 +85,9 @@ fn iso_datestyle(value: &str) -> PgResult<String> {
 
 fn utc_only(value: &str) -> PgResult<String> {
     match value.trim().to_ascii_uppercase().as_str() {
-        "UTC" | "ETC/UTC" | "GMT" | "Z" | "ZULU" | "+00" | "+00:00" | "0" | "UCT" => Ok("UTC".into()),
+        "UTC" | "ETC/UTC" | "GMT" | "Z" | "ZULU" | "+00" | "+00:00" | "0" | "UCT" => {
+            Ok("UTC".into())
+        }
         _ => Err(PgError::new(
             SqlState::FEATURE_NOT_SUPPORTED,
             format!("time zone \"{value}\" is not supported yet: sessions run in UTC"),
@@ -103,7 +108,12 @@ fn postgres_interval_style(value: &str) -> PgResult<String> {
 
 /// Parses an isolation level as SET and SHOW spell it.
 pub fn isolation_level(value: &str) -> PgResult<String> {
-    let normal = value.trim().to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    let normal = value
+        .trim()
+        .to_ascii_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     match normal.as_str() {
         "serializable" => Ok("serializable".into()),
         "repeatable read" => Ok("repeatable read".into()),
@@ -121,33 +131,222 @@ fn invalid(name: &str, value: &str) -> PgError {
 }
 
 const DEFS: &[VarDef] = &[
-    VarDef { name: "server_version", default: "15.0", report: true, read_only: true, description: "PostgreSQL version TellerDB is compatible with.", check: any },
-    VarDef { name: "server_version_num", default: "150000", report: false, read_only: true, description: "The compatible PostgreSQL version as a number.", check: any },
-    VarDef { name: "server_encoding", default: "UTF8", report: true, read_only: true, description: "The database encoding.", check: any },
-    VarDef { name: "client_encoding", default: "UTF8", report: true, read_only: false, description: "The client's character set (UTF8 only).", check: utf8_only },
-    VarDef { name: "DateStyle", default: "ISO, MDY", report: true, read_only: false, description: "Display format for dates (ISO only).", check: iso_datestyle },
-    VarDef { name: "IntervalStyle", default: "postgres", report: true, read_only: false, description: "Display format for intervals.", check: postgres_interval_style },
-    VarDef { name: "TimeZone", default: "UTC", report: true, read_only: false, description: "Time zone for displaying timestamps (UTC only for now).", check: utc_only },
-    VarDef { name: "integer_datetimes", default: "on", report: true, read_only: true, description: "Datetimes are 64-bit integers.", check: any },
-    VarDef { name: "standard_conforming_strings", default: "on", report: true, read_only: false, description: "'...' strings treat backslashes literally.", check: boolean },
-    VarDef { name: "application_name", default: "", report: true, read_only: false, description: "The client application's name.", check: any },
-    VarDef { name: "is_superuser", default: "on", report: true, read_only: true, description: "Whether the session user is a superuser.", check: any },
-    VarDef { name: "session_authorization", default: "", report: true, read_only: true, description: "The session user.", check: any },
-    VarDef { name: "default_transaction_isolation", default: "serializable", report: false, read_only: false, description: "Isolation level of new transactions.", check: isolation_level },
-    VarDef { name: "transaction_isolation", default: "serializable", report: false, read_only: false, description: "Isolation level of the current transaction.", check: isolation_level },
-    VarDef { name: "default_transaction_read_only", default: "off", report: false, read_only: false, description: "Whether new transactions are read-only.", check: boolean },
-    VarDef { name: "transaction_read_only", default: "off", report: false, read_only: false, description: "Whether the current transaction is read-only.", check: boolean },
-    VarDef { name: "search_path", default: "\"$user\", public", report: false, read_only: false, description: "Schema search order for unqualified names.", check: any },
-    VarDef { name: "extra_float_digits", default: "1", report: false, read_only: false, description: "Extra digits for floating-point output.", check: extra_float_digits },
-    VarDef { name: "bytea_output", default: "hex", report: false, read_only: false, description: "Output format of bytea (hex).", check: any },
-    VarDef { name: "statement_timeout", default: "0", report: false, read_only: false, description: "Milliseconds a statement may run (0: no limit).", check: non_negative_integer },
-    VarDef { name: "lock_timeout", default: "0", report: false, read_only: false, description: "Milliseconds to wait for a lock (0: no limit).", check: non_negative_integer },
-    VarDef { name: "idle_in_transaction_session_timeout", default: "0", report: false, read_only: false, description: "Milliseconds a transaction may stay idle (0: no limit).", check: non_negative_integer },
-    VarDef { name: "client_min_messages", default: "notice", report: false, read_only: false, description: "Lowest message level sent to the client.", check: any },
-    VarDef { name: "synchronous_commit", default: "on", report: false, read_only: false, description: "Commits wait for durability (always on in TellerDB).", check: boolean },
-    VarDef { name: "max_identifier_length", default: "63", report: false, read_only: true, description: "Longest identifier.", check: any },
-    VarDef { name: "teller.shard", default: "0", report: false, read_only: true, description: "The shard (core) serving this session.", check: any },
-    VarDef { name: "teller.shards", default: "1", report: false, read_only: true, description: "Shards in this node.", check: any },
+    VarDef {
+        name: "server_version",
+        default: "15.0",
+        report: true,
+        read_only: true,
+        description: "PostgreSQL version TellerDB is compatible with.",
+        check: any,
+    },
+    VarDef {
+        name: "server_version_num",
+        default: "150000",
+        report: false,
+        read_only: true,
+        description: "The compatible PostgreSQL version as a number.",
+        check: any,
+    },
+    VarDef {
+        name: "server_encoding",
+        default: "UTF8",
+        report: true,
+        read_only: true,
+        description: "The database encoding.",
+        check: any,
+    },
+    VarDef {
+        name: "client_encoding",
+        default: "UTF8",
+        report: true,
+        read_only: false,
+        description: "The client's character set (UTF8 only).",
+        check: utf8_only,
+    },
+    VarDef {
+        name: "DateStyle",
+        default: "ISO, MDY",
+        report: true,
+        read_only: false,
+        description: "Display format for dates (ISO only).",
+        check: iso_datestyle,
+    },
+    VarDef {
+        name: "IntervalStyle",
+        default: "postgres",
+        report: true,
+        read_only: false,
+        description: "Display format for intervals.",
+        check: postgres_interval_style,
+    },
+    VarDef {
+        name: "TimeZone",
+        default: "UTC",
+        report: true,
+        read_only: false,
+        description: "Time zone for displaying timestamps (UTC only for now).",
+        check: utc_only,
+    },
+    VarDef {
+        name: "integer_datetimes",
+        default: "on",
+        report: true,
+        read_only: true,
+        description: "Datetimes are 64-bit integers.",
+        check: any,
+    },
+    VarDef {
+        name: "standard_conforming_strings",
+        default: "on",
+        report: true,
+        read_only: false,
+        description: "'...' strings treat backslashes literally.",
+        check: boolean,
+    },
+    VarDef {
+        name: "application_name",
+        default: "",
+        report: true,
+        read_only: false,
+        description: "The client application's name.",
+        check: any,
+    },
+    VarDef {
+        name: "is_superuser",
+        default: "on",
+        report: true,
+        read_only: true,
+        description: "Whether the session user is a superuser.",
+        check: any,
+    },
+    VarDef {
+        name: "session_authorization",
+        default: "",
+        report: true,
+        read_only: true,
+        description: "The session user.",
+        check: any,
+    },
+    VarDef {
+        name: "default_transaction_isolation",
+        default: "serializable",
+        report: false,
+        read_only: false,
+        description: "Isolation level of new transactions.",
+        check: isolation_level,
+    },
+    VarDef {
+        name: "transaction_isolation",
+        default: "serializable",
+        report: false,
+        read_only: false,
+        description: "Isolation level of the current transaction.",
+        check: isolation_level,
+    },
+    VarDef {
+        name: "default_transaction_read_only",
+        default: "off",
+        report: false,
+        read_only: false,
+        description: "Whether new transactions are read-only.",
+        check: boolean,
+    },
+    VarDef {
+        name: "transaction_read_only",
+        default: "off",
+        report: false,
+        read_only: false,
+        description: "Whether the current transaction is read-only.",
+        check: boolean,
+    },
+    VarDef {
+        name: "search_path",
+        default: "\"$user\", public",
+        report: false,
+        read_only: false,
+        description: "Schema search order for unqualified names.",
+        check: any,
+    },
+    VarDef {
+        name: "extra_float_digits",
+        default: "1",
+        report: false,
+        read_only: false,
+        description: "Extra digits for floating-point output.",
+        check: extra_float_digits,
+    },
+    VarDef {
+        name: "bytea_output",
+        default: "hex",
+        report: false,
+        read_only: false,
+        description: "Output format of bytea (hex).",
+        check: any,
+    },
+    VarDef {
+        name: "statement_timeout",
+        default: "0",
+        report: false,
+        read_only: false,
+        description: "Milliseconds a statement may run (0: no limit).",
+        check: non_negative_integer,
+    },
+    VarDef {
+        name: "lock_timeout",
+        default: "0",
+        report: false,
+        read_only: false,
+        description: "Milliseconds to wait for a lock (0: no limit).",
+        check: non_negative_integer,
+    },
+    VarDef {
+        name: "idle_in_transaction_session_timeout",
+        default: "0",
+        report: false,
+        read_only: false,
+        description: "Milliseconds a transaction may stay idle (0: no limit).",
+        check: non_negative_integer,
+    },
+    VarDef {
+        name: "client_min_messages",
+        default: "notice",
+        report: false,
+        read_only: false,
+        description: "Lowest message level sent to the client.",
+        check: any,
+    },
+    VarDef {
+        name: "synchronous_commit",
+        default: "on",
+        report: false,
+        read_only: false,
+        description: "Commits wait for durability (always on in TellerDB).",
+        check: boolean,
+    },
+    VarDef {
+        name: "max_identifier_length",
+        default: "63",
+        report: false,
+        read_only: true,
+        description: "Longest identifier.",
+        check: any,
+    },
+    VarDef {
+        name: "teller.shard",
+        default: "0",
+        report: false,
+        read_only: true,
+        description: "The shard (core) serving this session.",
+        check: any,
+    },
+    VarDef {
+        name: "teller.shards",
+        default: "1",
+        report: false,
+        read_only: true,
+        description: "Shards in this node.",
+        check: any,
+    },
 ];
 
 /// A session's variables.
@@ -190,7 +389,10 @@ impl Vars {
         if let Some(value) = self.values.get(&key) {
             return Ok(value.clone());
         }
-        self.custom.get(&key).cloned().ok_or_else(|| unrecognized(name))
+        self.custom
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| unrecognized(name))
     }
 
     /// Sets a variable from client input (SET, startup options). Returns the
@@ -254,7 +456,12 @@ impl Vars {
     pub fn reported(&self) -> Vec<(String, String)> {
         DEFS.iter()
             .filter(|d| d.report)
-            .map(|d| (d.name.to_string(), self.values[&d.name.to_ascii_lowercase()].clone()))
+            .map(|d| {
+                (
+                    d.name.to_string(),
+                    self.values[&d.name.to_ascii_lowercase()].clone(),
+                )
+            })
             .collect()
     }
 
@@ -269,7 +476,11 @@ impl Vars {
                     d.description.to_string(),
                 )
             })
-            .chain(self.custom.iter().map(|(k, v)| (k.clone(), v.clone(), String::new())))
+            .chain(
+                self.custom
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone(), String::new())),
+            )
             .collect();
         rows.sort_by_key(|r| r.0.to_ascii_lowercase());
         rows
@@ -277,7 +488,10 @@ impl Vars {
 
     /// Canonical spelling of a known variable name (for SHOW's column name).
     pub fn canonical_name(name: &str) -> String {
-        def(name).map_or_else(|| name.to_ascii_lowercase(), |d| d.name.to_ascii_lowercase())
+        def(name).map_or_else(
+            || name.to_ascii_lowercase(),
+            |d| d.name.to_ascii_lowercase(),
+        )
     }
 }
 
@@ -299,11 +513,26 @@ mod tests {
     #[test]
     fn errors_carry_postgres_sqlstates() {
         let mut vars = Vars::new("u", 0, 1);
-        assert_eq!(vars.set("no_such_thing", "1").unwrap_err().code, SqlState::UNDEFINED_OBJECT);
-        assert_eq!(vars.set("server_version", "9").unwrap_err().code, SqlState::CANT_CHANGE_RUNTIME_PARAM);
-        assert_eq!(vars.set("extra_float_digits", "9").unwrap_err().code, SqlState::INVALID_PARAMETER_VALUE);
-        assert_eq!(vars.set("TimeZone", "Europe/Paris").unwrap_err().code, SqlState::FEATURE_NOT_SUPPORTED);
-        assert_eq!(vars.set("teller.shard", "3").unwrap_err().code, SqlState::CANT_CHANGE_RUNTIME_PARAM);
+        assert_eq!(
+            vars.set("no_such_thing", "1").unwrap_err().code,
+            SqlState::UNDEFINED_OBJECT
+        );
+        assert_eq!(
+            vars.set("server_version", "9").unwrap_err().code,
+            SqlState::CANT_CHANGE_RUNTIME_PARAM
+        );
+        assert_eq!(
+            vars.set("extra_float_digits", "9").unwrap_err().code,
+            SqlState::INVALID_PARAMETER_VALUE
+        );
+        assert_eq!(
+            vars.set("TimeZone", "Europe/Paris").unwrap_err().code,
+            SqlState::FEATURE_NOT_SUPPORTED
+        );
+        assert_eq!(
+            vars.set("teller.shard", "3").unwrap_err().code,
+            SqlState::CANT_CHANGE_RUNTIME_PARAM
+        );
     }
 
     #[test]
@@ -313,8 +542,14 @@ mod tests {
         assert_eq!(vars.get("myapp.tenant").unwrap(), "42");
         vars.set("application_name", "x").unwrap();
         let changed = vars.reset_all();
-        assert_eq!(changed, vec![("application_name".to_string(), String::new())]);
+        assert_eq!(
+            changed,
+            vec![("application_name".to_string(), String::new())]
+        );
         assert!(vars.get("myapp.tenant").is_err());
-        assert_eq!(isolation_level("READ   UNCOMMITTED").unwrap(), "read committed");
+        assert_eq!(
+            isolation_level("READ   UNCOMMITTED").unwrap(),
+            "read committed"
+        );
     }
 }

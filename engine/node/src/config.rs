@@ -134,7 +134,10 @@ impl Config {
             server.shards = online_cpus.max(1);
         }
         if server.shards > SHARDS_MAX {
-            return Err(format!("server.shards {} exceeds the maximum {SHARDS_MAX}", server.shards));
+            return Err(format!(
+                "server.shards {} exceeds the maximum {SHARDS_MAX}",
+                server.shards
+            ));
         }
         if server.max_connections_per_shard == 0 {
             return Err("server.max_connections_per_shard must be at least 1".into());
@@ -171,7 +174,8 @@ impl Config {
     }
 
     pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.server.idle_timeout_secs > 0).then(|| Duration::from_secs(self.server.idle_timeout_secs))
+        (self.server.idle_timeout_secs > 0)
+            .then(|| Duration::from_secs(self.server.idle_timeout_secs))
     }
 
     pub fn auth_timeout(&self) -> Duration {
@@ -189,7 +193,10 @@ mod tests {
         config.validate(2).unwrap();
         assert_eq!(config.server.listen, "127.0.0.1:5433");
         assert_eq!(config.server.shards, 2);
-        assert_eq!(config.server.io_memory_bytes, IO_MEMORY_AUTO_TOTAL_BYTES / 2);
+        assert_eq!(
+            config.server.io_memory_bytes,
+            IO_MEMORY_AUTO_TOTAL_BYTES / 2
+        );
         assert_eq!(config.auth.method, AuthMethodName::Trust);
         assert_eq!(config.idle_timeout(), None);
     }

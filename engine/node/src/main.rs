@@ -67,7 +67,14 @@ fn main() -> ExitCode {
             listen,
             shards,
             config,
-        } => match start(config, Overrides { listen, data_dir, shards }) {
+        } => match start(
+            config,
+            Overrides {
+                listen,
+                data_dir,
+                shards,
+            },
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("teller: {error}");
@@ -130,7 +137,11 @@ fn install_signal_handlers(stop: Arc<AtomicBool>) -> Result<(), String> {
             // `signal` is a valid out-pointer.
             let rc = unsafe { libc::sigwait(&set, &mut signal) };
             if rc == 0 {
-                let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+                let name = if signal == libc::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
                 tracing::info!(signal = name, "shutting down");
                 stop.store(true, Ordering::SeqCst);
             }

@@ -165,7 +165,12 @@ impl<Req: Send + 'static, Resp: Send + 'static> Mesh<Req, Resp> {
         self.next_id.set(id.wrapping_add(1));
         let (tx, rx) = oneshot();
         self.pending.borrow_mut().insert(id, tx);
-        if self.senders.send_to(peer, Envelope::Request { id, request }).await.is_err() {
+        if self
+            .senders
+            .send_to(peer, Envelope::Request { id, request })
+            .await
+            .is_err()
+        {
             self.pending.borrow_mut().remove(&id);
             return Err(MeshError::Closed(to));
         }
@@ -215,13 +220,19 @@ async fn receive_loop<Req, Resp, H>(
                     let response = handler.handle(from, request).await;
                     let peer = mesh.peer_of_shard[from];
                     // A closed ring means the requester is gone; nobody waits.
-                    let _ = mesh.senders.send_to(peer, Envelope::Reply { id, response }).await;
+                    let _ = mesh
+                        .senders
+                        .send_to(peer, Envelope::Reply { id, response })
+                        .await;
                 };
                 spawn_or_log(answer, queue);
             }
             Envelope::OneWay { request } => {
                 let handler = handler.clone();
-                spawn_or_log(async move { handler.handle_one_way(from, request).await }, queue);
+                spawn_or_log(
+                    async move { handler.handle_one_way(from, request).await },
+                    queue,
+                );
             }
             Envelope::Hello { .. } => {
                 tracing::warn!(from, "duplicate mesh greeting ignored");

@@ -75,10 +75,9 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
 
     let mut handles = Vec::with_capacity(shards);
     for id in 0..shards {
-        let placement = if pinned {
-            Placement::Fixed(cpus[id])
-        } else {
-            Placement::Unbound
+        let placement = match cpus.get(id) {
+            Some(&cpu) if pinned => Placement::Fixed(cpu),
+            _ => Placement::Unbound,
         };
         let node = node.clone();
         let mesh = mesh.clone();
@@ -141,7 +140,12 @@ fn build_verifiers(config: &Config) -> Result<HashMap<String, ScramVerifier>, St
             }
             (None, Some(stored)) => ScramVerifier::parse(stored)
                 .map_err(|e| format!("auth.users {:?}: {}", user.name, e.message))?,
-            _ => return Err(format!("auth.users {:?}: give exactly one of password or scram", user.name)),
+            _ => {
+                return Err(format!(
+                    "auth.users {:?}: give exactly one of password or scram",
+                    user.name
+                ))
+            }
         };
         if verifiers.insert(user.name.clone(), verifier).is_some() {
             return Err(format!("auth.users: {:?} is listed twice", user.name));

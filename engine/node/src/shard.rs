@@ -29,7 +29,8 @@ use crate::signal::Flag;
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Process ids carry the shard id above this many bits of sequence number.
 const PROCESS_ID_SEQUENCE_BITS: u32 = 22;
-const _: () = assert!((crate::config::SHARDS_MAX as u64) << PROCESS_ID_SEQUENCE_BITS <= i32::MAX as u64);
+const _: () =
+    assert!((crate::config::SHARDS_MAX as u64) << PROCESS_ID_SEQUENCE_BITS <= i32::MAX as u64);
 
 /// Requests shards send each other.
 pub enum ShardRequest {
@@ -188,7 +189,11 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         glommio::timer::sleep(SHUTDOWN_POLL_INTERVAL).await;
     }
     if shard.open_sockets.get() > 0 {
-        tracing::info!(shard = id, open = shard.open_sockets.get(), "closing remaining connections");
+        tracing::info!(
+            shard = id,
+            open = shard.open_sockets.get(),
+            "closing remaining connections"
+        );
     }
     if let Some(mesh) = shard.mesh() {
         mesh.close();
@@ -367,7 +372,13 @@ impl ConnHost for ShardConnHost {
         }
         let forward = async move {
             let _ = mesh
-                .request(owner, ShardRequest::Cancel { process_id, secret_key })
+                .request(
+                    owner,
+                    ShardRequest::Cancel {
+                        process_id,
+                        secret_key,
+                    },
+                )
                 .await;
         };
         if let Ok(task) = glommio::spawn_local_into(forward, self.shard.latency_queue) {

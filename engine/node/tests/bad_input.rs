@@ -13,7 +13,9 @@ use common::{closed_by_server, first_error, frame, raw_session, read_messages, T
 async fn assert_serving(server: &TestServer) {
     let client = server.connect().await;
     let rows = client.simple_query("select 42").await.unwrap();
-    assert!(matches!(&rows[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("42")));
+    assert!(
+        matches!(&rows[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("42"))
+    );
 }
 
 #[tokio::test]
@@ -21,26 +23,52 @@ async fn ssl_and_gss_requests_are_refused_with_n_and_startup_proceeds() {
     let server = TestServer::start(1);
     let mut stream = server.raw();
     // SSLRequest
-    stream.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).unwrap();
+    stream
+        .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .unwrap();
     let mut answer = [0u8; 1];
     std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
     assert_eq!(&answer, b"N");
     // GSSENCRequest
-    stream.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]).unwrap();
+    stream
+        .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30])
+        .unwrap();
     std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
     assert_eq!(&answer, b"N");
-    stream.write_all(&frame::startup(&[("user", "teller")])).unwrap();
+    stream
+        .write_all(&frame::startup(&[("user", "teller")]))
+        .unwrap();
     let messages = read_messages(&mut stream);
-    assert_eq!(messages.first().map(|m| m.0), Some(b'R'), "AuthenticationOk first");
+    assert_eq!(
+        messages.first().map(|m| m.0),
+        Some(b'R'),
+        "AuthenticationOk first"
+    );
     assert_eq!(messages.last().map(|m| m.0), Some(b'Z'));
     assert!(messages.iter().any(|m| m.0 == b'K'), "BackendKeyData sent");
     let statuses: Vec<String> = messages
         .iter()
         .filter(|m| m.0 == b'S')
-        .map(|m| String::from_utf8_lossy(&m.1).split('\0').next().unwrap_or_default().to_string())
+        .map(|m| {
+            String::from_utf8_lossy(&m.1)
+                .split('\0')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
-    for name in ["server_version", "client_encoding", "DateStyle", "integer_datetimes", "standard_conforming_strings", "TimeZone"] {
-        assert!(statuses.iter().any(|s| s == name), "ParameterStatus {name} missing: {statuses:?}");
+    for name in [
+        "server_version",
+        "client_encoding",
+        "DateStyle",
+        "integer_datetimes",
+        "standard_conforming_strings",
+        "TimeZone",
+    ] {
+        assert!(
+            statuses.iter().any(|s| s == name),
+            "ParameterStatus {name} missing: {statuses:?}"
+        );
     }
 }
 
@@ -48,7 +76,9 @@ async fn ssl_and_gss_requests_are_refused_with_n_and_startup_proceeds() {
 async fn startup_without_user_is_a_fatal_28000() {
     let server = TestServer::start(1);
     let mut stream = server.raw();
-    stream.write_all(&frame::startup(&[("database", "x")])).unwrap();
+    stream
+        .write_all(&frame::startup(&[("database", "x")]))
+        .unwrap();
     let messages = read_messages(&mut stream);
     assert_eq!(first_error(&messages).unwrap().0, "28000");
     assert!(closed_by_server(&mut stream));
@@ -98,12 +128,15 @@ async fn oversized_frame_is_refused_before_it_is_buffered() {
     let mut stream = raw_session(&server);
     // Announce 100 MB but send only the header: the server must refuse now,
     // not wait for (or allocate) the body.
-    stream.write_all(&[b'Q']).unwrap();
+    stream.write_all(b"Q").unwrap();
     stream.write_all(&100_000_000i32.to_be_bytes()).unwrap();
     let messages = read_messages(&mut stream);
     let (code, message) = first_error(&messages).unwrap();
     assert_eq!(code, "54000");
-    assert!(message.contains("exceeds the limit of 4096 bytes"), "{message}");
+    assert!(
+        message.contains("exceeds the limit of 4096 bytes"),
+        "{message}"
+    );
     assert!(closed_by_server(&mut stream));
     // A query just under the limit still works.
     let mut stream = raw_session(&server);
@@ -122,7 +155,10 @@ async fn unknown_message_type_is_a_fatal_protocol_violation() {
     let messages = read_messages(&mut stream);
     let (code, message) = first_error(&messages).unwrap();
     assert_eq!(code, "08P01");
-    assert!(message.contains("invalid frontend message type 33"), "{message}");
+    assert!(
+        message.contains("invalid frontend message type 33"),
+        "{message}"
+    );
     assert!(closed_by_server(&mut stream));
     assert_serving(&server).await;
 }
@@ -131,7 +167,9 @@ async fn unknown_message_type_is_a_fatal_protocol_violation() {
 async fn garbage_instead_of_a_startup_packet_is_refused() {
     let server = TestServer::start(1);
     let mut stream = server.raw();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let messages = read_messages(&mut stream);
     assert_eq!(first_error(&messages).unwrap().0, "08P01");
     assert_serving(&server).await;
@@ -147,11 +185,16 @@ async fn client_disconnecting_mid_message_does_not_harm_the_server() {
         drop(stream);
         // And mid-startup.
         let mut stream = server.raw();
-        stream.write_all(&frame::startup(&[("user", "teller")])[..7]).unwrap();
+        stream
+            .write_all(&frame::startup(&[("user", "teller")])[..7])
+            .unwrap();
     }
     assert_serving(&server).await;
     let log = server.log();
-    assert!(log.contains("mid-message"), "disconnects are logged:\n{log}");
+    assert!(
+        log.contains("mid-message"),
+        "disconnects are logged:\n{log}"
+    );
 }
 
 #[tokio::test]
@@ -167,7 +210,11 @@ async fn extended_protocol_errors_skip_to_sync_and_the_session_goes_on() {
     stream.write_all(&batch).unwrap();
     let messages = read_messages(&mut stream);
     let tags: Vec<u8> = messages.iter().map(|m| m.0).collect();
-    assert_eq!(tags, vec![b'E', b'Z'], "one error, Execute skipped, then ReadyForQuery");
+    assert_eq!(
+        tags,
+        vec![b'E', b'Z'],
+        "one error, Execute skipped, then ReadyForQuery"
+    );
     assert_eq!(first_error(&messages).unwrap().0, "26000");
     stream.write_all(&frame::query("select 7")).unwrap();
     let messages = read_messages(&mut stream);
@@ -205,15 +252,23 @@ async fn bind_with_malformed_binary_parameter_is_22p03() {
 async fn too_many_connections_per_shard_is_53300() {
     let server = TestServer::with_config(1, &[("max_connections_per_shard", "3")], "");
     let held: Vec<_> = (0..3).map(|_| raw_session(&server)).collect();
-    let error = server.connect_with(&server.url()).await.err().expect("fourth is refused");
-    assert_eq!(error.code(), Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS));
+    let error = refused(
+        server.connect_with(&server.url()).await,
+        "fourth is refused",
+    );
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS)
+    );
     drop(held);
     // Slots free up once the others leave.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match server.connect_with(&server.url()).await {
             Ok(_) => break,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(error) => panic!("slots never freed: {error}"),
         }
     }
@@ -235,7 +290,10 @@ async fn silent_clients_are_cut_off_at_the_authentication_timeout() {
     let server = TestServer::with_config(1, &[("auth_timeout_secs", "1")], "");
     let mut stream = server.raw();
     let started = Instant::now();
-    assert!(closed_by_server(&mut stream), "a client that sends nothing is dropped");
+    assert!(
+        closed_by_server(&mut stream),
+        "a client that sends nothing is dropped"
+    );
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 
@@ -243,23 +301,48 @@ async fn silent_clients_are_cut_off_at_the_authentication_timeout() {
 async fn scram_authentication_accepts_the_right_password_only() {
     let users = "[[auth.users]]\nname = \"alice\"\npassword = \"s3cret\"\n";
     let server = TestServer::with_config(1, &[("method", "\"scram-sha-256\"")], users);
-    let ok = format!("host=127.0.0.1 port={} user=alice password=s3cret dbname=x", server.port);
+    let ok = format!(
+        "host=127.0.0.1 port={} user=alice password=s3cret dbname=x",
+        server.port
+    );
     let client = server.connect_with(&ok).await.expect("right password");
     client.simple_query("select 1").await.unwrap();
 
-    let wrong = format!("host=127.0.0.1 port={} user=alice password=nope dbname=x", server.port);
-    let error = server.connect_with(&wrong).await.err().expect("wrong password refused");
-    assert_eq!(error.code(), Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD));
+    let wrong = format!(
+        "host=127.0.0.1 port={} user=alice password=nope dbname=x",
+        server.port
+    );
+    let error = refused(server.connect_with(&wrong).await, "wrong password refused");
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD)
+    );
 
     // An unknown user fails the same way, at the proof.
-    let unknown = format!("host=127.0.0.1 port={} user=mallory password=s3cret dbname=x", server.port);
-    let error = server.connect_with(&unknown).await.err().expect("unknown user refused");
-    assert_eq!(error.code(), Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD));
+    let unknown = format!(
+        "host=127.0.0.1 port={} user=mallory password=s3cret dbname=x",
+        server.port
+    );
+    let error = refused(server.connect_with(&unknown).await, "unknown user refused");
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD)
+    );
 
     // A client that offers no password at all cannot get in either.
     let none = format!("host=127.0.0.1 port={} user=alice dbname=x", server.port);
     assert!(server.connect_with(&none).await.is_err());
     assert_serving_as(&server, &ok).await;
+}
+
+fn refused(
+    result: Result<tokio_postgres::Client, tokio_postgres::Error>,
+    what: &str,
+) -> tokio_postgres::Error {
+    match result {
+        Ok(_) => panic!("connection accepted: {what}"),
+        Err(error) => error,
+    }
 }
 
 async fn assert_serving_as(server: &TestServer, url: &str) {
@@ -272,7 +355,9 @@ async fn garbage_sasl_messages_are_refused() {
     let users = "[[auth.users]]\nname = \"alice\"\npassword = \"pw\"\n";
     let server = TestServer::with_config(1, &[("method", "\"scram-sha-256\"")], users);
     let mut stream = server.raw();
-    stream.write_all(&frame::startup(&[("user", "alice")])).unwrap();
+    stream
+        .write_all(&frame::startup(&[("user", "alice")]))
+        .unwrap();
     // AuthenticationSASL
     let mut header = [0u8; 5];
     std::io::Read::read_exact(&mut stream, &mut header).unwrap();

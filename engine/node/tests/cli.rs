@@ -3,19 +3,34 @@
 use std::process::Command;
 
 fn teller(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_teller")).args(args).output().expect("running teller")
+    Command::new(env!("CARGO_BIN_EXE_teller"))
+        .args(args)
+        .output()
+        .expect("running teller")
 }
 
 #[test]
 fn version_and_help_with_examples() {
     let output = teller(&["version"]);
     assert!(output.status.success());
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("teller {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("teller {}", env!("CARGO_PKG_VERSION"))
+    );
 
     let help = String::from_utf8_lossy(&teller(&["--help"]).stdout).into_owned();
-    assert!(help.contains("Examples:") && help.contains("teller start"), "{help}");
+    assert!(
+        help.contains("Examples:") && help.contains("teller start"),
+        "{help}"
+    );
     let help = String::from_utf8_lossy(&teller(&["start", "--help"]).stdout).into_owned();
-    for flag in ["--data-dir", "--listen", "--shards", "--config", "Examples:"] {
+    for flag in [
+        "--data-dir",
+        "--listen",
+        "--shards",
+        "--config",
+        "Examples:",
+    ] {
         assert!(help.contains(flag), "start --help lacks {flag}: {help}");
     }
 }
@@ -25,7 +40,10 @@ fn config_prints_the_embedded_default() {
     let output = teller(&["config"]);
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("listen = \"127.0.0.1:5433\"") && text.contains("data_dir = \"./teller-data\""));
+    assert!(
+        text.contains("listen = \"127.0.0.1:5433\"")
+            && text.contains("data_dir = \"./teller-data\"")
+    );
 }
 
 #[test]
@@ -44,7 +62,13 @@ fn bad_configuration_is_a_clear_error_not_a_crash() {
         let err = String::from_utf8_lossy(&output.stderr);
         assert!(err.contains(expected), "{err}");
     }
-    let output = teller(&["start", "--listen", "not-an-address", "--data-dir", dir.to_str().unwrap()]);
+    let output = teller(&[
+        "start",
+        "--listen",
+        "not-an-address",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("server.listen"));
     let output = teller(&["start", "--config", "/nonexistent/teller.toml"]);

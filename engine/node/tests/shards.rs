@@ -22,12 +22,17 @@ async fn first_value(client: &tokio_postgres::Client, sql: &str) -> String {
         .expect("a row")
 }
 
-async fn shard_tally(server: &TestServer, connections: usize) -> (Vec<tokio_postgres::Client>, BTreeMap<String, u64>) {
+async fn shard_tally(
+    server: &TestServer,
+    connections: usize,
+) -> (Vec<tokio_postgres::Client>, BTreeMap<String, u64>) {
     let mut clients = Vec::new();
     let mut tally = BTreeMap::new();
     for _ in 0..connections {
         let client = server.connect().await;
-        *tally.entry(first_value(&client, "show teller.shard").await).or_insert(0) += 1;
+        *tally
+            .entry(first_value(&client, "show teller.shard").await)
+            .or_insert(0) += 1;
         clients.push(client);
     }
     (clients, tally)
@@ -40,7 +45,10 @@ async fn connections_spread_over_all_shards_and_show_counts_them_exactly() {
     assert_eq!(tally.len(), 2, "every shard serves clients: {tally:?}");
 
     // SHOW teller.connections asks every shard over the mesh.
-    let messages = clients[0].simple_query("show teller.connections").await.unwrap();
+    let messages = clients[0]
+        .simple_query("show teller.connections")
+        .await
+        .unwrap();
     let reported: BTreeMap<String, u64> = messages
         .into_iter()
         .filter_map(|m| match m {
@@ -50,14 +58,20 @@ async fn connections_spread_over_all_shards_and_show_counts_them_exactly() {
         .collect();
     assert_eq!(reported, tally);
     let log = server.log();
-    assert!(log.contains("shard=0") && log.contains("shard=1"), "shards appear in the logs");
+    assert!(
+        log.contains("shard=0") && log.contains("shard=1"),
+        "shards appear in the logs"
+    );
 }
 
 #[tokio::test]
 async fn more_shards_than_cpus_run_unpinned() {
     let shards = 4;
     let server = TestServer::start(shards);
-    assert!(server.log().contains("pinned=false") || std::thread::available_parallelism().unwrap().get() >= shards);
+    assert!(
+        server.log().contains("pinned=false")
+            || std::thread::available_parallelism().unwrap().get() >= shards
+    );
     let (clients, tally) = shard_tally(&server, 64).await;
     assert_eq!(tally.len(), shards, "{tally:?}");
     assert_eq!(first_value(&clients[0], "show teller.shards").await, "4");
@@ -68,8 +82,14 @@ async fn more_shards_than_cpus_run_unpinned() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             token.cancel_query(tokio_postgres::NoTls).await.unwrap();
         });
-        let error = client.simple_query("select pg_sleep(20)").await.unwrap_err();
-        assert_eq!(error.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED));
+        let error = client
+            .simple_query("select pg_sleep(20)")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+        );
         cancel.await.unwrap();
     }
 }
@@ -93,7 +113,9 @@ async fn misbehaving_clients_do_not_stall_other_sessions() {
         stream.set_nonblocking(true).unwrap();
         let mut batch = Vec::new();
         for _ in 0..2000 {
-            batch.extend(frame::query("values (1, 'padding padding padding padding'), (2, 'more padding')"));
+            batch.extend(frame::query(
+                "values (1, 'padding padding padding padding'), (2, 'more padding')",
+            ));
         }
         let mut written = 0;
         let started = Instant::now();
@@ -101,7 +123,9 @@ async fn misbehaving_clients_do_not_stall_other_sessions() {
         while written < batch.len() && started.elapsed() < Duration::from_secs(2) {
             match s.write(&batch[written..]) {
                 Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
                 Err(e) => panic!("flood write failed: {e}"),
             }
         }
@@ -131,10 +155,20 @@ fn sigterm_and_sigint_shut_the_node_down_gracefully() {
         let mut idle = raw_session(&server);
         let started = Instant::now();
         let status = server.stop_with(signal);
-        assert!(status.success(), "exit status {status} after signal {signal}");
-        assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
+        assert!(
+            status.success(),
+            "exit status {status} after signal {signal}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "shutdown took {:?}",
+            started.elapsed()
+        );
         assert!(common::closed_by_server(&mut idle));
         let log = server.log();
-        assert!(log.contains("shutting down") && log.contains("node stopped"), "{log}");
+        assert!(
+            log.contains("shutting down") && log.contains("node stopped"),
+            "{log}"
+        );
     }
 }

@@ -46,8 +46,13 @@ async fn simple_query_returns_text_rows_and_command_tags() {
         ]
     );
     let messages = client.simple_query("").await.unwrap();
-    assert!(messages.iter().all(|m| !matches!(m, SimpleQueryMessage::Row(_))));
-    let messages = client.simple_query("values (1, 'a'), (2, 'b')").await.unwrap();
+    assert!(messages
+        .iter()
+        .all(|m| !matches!(m, SimpleQueryMessage::Row(_))));
+    let messages = client
+        .simple_query("values (1, 'a'), (2, 'b')")
+        .await
+        .unwrap();
     let tag = messages.iter().find_map(|m| match m {
         SimpleQueryMessage::CommandComplete(n) => Some(*n),
         _ => None,
@@ -82,7 +87,17 @@ async fn prepared_statements_round_trip_every_type_in_binary() {
     let row = client
         .query_one(
             &statement,
-            &[&-7i16, &i32::MIN, &i64::MAX, &1.5f32, &-2.25e300f64, &true, &"héllo", &"v", &bytes],
+            &[
+                &-7i16,
+                &i32::MIN,
+                &i64::MAX,
+                &1.5f32,
+                &-2.25e300f64,
+                &true,
+                &"héllo",
+                &"v",
+                &bytes,
+            ],
         )
         .await
         .unwrap();
@@ -119,7 +134,10 @@ async fn prepared_statements_round_trip_every_type_in_binary() {
 
     // NULL parameters and results.
     let row = client
-        .query_one("select $1::int4, $2::text", &[&None::<i32>, &None::<String>])
+        .query_one(
+            "select $1::int4, $2::text",
+            &[&None::<i32>, &None::<String>],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, Option<i32>>(0), None);
@@ -166,10 +184,19 @@ async fn text_format_of_every_type_matches_postgres() {
 async fn parameter_types_are_inferred_from_context() {
     let server = TestServer::start(1);
     let client = server.connect().await;
-    let statement = client.prepare("select $1 + 1, $2 || 'x', $3").await.unwrap();
-    assert_eq!(statement.params(), &[PgType::INT4, PgType::TEXT, PgType::TEXT]);
+    let statement = client
+        .prepare("select $1 + 1, $2 || 'x', $3")
+        .await
+        .unwrap();
+    assert_eq!(
+        statement.params(),
+        &[PgType::INT4, PgType::TEXT, PgType::TEXT]
+    );
     assert_eq!(statement.columns()[0].type_(), &PgType::INT4);
-    let row = client.query_one(&statement, &[&41i32, &"a", &"b"]).await.unwrap();
+    let row = client
+        .query_one(&statement, &[&41i32, &"a", &"b"])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i32>(0), 42);
     assert_eq!(row.get::<_, String>(1), "ax");
     assert_eq!(row.get::<_, String>(2), "b");
@@ -207,7 +234,13 @@ async fn pipelined_queries_are_answered_in_order() {
         .map(|i| {
             let client = &client;
             let statement = &statement;
-            async move { client.query_one(statement, &[&i]).await.unwrap().get::<_, i64>(0) }
+            async move {
+                client
+                    .query_one(statement, &[&i])
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0)
+            }
         })
         .collect();
     let results = futures_join_all(futures).await;
@@ -245,15 +278,24 @@ async fn errors_carry_sqlstates_and_failed_blocks_refuse_statements() {
     let client = server.connect().await;
     let cases: &[(&str, &SqlState)] = &[
         ("select 1/0", &SqlState::DIVISION_BY_ZERO),
-        ("select 2147483647 + 1", &SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        (
+            "select 2147483647 + 1",
+            &SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        ),
         ("select 'abc'::int4", &SqlState::INVALID_TEXT_REPRESENTATION),
         ("select nosuchfunc(1)", &SqlState::UNDEFINED_FUNCTION),
         ("select nosuchcolumn", &SqlState::UNDEFINED_COLUMN),
         ("selec 1", &SqlState::SYNTAX_ERROR),
         ("set nosuchvar = 1", &SqlState::UNDEFINED_OBJECT),
-        ("set server_version = '1'", &SqlState::CANT_CHANGE_RUNTIME_PARAM),
+        (
+            "set server_version = '1'",
+            &SqlState::CANT_CHANGE_RUNTIME_PARAM,
+        ),
         ("create table t (a int)", &SqlState::FEATURE_NOT_SUPPORTED),
-        ("select '2024-13-01'::date", &SqlState::DATETIME_FIELD_OVERFLOW),
+        (
+            "select '2024-13-01'::date",
+            &SqlState::DATETIME_FIELD_OVERFLOW,
+        ),
     ];
     for (sql, code) in cases {
         let error = client.simple_query(sql).await.expect_err(sql);
@@ -276,18 +318,34 @@ async fn set_and_show_and_transaction_isolation() {
     let client = server.connect().await;
     let show = |sql: &'static str| {
         let client = &client;
-        async move { simple_rows(client.simple_query(sql).await.unwrap())[0][0].clone().unwrap() }
+        async move {
+            simple_rows(client.simple_query(sql).await.unwrap())[0][0]
+                .clone()
+                .unwrap()
+        }
     };
-    assert_eq!(show("show transaction isolation level").await, "serializable");
-    client.batch_execute("set application_name = 'bank-app'").await.unwrap();
+    assert_eq!(
+        show("show transaction isolation level").await,
+        "serializable"
+    );
+    client
+        .batch_execute("set application_name = 'bank-app'")
+        .await
+        .unwrap();
     assert_eq!(show("show application_name").await, "bank-app");
-    assert_eq!(show("select current_setting('application_name')").await, "bank-app");
+    assert_eq!(
+        show("select current_setting('application_name')").await,
+        "bank-app"
+    );
     client
         .batch_execute("begin isolation level repeatable read")
         .await
         .unwrap();
     assert_eq!(show("show transaction_isolation").await, "repeatable read");
-    client.batch_execute("set local extra_float_digits = 3").await.unwrap();
+    client
+        .batch_execute("set local extra_float_digits = 3")
+        .await
+        .unwrap();
     assert_eq!(show("show extra_float_digits").await, "3");
     client.batch_execute("commit").await.unwrap();
     assert_eq!(show("show extra_float_digits").await, "1");
@@ -312,9 +370,16 @@ async fn cancel_request_stops_a_running_statement() {
         token.cancel_query(tokio_postgres::NoTls).await.unwrap();
     });
     let started = Instant::now();
-    let error = client.simple_query("select pg_sleep(30)").await.unwrap_err();
+    let error = client
+        .simple_query("select pg_sleep(30)")
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED));
-    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        started.elapsed()
+    );
     canceller.await.unwrap();
     // The connection is still usable.
     let rows = simple_rows(client.simple_query("select 'still here'").await.unwrap());
@@ -332,7 +397,12 @@ async fn cancel_with_a_wrong_key_is_ignored() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         token.cancel_query(tokio_postgres::NoTls).await.unwrap();
     });
-    let rows = simple_rows(victim.simple_query("select pg_sleep(0.5), 1").await.unwrap());
+    let rows = simple_rows(
+        victim
+            .simple_query("select pg_sleep(0.5), 1")
+            .await
+            .unwrap(),
+    );
     assert_eq!(rows[0][1].as_deref(), Some("1"));
     canceller.await.unwrap();
 }

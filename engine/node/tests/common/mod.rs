@@ -75,7 +75,11 @@ impl TestServer {
                 .stderr(log)
                 .spawn()
                 .expect("spawning teller");
-            let mut server = TestServer { child: Some(child), port, dir: dir.clone() };
+            let mut server = TestServer {
+                child: Some(child),
+                port,
+                dir: dir.clone(),
+            };
             match server.wait_listening(shards) {
                 Ok(()) => return server,
                 Err(error) => {
@@ -90,7 +94,11 @@ impl TestServer {
     fn wait_listening(&mut self, shards: usize) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 return Err(format!("teller exited early: {status}"));
             }
             let listening = self.log().matches("shard listening").count();
@@ -107,14 +115,20 @@ impl TestServer {
     }
 
     pub fn url(&self) -> String {
-        format!("host=127.0.0.1 port={} user=teller dbname=teller", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=teller dbname=teller",
+            self.port
+        )
     }
 
     pub async fn connect(&self) -> tokio_postgres::Client {
         self.connect_with(&self.url()).await.expect("connecting")
     }
 
-    pub async fn connect_with(&self, url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub async fn connect_with(
+        &self,
+        url: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
@@ -124,7 +138,9 @@ impl TestServer {
 
     pub fn raw(&self) -> TcpStream {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connecting");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         stream
     }
 
@@ -243,20 +259,29 @@ pub fn error_field(body: &[u8], field: u8) -> Option<String> {
 
 /// The SQLSTATE of the first ErrorResponse among `messages`.
 pub fn first_error(messages: &[(u8, Vec<u8>)]) -> Option<(String, String)> {
-    messages
-        .iter()
-        .find(|(t, _)| *t == b'E')
-        .map(|(_, b)| (error_field(b, b'C').unwrap_or_default(), error_field(b, b'M').unwrap_or_default()))
+    messages.iter().find(|(t, _)| *t == b'E').map(|(_, b)| {
+        (
+            error_field(b, b'C').unwrap_or_default(),
+            error_field(b, b'M').unwrap_or_default(),
+        )
+    })
 }
 
 /// Connects and completes a trust startup, returning the socket.
 pub fn raw_session(server: &TestServer) -> TcpStream {
     let mut stream = server.raw();
     stream
-        .write_all(&frame::startup(&[("user", "teller"), ("database", "teller")]))
+        .write_all(&frame::startup(&[
+            ("user", "teller"),
+            ("database", "teller"),
+        ]))
         .expect("startup");
     let messages = read_messages(&mut stream);
-    assert_eq!(messages.last().map(|m| m.0), Some(b'Z'), "startup completes");
+    assert_eq!(
+        messages.last().map(|m| m.0),
+        Some(b'Z'),
+        "startup completes"
+    );
     stream
 }
 

@@ -1,0 +1,122 @@
+//! Cross-shard messaging over the shard mesh: request/reply round-trip
+//! latency, pipelined request throughput, and one-way message throughput
+//! between two shards pinned to two cores (unpinned when there is one core).
+//!
+//! Each sample starts two executors; shard 0 times `iters` operations against
+//! shard 1 after the mesh is joined, so start-up is not measured.
+//!
+//! Run: `cargo bench -p teller-benches --bench mesh`. Figures go to
+//! perf/RESULTS.md.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+use teller_node::mesh::{Envelope, Handler, Mesh, ShardId};
+
+/// Requests in flight in the pipelined variant.
+const PIPELINE_DEPTH: usize = 64;
+
+struct Echo;
+
+impl Handler<u64, u64> for Echo {
+    async fn handle(&self, _from: ShardId, request: u64) -> u64 {
+        request
+    }
+
+    async fn handle_one_way(&self, _from: ShardId, _request: u64) {}
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    RoundTrip,
+    Pipelined,
+    OneWay,
+}
+
+fn placements() -> [Placement; 2] {
+    let cpus: Vec<usize> = CpuSet::online()
+        .map(|set| set.into_iter().map(|l| l.cpu).collect())
+        .unwrap_or_default();
+    if cpus.len() >= 2 {
+        [Placement::Fixed(cpus[0]), Placement::Fixed(cpus[1])]
+    } else {
+        [Placement::Unbound, Placement::Unbound]
+    }
+}
+
+/// Runs `iters` operations from shard 0 to shard 1; returns shard 0's timing.
+fn run(iters: u64, mode: Mode) -> Duration {
+    let builder: MeshBuilder<Envelope<u64, u64>, _> = MeshBuilder::full(2, 1024);
+    let [p0, p1] = placements();
+    let mut handles = Vec::new();
+    for (shard, placement) in [(0usize, p0), (1usize, p1)] {
+        let builder = builder.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("bench-shard-{shard}"))
+            .io_memory(512 * 1024)
+            .spawn(move || async move {
+                let queue = glommio::executor().current_task_queue();
+                let mesh = Mesh::join(builder, shard, Rc::new(Echo), queue)
+                    .await
+                    .expect("joining the mesh");
+                if shard == 1 {
+                    // Serve until shard 0 says it is done.
+                    let done = mesh.request(0, u64::MAX).await;
+                    assert!(done.is_ok());
+                    return Duration::ZERO;
+                }
+                let started = Instant::now();
+                match mode {
+                    Mode::RoundTrip => {
+                        for i in 0..iters {
+                            let reply = mesh.request(1, i).await.expect("reply");
+                            assert_eq!(reply, i);
+                        }
+                    }
+                    Mode::Pipelined => {
+                        let mut sent = 0u64;
+                        while sent < iters {
+                            let batch = (iters - sent).min(PIPELINE_DEPTH as u64);
+                            let calls = (sent..sent + batch).map(|i| mesh.request(1, i));
+                            for call in calls.collect::<Vec<_>>() {
+                                call.await.expect("reply");
+                            }
+                            sent += batch;
+                        }
+                    }
+                    Mode::OneWay => {
+                        for i in 0..iters {
+                            mesh.send_one_way(1, i).await.expect("send");
+                        }
+                        // The rings are FIFO: this reply comes after all of them.
+                        mesh.request(1, 0).await.expect("fence");
+                    }
+                }
+                let elapsed = started.elapsed();
+                elapsed
+            })
+            .expect("starting an executor");
+        handles.push(handle);
+    }
+    let mut elapsed = Duration::ZERO;
+    for handle in handles {
+        elapsed += handle.join().expect("executor");
+    }
+    elapsed
+}
+
+fn bench_mesh(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mesh");
+    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("round_trip", |b| b.iter_custom(|iters| run(iters, Mode::RoundTrip)));
+    group.bench_function("pipelined_64", |b| b.iter_custom(|iters| run(iters, Mode::Pipelined)));
+    group.bench_function("one_way", |b| b.iter_custom(|iters| run(iters, Mode::OneWay)));
+    group.finish();
+}
+
+criterion_group!(benches, bench_mesh);
+criterion_main!(benches);
