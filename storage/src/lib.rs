@@ -9,3 +9,4 @@
 
 pub mod disk;
 pub mod rng;
+pub mod wal;

@@ -207,7 +207,7 @@ impl DiskFile for DmaDiskFile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::disk::BLOCK_SIZE;
 

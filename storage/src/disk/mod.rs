@@ -25,7 +25,7 @@
 //! thread.
 
 mod aligned;
-mod dma;
+pub(crate) mod dma;
 mod sim;
 
 pub use aligned::AlignedBuf;

@@ -248,6 +248,16 @@ impl SimDisk {
         }
     }
 
+    /// The names in `dir`, like [`Disk::list`] but without counting an operation or
+    /// triggering a fault (for tests and tracing).
+    pub fn peek_names(&self, dir: &Path) -> Vec<String> {
+        let s = self.state.borrow();
+        let names = s.names.keys().filter(|p| p.parent() == Some(dir));
+        names
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The current length of the file at `path`, if it exists (for tests).
     pub fn file_len(&self, path: &Path) -> Option<u64> {
         let mut s = self.state.borrow_mut();
