@@ -409,6 +409,50 @@ fn corruption_before_a_later_batch_is_an_error() {
 }
 
 #[test]
+fn random_bit_flips_never_return_bad_data() {
+    block_on(async {
+        let mut detected = 0;
+        for seed in 0..300 {
+            let disk = SimDisk::new(SimDiskOptions { seed });
+            let mut rng = SimRng::new(seed);
+            let config = small_config(rng.range(2, 6));
+            let (mut wal, _) = recover(&disk, &config).await.unwrap();
+            let mut written = Vec::new();
+            let mut batch_ends = vec![Lsn(0)];
+            for _ in 0..rng.range(2, 12) {
+                for _ in 0..rng.range(1, 6) {
+                    let (m, p) = (meta(rng.below(100)), payload(&mut rng));
+                    written.push((wal.append(m, &p).unwrap(), m, p));
+                }
+                batch_ends.push(wal.sync().await.unwrap());
+            }
+            drop(wal);
+            let files = segment_files(&disk);
+            let path = Path::new(DIR).join(&files[rng.below(files.len() as u64) as usize]);
+            let len = disk.file_len(&path).unwrap();
+            disk.flip_bit(&path, rng.below(len * 8));
+            match recover(&disk, &config).await {
+                Err(WalError::Corruption { .. }) => detected += 1,
+                Err(e) => panic!("seed {seed}: {e}"),
+                Ok((_, records)) => {
+                    assert_eq!(
+                        records,
+                        written[..records.len()],
+                        "seed {seed}: bad data returned"
+                    );
+                    let before_last = batch_ends[batch_ends.len() - 2];
+                    assert!(
+                        records.len() as u64 >= before_last.0,
+                        "seed {seed}: synced batch cut"
+                    );
+                }
+            }
+        }
+        assert!(detected > 30, "only {detected} corruptions detected");
+    });
+}
+
+#[test]
 fn missing_segment_is_an_error() {
     block_on(async {
         let disk = SimDisk::new(SimDiskOptions { seed: 5 });
