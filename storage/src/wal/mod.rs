@@ -56,6 +56,8 @@ use zerocopy::IntoBytes;
 
 /// Default segment size, in bytes.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Largest segment file recovery reads (it reads a whole segment at once).
+pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Default bound on the bytes appended between two syncs.
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
 /// Default number of truncated segments kept for recycling.
@@ -259,58 +261,23 @@ impl<D: Disk> Wal<D> {
             last_lsn: None,
             garbage_segments: 0,
         };
+        let mut replay = recovery::Replay::new(payload_max);
         let mut segments = VecDeque::new();
         let mut garbage = Vec::new();
-        let mut expected: Option<Lsn> = None;
         let mut seq_max = 0;
         for (seq, first_lsn, name) in names {
-            if seq <= seq_max && seq_max > 0 {
-                let detail = format!("duplicate segment sequence {seq}");
-                return Err(WalError::Corruption {
-                    segment: seq,
-                    offset: 0,
-                    detail,
-                });
-            }
-            seq_max = seq;
+            seq_max = seq_max.max(seq);
             let path = dir.join(&name);
-            let file = disk.open(&path, OpenMode::Existing).await?;
-            let len = file.len().await? / BLOCK_SIZE as u64 * BLOCK_SIZE as u64;
-            let mut buf = AlignedBuf::zeroed(usize::try_from(len).unwrap_or(usize::MAX));
-            if !buf.is_empty() {
-                file.read_at(0, &mut buf).await?;
-            }
-            let buf = buf.as_slice();
-            let corrupt = |offset: usize, detail: String| WalError::Corruption {
-                segment: seq,
-                offset: offset as u64,
-                detail,
-            };
-            match expected {
-                Some(e) if first_lsn < e => {
-                    let detail = format!("segment starts at {first_lsn:?}, log is at {e:?}");
-                    return Err(corrupt(0, detail));
-                }
-                Some(e) if first_lsn > e => {
-                    if let Some((at, lsn)) = recovery::later_batch(buf, 0, seq, e, payload_max) {
-                        let detail = format!("{lsn:?} of a later batch follows missing {e:?}");
-                        return Err(corrupt(at, detail));
-                    }
+            let (file, buf) = read_segment(&disk, &path).await?;
+            let scan = match replay.segment(seq, first_lsn, buf.as_slice())? {
+                recovery::Verdict::Garbage => {
                     garbage.push(path);
                     continue;
                 }
-                _ => {}
-            }
-            let scan = recovery::scan_segment(buf, seq, first_lsn, payload_max);
-            let stop = scan.end_lsn;
-            if let Some((at, lsn)) =
-                recovery::later_batch(buf, scan.stop_offset, seq, stop, payload_max)
-            {
-                let detail = format!("{lsn:?} of a later batch follows damaged {stop:?}");
-                return Err(corrupt(at, detail));
-            }
+                recovery::Verdict::Live(scan) => scan,
+            };
             for (at, h) in &scan.records {
-                let payload = &buf[at + HEADER_BYTES..at + HEADER_BYTES + h.len.get() as usize];
+                let payload = &buf.as_slice()[at + HEADER_BYTES..][..h.len.get() as usize];
                 let lsn = Lsn(h.lsn.get());
                 report.first_lsn.get_or_insert(lsn);
                 report.last_lsn = Some(lsn);
@@ -324,20 +291,20 @@ impl<D: Disk> Wal<D> {
             // What was read may sit in a volatile device cache: make it durable
             // before anyone acts on it.
             file.sync().await?;
+            let next_lsn = scan.end_lsn;
             segments.push_back(Segment {
                 seq,
                 first_lsn,
-                next_lsn: stop,
+                next_lsn,
                 file: Some(file),
             });
-            expected = Some(stop);
         }
         report.garbage_segments = garbage.len();
         for path in &garbage {
             tracing::warn!(path = %path.display(), "wal: removing segment of a torn batch");
             disk.remove(path).await?;
         }
-        let next_lsn = expected.unwrap_or(Lsn(1));
+        let next_lsn = replay.next_lsn();
         let mut wal = Wal {
             disk,
             dir: dir.to_path_buf(),
@@ -582,6 +549,25 @@ impl<D: Disk> Wal<D> {
         }
         Ok(())
     }
+}
+
+/// Opens a segment and reads all of it (its length rounded down to a block).
+async fn read_segment<D: Disk>(disk: &D, path: &Path) -> Result<(D::File, AlignedBuf), WalError> {
+    let file = disk.open(path, OpenMode::Existing).await?;
+    let len = file.len().await? / BLOCK_SIZE as u64 * BLOCK_SIZE as u64;
+    if len > SEGMENT_BYTES_MAX {
+        let detail = format!("segment file of {len} bytes exceeds {SEGMENT_BYTES_MAX}");
+        return Err(WalError::Corruption {
+            segment: 0,
+            offset: 0,
+            detail,
+        });
+    }
+    let mut buf = AlignedBuf::zeroed(len as usize);
+    if !buf.is_empty() {
+        file.read_at(0, &mut buf).await?;
+    }
+    Ok((file, buf))
 }
 
 fn encode_header(

@@ -25,8 +25,83 @@
 //! torn write (no later batch vouches for it) and is cut like one.
 
 use super::format::{block_ceil, parse, Parsed, RecordHeader, HEADER_BYTES};
-use super::Lsn;
+use super::{Lsn, WalError};
 use crate::disk::BLOCK_SIZE;
+
+/// What recovery makes of one segment.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Part of the log: its valid records (possibly none).
+    Live(SegmentScan),
+    /// Written only by a torn batch: to be removed.
+    Garbage,
+}
+
+/// The pure decision procedure of recovery: fed the segments in sequence order,
+/// judges each by the rule in the module docs. No I/O.
+#[derive(Debug)]
+pub struct Replay {
+    payload_max: usize,
+    /// The LSN the next segment must start with; `None` before the first segment.
+    expected: Option<Lsn>,
+    seq_last: Option<u64>,
+}
+
+impl Replay {
+    pub fn new(payload_max: usize) -> Self {
+        Replay {
+            payload_max,
+            expected: None,
+            seq_last: None,
+        }
+    }
+
+    /// Judges segment `seq`, named to start at `first_lsn`, whose bytes are `buf`.
+    pub fn segment(&mut self, seq: u64, first_lsn: Lsn, buf: &[u8]) -> Result<Verdict, WalError> {
+        let corrupt = |offset: usize, detail: String| WalError::Corruption {
+            segment: seq,
+            offset: offset as u64,
+            detail,
+        };
+        if self.seq_last.is_some_and(|last| seq <= last) {
+            return Err(corrupt(0, format!("segment sequence {seq} out of order")));
+        }
+        self.seq_last = Some(seq);
+        match self.expected {
+            Some(e) if first_lsn < e => {
+                return Err(corrupt(
+                    0,
+                    format!("segment starts at {first_lsn:?}, log is at {e:?}"),
+                ));
+            }
+            Some(e) if first_lsn > e => {
+                return match later_batch(buf, 0, seq, e, self.payload_max) {
+                    Some((at, lsn)) => Err(corrupt(
+                        at,
+                        format!("{lsn:?} of a later batch follows missing {e:?}"),
+                    )),
+                    None => Ok(Verdict::Garbage),
+                };
+            }
+            _ => {}
+        }
+        let scan = scan_segment(buf, seq, first_lsn, self.payload_max);
+        let stop = scan.end_lsn;
+        if let Some((at, lsn)) = later_batch(buf, scan.stop_offset, seq, stop, self.payload_max) {
+            return Err(corrupt(
+                at,
+                format!("{lsn:?} of a later batch follows damaged {stop:?}"),
+            ));
+        }
+        self.expected = Some(stop);
+        Ok(Verdict::Live(scan))
+    }
+
+    /// The LSN the log continues with after the segments seen so far.
+    pub fn next_lsn(&self) -> Lsn {
+        self.expected.unwrap_or(Lsn(1))
+    }
+}
 
 /// The valid prefix of one segment.
 #[derive(Debug)]

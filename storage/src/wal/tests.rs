@@ -585,3 +585,43 @@ fn wal_on_dma_disk() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Figures for `docs/storage.md`, on the real disk:
+/// `cargo test -p teller-storage bench_wal_dma -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: reports figures, asserts nothing"]
+fn bench_wal_dma() {
+    use crate::disk::dma::tests::{run_in_executor, temp_dir};
+    use crate::disk::{probe_device, DmaDisk};
+    let dir = temp_dir("wal-bench");
+    let d = dir.clone();
+    run_in_executor(move || async move {
+        probe_device(&d).await.unwrap();
+        for (records_per_sync, payload_bytes) in [(1, 128), (16, 128), (64, 256), (256, 1024)] {
+            let sub = d.join(format!("b{records_per_sync}-{payload_bytes}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            let config = WalConfig {
+                segment_bytes: 4 << 20,
+                ..WalConfig::default()
+            };
+            let params = BenchParams {
+                records: 200 * records_per_sync,
+                payload_bytes,
+                records_per_sync,
+                truncate_every_syncs: 8,
+            };
+            let r = wal_throughput(DmaDisk::new(), &sub, config, &params)
+                .await
+                .unwrap();
+            eprintln!(
+                "batch {records_per_sync:>3} x {payload_bytes:>4} B: {:>9.0} records/s, {:>6.1} MiB/s, sync p50 {:?} p99 {:?} max {:?}",
+                r.records_per_sec(),
+                r.records_per_sec() * payload_bytes as f64 / (1 << 20) as f64,
+                r.sync_percentile(50),
+                r.sync_percentile(99),
+                r.sync_percentile(100),
+            );
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
