@@ -5,8 +5,9 @@
 //! *current* image (what reads see), plus the list of writes since the last `sync`.
 //! `sync` makes the current image durable. [`SimDisk::crash`] rebuilds each durable
 //! image from the unsynced writes, chosen by the seeded RNG, per crash, among:
-//! drop them all, keep them all, or decide per 4 KiB block — keep, drop, or tear
-//! (the first k 512-byte sectors new, the rest old). Namespace changes are logged
+//! drop them all, keep them all, or decide per 4 KiB block — keep, drop, tear
+//! (the first k 512-byte sectors new, the rest old), or scramble (random bytes: a
+//! device that loses power mid-write may leave the block unreadable or garbage). Namespace changes are logged
 //! per directory; `sync_dir` makes a directory's changes durable and a crash keeps
 //! a random prefix of the unsynced ones.
 //!
@@ -43,6 +44,9 @@ pub struct SimDiskOptions {
 }
 
 type InodeId = u64;
+
+/// What a crash may do to an unsynced block: drop, keep, tear, scramble.
+const BLOCK_FATES: u64 = 4;
 
 #[derive(Default)]
 struct Inode {
@@ -149,23 +153,26 @@ impl State {
             for (offset, data) in &inode.unsynced {
                 for (i, block) in data.chunks(BLOCK_SIZE).enumerate() {
                     let at = *offset as usize + i * BLOCK_SIZE;
-                    let keep_bytes = match mode {
+                    let choice = match mode {
                         0 => 0,
-                        1 => block.len(),
-                        _ => match self.rng.below(3) {
-                            0 => 0,
-                            1 => block.len(),
-                            _ => {
-                                let sectors = (block.len() / SECTOR_SIZE) as u64;
-                                self.rng.range(1, sectors.max(2) - 1) as usize * SECTOR_SIZE
-                            }
-                        },
+                        1 => 1,
+                        _ => self.rng.below(BLOCK_FATES),
                     };
-                    if keep_bytes > 0 {
-                        if image.len() < at + block.len() {
-                            image.resize(at + block.len(), 0);
+                    if choice == 0 {
+                        continue; // Dropped: the old content stays.
+                    }
+                    if image.len() < at + block.len() {
+                        image.resize(at + block.len(), 0);
+                    }
+                    let target = &mut image[at..at + block.len()];
+                    match choice {
+                        1 => target.copy_from_slice(block),
+                        2 => {
+                            let sectors = (block.len() / SECTOR_SIZE) as u64;
+                            let new = self.rng.range(1, sectors.max(2) - 1) as usize * SECTOR_SIZE;
+                            target[..new].copy_from_slice(&block[..new]);
                         }
-                        image[at..at + keep_bytes].copy_from_slice(&block[..keep_bytes]);
+                        _ => self.rng.fill(target), // Scrambled mid-write.
                     }
                 }
             }
@@ -431,7 +438,9 @@ mod tests {
     #[test]
     fn synced_data_survives_unsynced_may_not() {
         block_on(async {
-            for seed in 0..64 {
+            // Fates of the unsynced block seen: dropped, kept, torn, scrambled.
+            let mut seen = [0; 4];
+            for seed in 0..200 {
                 let d = disk(seed);
                 let p = Path::new("/d/f");
                 let f = d.open(p, OpenMode::CreateNew).await.unwrap();
@@ -443,15 +452,23 @@ mod tests {
                 let f = d.open(p, OpenMode::Existing).await.unwrap();
                 let mut b = AlignedBuf::zeroed(BLOCK_SIZE);
                 f.read_at(0, &mut b).await.unwrap();
-                assert!(b.as_slice().iter().all(|&x| x == 1));
-                if f.len().await.unwrap() > BLOCK_SIZE as u64 {
-                    f.read_at(BLOCK_SIZE as u64, &mut b).await.unwrap();
-                    // Kept, or torn at a sector boundary: new prefix, old (zero) suffix.
-                    let new = b.as_slice().iter().take_while(|&&x| x == 2).count();
-                    assert_eq!(new % SECTOR_SIZE, 0);
-                    assert!(b.as_slice()[new..].iter().all(|&x| x == 0));
+                assert!(b.as_slice().iter().all(|&x| x == 1), "synced block damaged");
+                if f.len().await.unwrap() == BLOCK_SIZE as u64 {
+                    seen[0] += 1;
+                    continue;
                 }
+                f.read_at(BLOCK_SIZE as u64, &mut b).await.unwrap();
+                let new = b.as_slice().iter().take_while(|&&x| x == 2).count();
+                let torn = new % SECTOR_SIZE == 0 && b.as_slice()[new..].iter().all(|&x| x == 0);
+                let fate = match (new, torn) {
+                    (0, true) => 0,
+                    (BLOCK_SIZE, _) => 1,
+                    (_, true) => 2,
+                    _ => 3,
+                };
+                seen[fate] += 1;
             }
+            assert!(seen.iter().all(|&n| n > 5), "fates {seen:?}");
         });
     }
 
