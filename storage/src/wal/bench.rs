@@ -19,6 +19,9 @@ pub struct BenchParams {
     pub records_per_sync: u64,
     /// Truncate the log behind every this many syncs, so segments recycle.
     pub truncate_every_syncs: u64,
+    /// Prepare the next segment file outside the timed sync (as the shard's
+    /// background queue would) instead of inside the sync that rolls.
+    pub prepare_spares: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +49,10 @@ impl BenchReport {
     }
 }
 
+fn wal_segment_half<D: Disk>(wal: &Wal<D>) -> u64 {
+    wal.config.segment_bytes / 2
+}
+
 /// Appends and syncs `params.records` records to a fresh log in `dir`.
 pub async fn wal_throughput<D: Disk>(
     disk: D,
@@ -71,6 +78,9 @@ pub async fn wal_throughput<D: Disk>(
             wal.append(meta, &payload)?;
         }
         appended += batch;
+        if params.prepare_spares && wal.active_segment_free_bytes() < wal_segment_half(&wal) {
+            wal.prepare_spare().await?;
+        }
         let t = Instant::now();
         let durable = wal.sync().await?;
         sync_latencies.push(t.elapsed());

@@ -24,7 +24,8 @@
 //! unused rest of its last block is zero padding.
 //!
 //! A segment file is named `wal-<seq>-<first_lsn>.log` (20 decimal digits each); its
-//! first record sits at offset 0 and carries `first_lsn`.
+//! first record sits at offset 0 and carries `first_lsn`. Spare files, made ahead of
+//! need, are named `wal-spare-<n>.tmp` and are not part of the log.
 
 use super::Lsn;
 use crate::disk::BLOCK_SIZE;
@@ -114,6 +115,21 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, Lsn)> {
     Some((seq.parse().ok()?, Lsn(first.parse().ok()?)))
 }
 
+/// The file name of a spare segment file: created ahead of need, not yet part of
+/// the log, renamed to a segment name when the log rolls.
+pub fn spare_name(n: u64) -> String {
+    format!("wal-spare-{n:020}.tmp")
+}
+
+/// Inverse of [`spare_name`].
+pub fn parse_spare_name(name: &str) -> Option<u64> {
+    let n = name.strip_prefix("wal-spare-")?.strip_suffix(".tmp")?;
+    if n.len() != 20 {
+        return None;
+    }
+    n.parse().ok()
+}
+
 pub fn block_floor(offset: usize) -> usize {
     offset / BLOCK_SIZE * BLOCK_SIZE
 }
@@ -133,6 +149,8 @@ mod tests {
         assert_eq!(parse_segment_name(&name), Some((7, Lsn(12345))));
         assert_eq!(parse_segment_name("probe"), None);
         assert_eq!(parse_segment_name("wal-1-2.log"), None);
+        assert_eq!(parse_spare_name(&spare_name(3)), Some(3));
+        assert_eq!(parse_segment_name(&spare_name(3)), None);
     }
 
     #[test]

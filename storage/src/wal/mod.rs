@@ -34,7 +34,8 @@
 //! wins.
 //!
 //! # Failure
-//! Any disk error during `sync`, segment preparation or truncation poisons the log:
+//! Any disk error during `sync`, segment preparation, `prepare_spare` or truncation
+//! poisons the log:
 //! that call returns the error and every later call returns [`WalError::Failed`].
 //! (After a failed fdatasync the kernel may have dropped the dirty data; retrying and
 //! trusting the retry is the "fsyncgate" bug.) Records acknowledged before the
@@ -62,6 +63,9 @@ pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
 /// Default number of truncated segments kept for recycling.
 pub const SEGMENTS_FREE_MAX_DEFAULT: usize = 4;
+/// Size of the zero writes that fill a new segment file, in bytes.
+const ZERO_FILL_CHUNK_BYTES: usize = 1024 * 1024;
+const _: () = assert!(ZERO_FILL_CHUNK_BYTES % BLOCK_SIZE == 0);
 /// Largest record payload, in bytes (further bounded by the segment size).
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
 
@@ -95,6 +99,9 @@ pub struct WalConfig {
     pub batch_bytes_max: usize,
     /// Truncated segments kept for recycling; more are removed.
     pub segments_free_max: usize,
+    /// Write zeros over new segment files, so that appends overwrite written blocks
+    /// (no unwritten-extent conversion at fdatasync).
+    pub zero_fill: bool,
 }
 
 impl Default for WalConfig {
@@ -103,6 +110,7 @@ impl Default for WalConfig {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             segments_free_max: SEGMENTS_FREE_MAX_DEFAULT,
+            zero_fill: true,
         }
     }
 }
@@ -213,8 +221,11 @@ pub struct Wal<D: Disk> {
     config: WalConfig,
     /// Live segments, oldest first; the last one is active.
     segments: VecDeque<Segment<D::File>>,
-    /// Truncated segments awaiting recycling, oldest first, under their old names.
+    /// Files ready to become the next segment, oldest first: truncated segments
+    /// under their old names, and spares.
     free: VecDeque<(PathBuf, D::File)>,
+    /// Number for the next spare file's name.
+    spare_next: u64,
     /// Offset in the active segment where the next record goes.
     tail: u64,
     pending: Vec<Pending>,
@@ -255,6 +266,15 @@ impl<D: Disk> Wal<D> {
             .filter_map(|n| format::parse_segment_name(&n).map(|(s, l)| (s, l, n)))
             .collect();
         names.sort();
+        let mut free = VecDeque::new();
+        let mut spare_next = 0;
+        for name in disk.list(dir).await? {
+            if let Some(n) = format::parse_spare_name(&name) {
+                let path = dir.join(&name);
+                free.push_back((path.clone(), disk.open(&path, OpenMode::Existing).await?));
+                spare_next = spare_next.max(n + 1);
+            }
+        }
         let mut report = RecoveryReport {
             records: 0,
             first_lsn: None,
@@ -310,7 +330,8 @@ impl<D: Disk> Wal<D> {
             dir: dir.to_path_buf(),
             config,
             segments,
-            free: VecDeque::new(),
+            free,
+            spare_next,
             tail: 0,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -405,6 +426,30 @@ impl<D: Disk> Wal<D> {
         self.poison_on_error(result)
     }
 
+    /// Makes sure a file is ready for the next segment roll, so that the `sync`
+    /// that rolls only renames it: if no recyclable file is pooled, creates a spare
+    /// (preallocated, zero-filled if configured). Call it off the commit path, e.g.
+    /// from the shard's background queue when the active segment is half full.
+    pub async fn prepare_spare(&mut self) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        if !self.free.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join(format::spare_name(self.spare_next));
+        self.spare_next += 1;
+        let result = self.new_segment_file(&path).await;
+        let file = self.poison_on_error(result)?;
+        self.free.push_back((path, file));
+        Ok(())
+    }
+
+    /// Bytes left in the active segment (a hint for when to call `prepare_spare`).
+    pub fn active_segment_free_bytes(&self) -> u64 {
+        self.config.segment_bytes.saturating_sub(self.tail)
+    }
+
     /// The highest LSN known durable (`Lsn(0)` if none).
     pub fn durable_lsn(&self) -> Lsn {
         self.durable_lsn
@@ -489,12 +534,7 @@ impl<D: Disk> Wal<D> {
                     self.disk.rename(&old, &path).await?;
                     file
                 }
-                None => {
-                    let file = self.disk.open(&path, OpenMode::CreateNew).await?;
-                    file.allocate(self.config.segment_bytes).await?;
-                    file.sync().await?;
-                    file
-                }
+                None => self.new_segment_file(&path).await?,
             };
             self.segments[i].file = Some(file);
             prepared = true;
@@ -503,6 +543,29 @@ impl<D: Disk> Wal<D> {
             self.disk.sync_dir(&self.dir).await?;
         }
         Ok(())
+    }
+
+    /// Creates a file of `segment_bytes`, preallocated, zero-filled if configured,
+    /// and synced. Its name is durable only after a `sync_dir`.
+    async fn new_segment_file(&self, path: &Path) -> Result<D::File, WalError> {
+        let file = self.disk.open(path, OpenMode::CreateNew).await?;
+        file.allocate(self.config.segment_bytes).await?;
+        if self.config.zero_fill {
+            let chunk = self.config.segment_bytes.min(ZERO_FILL_CHUNK_BYTES as u64);
+            let zeros = AlignedBuf::zeroed(chunk as usize);
+            let mut at = 0;
+            while at < self.config.segment_bytes {
+                let len = (self.config.segment_bytes - at).min(chunk);
+                if len == chunk {
+                    file.write_at(at, &zeros).await?;
+                } else {
+                    file.write_at(at, &AlignedBuf::zeroed(len as usize)).await?;
+                }
+                at += len;
+            }
+        }
+        file.sync().await?;
+        Ok(file)
     }
 
     async fn write_batch(&mut self) -> Result<(), WalError> {

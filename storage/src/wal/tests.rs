@@ -20,6 +20,7 @@ fn small_config(segment_blocks: u64) -> WalConfig {
         segment_bytes: segment_blocks * BLOCK_SIZE as u64,
         batch_bytes_max: 64 * 1024,
         segments_free_max: 1,
+        zero_fill: true,
     }
 }
 
@@ -130,6 +131,39 @@ fn truncation_recycles_segments() {
 }
 
 #[test]
+fn spares_are_made_ahead_and_adopted_by_recovery() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 8 });
+        let config = small_config(2);
+        let (mut wal, _) = recover(&disk, &config).await.unwrap();
+        wal.prepare_spare().await.unwrap();
+        let spare = |d: &SimDisk| {
+            segment_files(d)
+                .iter()
+                .filter(|n| n.contains("spare"))
+                .count()
+        };
+        assert_eq!(spare(&disk), 1);
+        wal.prepare_spare().await.unwrap();
+        assert_eq!(spare(&disk), 1, "one ready file is enough");
+        let segments = wal.segment_count();
+        while wal.segment_count() == segments {
+            wal.append(meta(0), &[9; 1000]).unwrap();
+            wal.sync().await.unwrap();
+        }
+        assert_eq!(spare(&disk), 0, "the roll renamed the spare");
+        wal.prepare_spare().await.unwrap();
+        drop(wal);
+        disk.crash();
+        let (mut wal, _) = recover(&disk, &config).await.unwrap();
+        // The spare (if its creation survived the crash) became the fresh segment.
+        assert_eq!(spare(&disk), 0);
+        wal.append(meta(1), &[1]).unwrap();
+        wal.sync().await.unwrap();
+    });
+}
+
+#[test]
 fn append_limits_are_errors() {
     block_on(async {
         let disk = SimDisk::new(SimDiskOptions { seed: 3 });
@@ -228,6 +262,7 @@ fn crash_run(seed: u64) -> CrashStats {
     let mut rng = SimRng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xC0FFEE);
     let mut config = small_config(rng.range(2, 6));
     config.segments_free_max = rng.below(3) as usize;
+    config.zero_fill = rng.chance(50);
     let mut model = Model {
         records: BTreeMap::new(),
         acked: Lsn(0),
@@ -284,7 +319,7 @@ fn crash_run(seed: u64) -> CrashStats {
                         Err(WalError::Failed) => assert!(wal.is_failed()),
                         Err(e) => panic!("seed {seed}: append: {e}"),
                     }
-                } else if r < 92 {
+                } else if r < 88 {
                     match wal.sync().await {
                         Ok(durable) => {
                             if trace {
@@ -297,6 +332,13 @@ fn crash_run(seed: u64) -> CrashStats {
                             assert!(wal.is_failed(), "seed {seed}: sync error must poison");
                             model.stats.errors += u64::from(matches!(e, WalError::Disk(_)));
                         }
+                    }
+                } else if r < 94 {
+                    if let Err(e) = wal.prepare_spare().await {
+                        assert!(
+                            wal.is_failed(),
+                            "seed {seed}: prepare_spare error {e} must poison"
+                        );
                     }
                 } else {
                     let to = Lsn(rng.range(wal.first_lsn().0, model.acked.0 + 1));
@@ -526,6 +568,7 @@ fn bench_runs_tiny() {
             payload_bytes: 100,
             records_per_sync: 10,
             truncate_every_syncs: 4,
+            prepare_spares: true,
         };
         let report = wal_throughput(disk, Path::new(DIR), small_config(4), &params)
             .await
@@ -575,6 +618,7 @@ fn wal_on_dma_disk() {
             payload_bytes: 200,
             records_per_sync: 20,
             truncate_every_syncs: 2,
+            prepare_spares: false,
         };
         let bench_dir = d.join("bench");
         std::fs::create_dir_all(&bench_dir).unwrap();
@@ -597,24 +641,30 @@ fn bench_wal_dma() {
     let d = dir.clone();
     run_in_executor(move || async move {
         probe_device(&d).await.unwrap();
-        for (records_per_sync, payload_bytes) in [(1, 128), (16, 128), (64, 256), (256, 1024)] {
-            let sub = d.join(format!("b{records_per_sync}-{payload_bytes}"));
+        let cases = [(1, 128), (16, 128), (64, 256), (256, 1024)];
+        for ((records_per_sync, payload_bytes), prepare_spares) in
+            cases.into_iter().flat_map(|c| [(c, false), (c, true)])
+        {
+            let sub = d.join(format!(
+                "b{records_per_sync}-{payload_bytes}-{prepare_spares}"
+            ));
             std::fs::create_dir_all(&sub).unwrap();
             let config = WalConfig {
                 segment_bytes: 4 << 20,
                 ..WalConfig::default()
             };
             let params = BenchParams {
-                records: 200 * records_per_sync,
+                records: 1000 * records_per_sync,
                 payload_bytes,
                 records_per_sync,
                 truncate_every_syncs: 8,
+                prepare_spares,
             };
             let r = wal_throughput(DmaDisk::new(), &sub, config, &params)
                 .await
                 .unwrap();
             eprintln!(
-                "batch {records_per_sync:>3} x {payload_bytes:>4} B: {:>9.0} records/s, {:>6.1} MiB/s, sync p50 {:?} p99 {:?} max {:?}",
+                "batch {records_per_sync:>3} x {payload_bytes:>4} B, spares {prepare_spares:>5}: {:>9.0} records/s, {:>6.1} MiB/s, sync p50 {:?} p99 {:?} max {:?}",
                 r.records_per_sec(),
                 r.records_per_sec() * payload_bytes as f64 / (1 << 20) as f64,
                 r.sync_percentile(50),
