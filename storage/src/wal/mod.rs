@@ -44,6 +44,8 @@
 pub mod bench;
 pub mod format;
 pub mod recovery;
+pub mod retention;
+pub use retention::Retention;
 #[cfg(test)]
 mod tests;
 
