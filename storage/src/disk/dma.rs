@@ -31,7 +31,7 @@ const PROBE_FILE_BYTES: usize = 4096;
 const _: () = assert!(DMA_IO_CHUNK_BYTES % super::BLOCK_SIZE == 0);
 
 /// Makes glommio's per-device polled-I/O detection see a non-empty file: ensures
-/// `dir/probe` exists with [`PROBE_FILE_BYTES`] bytes, then opens it with O_DIRECT.
+/// `dir/probe` exists with 4 KiB of data, then opens it with O_DIRECT.
 /// Call once per executor before other I/O on the device holding `dir`.
 pub async fn probe_device(dir: &Path) -> Result<(), DiskError> {
     let path = dir.join(PROBE_FILE_NAME);

@@ -2,7 +2,7 @@
 //!
 //! # Shape
 //! A directory of preallocated segment files (`wal-<seq>-<first_lsn>.log`, see
-//! [`format`]). Records carry a caller-defined kind, the Raft coordinates
+//! [`format`](mod@format)). Records carry a caller-defined kind, the Raft coordinates
 //! (range id, term, index) and an opaque payload, and get a log sequence number
 //! ([`Lsn`]) rising by one per record across all ranges.
 //!
