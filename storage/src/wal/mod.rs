@@ -474,6 +474,12 @@ impl<D: Disk> Wal<D> {
             .first_lsn
     }
 
+    /// Whether records were appended since the last sync (the shard loop syncs
+    /// at the end of a pass only if so).
+    pub fn has_unsynced(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Whether an I/O error has poisoned the log.
     pub fn is_failed(&self) -> bool {
         self.failed

@@ -88,7 +88,9 @@ fn append_sync_recover_round_trip() {
                 assert_eq!(wal.sync().await.unwrap(), lsn);
             }
         }
+        assert!(wal.has_unsynced());
         let last = wal.sync().await.unwrap();
+        assert!(!wal.has_unsynced());
         assert_eq!(last, Lsn(200));
         assert!(wal.segment_count() > 3, "small segments roll");
         drop(wal);
