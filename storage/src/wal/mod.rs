@@ -348,6 +348,7 @@ impl<D: Disk> Wal<D> {
             file: None,
         });
         wal.prepare_segments().await?;
+        wal.assert_invariants();
         tracing::info!(?report, "wal recovered");
         Ok((wal, report))
     }
@@ -395,6 +396,7 @@ impl<D: Disk> Wal<D> {
         pending.bytes.extend_from_slice(payload);
         self.tail = at + record_bytes as u64;
         self.pending_bytes = self.pending.iter().map(|p| p.bytes.len()).sum();
+        self.assert_invariants();
         Ok(lsn)
     }
 
@@ -414,6 +416,7 @@ impl<D: Disk> Wal<D> {
         self.pending.clear();
         self.pending_bytes = 0;
         self.batch_lsn = None;
+        self.assert_invariants();
         Ok(self.durable_lsn)
     }
 
@@ -425,6 +428,7 @@ impl<D: Disk> Wal<D> {
             return Err(WalError::Failed);
         }
         let result = self.truncate_inner(lsn).await;
+        self.assert_invariants();
         self.poison_on_error(result)
     }
 
@@ -488,6 +492,43 @@ impl<D: Disk> Wal<D> {
     /// Number of live segments (for tests and metrics).
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// Checks the structural invariants (debug builds; every mutation ends here).
+    fn assert_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let active = self.segments.back().expect("wal has an active segment");
+        for (a, b) in self.segments.iter().zip(self.segments.iter().skip(1)) {
+            assert!(a.seq < b.seq, "segment sequence numbers rise");
+            assert_eq!(a.next_lsn, b.first_lsn, "segments are LSN-contiguous");
+        }
+        assert!(self.segments.iter().all(|s| s.first_lsn <= s.next_lsn));
+        assert!(
+            self.durable_lsn < active.next_lsn,
+            "durable LSN beyond the log"
+        );
+        assert!(
+            self.tail <= self.config.segment_bytes,
+            "tail beyond the segment"
+        );
+        assert!(self
+            .pending
+            .iter()
+            .all(|p| p.offset % BLOCK_SIZE as u64 == 0));
+        assert_eq!(self.pending.is_empty(), self.batch_lsn.is_none());
+        if self.pending.is_empty() && !self.failed {
+            assert!(
+                self.tail % BLOCK_SIZE as u64 == 0,
+                "a synced tail is block-aligned"
+            );
+            assert_eq!(
+                self.durable_lsn.0 + 1,
+                active.next_lsn.0,
+                "all appended is durable"
+            );
+        }
     }
 
     fn poison_on_error<T>(&mut self, result: Result<T, WalError>) -> Result<T, WalError> {
