@@ -250,6 +250,40 @@ impl Memtable {
         self.frozen
     }
 
+    /// Checks the skiplist structure: every level is sorted, every node of a level
+    /// is on the level below, level 0 holds every node. O(n log n); for tests.
+    pub fn assert_invariants(&self) {
+        let mut below: Option<std::collections::HashSet<u32>> = None;
+        for level in 0..HEIGHT_MAX {
+            let mut on_level = std::collections::HashSet::new();
+            let mut x = self.link(HEAD, level);
+            let mut prev: Option<u32> = None;
+            while x != NIL {
+                let n = &self.nodes[x as usize];
+                assert!(level < usize::from(n.height), "node linked above its tower");
+                if let Some(p) = prev {
+                    let order = self.cmp_node(p, self.key(x), n.ts);
+                    assert_eq!(order, Ordering::Less, "level {level} out of order");
+                }
+                assert!(
+                    below.as_ref().is_none_or(|b| b.contains(&x)),
+                    "level {level} skips"
+                );
+                on_level.insert(x);
+                prev = Some(x);
+                x = self.link(x, level);
+            }
+            if level == 0 {
+                assert_eq!(on_level.len(), self.len(), "level 0 misses nodes");
+            }
+            assert!(
+                level < self.height || on_level.is_empty(),
+                "links above height"
+            );
+            below = Some(on_level);
+        }
+    }
+
     fn random_height(&mut self) -> usize {
         let mut height = 1;
         while height < HEIGHT_MAX && self.rng.below(BRANCHING) == 0 {

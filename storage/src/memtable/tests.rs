@@ -68,6 +68,7 @@ fn matches_btreemap_model() {
                 );
             }
         }
+        mt.assert_invariants();
         assert_eq!(mt.len(), model.len());
         assert_eq!(
             mt.iter().map(owned).collect::<Vec<_>>(),
@@ -116,6 +117,7 @@ fn cursor_survives_concurrent_inserts() {
             Value::Put(b"w"),
         );
     }
+    mt.assert_invariants();
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "cursor order broken");
     assert_eq!(seen.first().map(Vec::as_slice), Some(&b"k050"[..]));
     assert!(
