@@ -212,6 +212,8 @@ struct CrashStats {
     garbage_segments: u64,
     /// Disk errors returned by the WAL.
     errors: u64,
+    /// Recoveries cut short by a device failure (then crashed and redone).
+    recoveries_interrupted: u64,
 }
 
 impl Model {
@@ -277,6 +279,17 @@ fn crash_run(seed: u64) -> CrashStats {
     }
     block_on(async {
         for _cycle in 0..4 {
+            if rng.chance(25) {
+                // Crash during recovery itself (garbage removal, the fresh segment):
+                // the failure must be an I/O error, and recovery must be repeatable.
+                disk.fail_after(rng.below(12), Fault::Eio);
+                match recover_with_report(&disk, &config).await {
+                    Ok(_) => {}
+                    Err(WalError::Disk(_)) => model.stats.recoveries_interrupted += 1,
+                    Err(e) => panic!("seed {seed}: interrupted recovery: {e}"),
+                }
+                disk.crash();
+            }
             let (mut wal, records, report) = match recover_with_report(&disk, &config).await {
                 Ok(r) => r,
                 Err(e) => panic!("seed {seed}: recovery failed: {e}"),
@@ -404,6 +417,7 @@ fn crash_recovery_seeded() {
         total.unsynced_kept += stats.unsynced_kept;
         total.garbage_segments += stats.garbage_segments;
         total.errors += stats.errors;
+        total.recoveries_interrupted += stats.recoveries_interrupted;
     }
     eprintln!("crash runs exercised: {total:?}");
     assert!(
@@ -414,6 +428,7 @@ fn crash_recovery_seeded() {
         total.garbage_segments > 0 && total.errors > 100,
         "{total:?}"
     );
+    assert!(total.recoveries_interrupted > 100, "{total:?}");
 }
 
 /// Many batches across segments, all synced.
