@@ -110,11 +110,19 @@ fn run(iters: u64, mode: Mode) -> Duration {
 
 fn bench_mesh(c: &mut Criterion) {
     let mut group = c.benchmark_group("mesh");
-    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(1));
-    group.bench_function("round_trip", |b| b.iter_custom(|iters| run(iters, Mode::RoundTrip)));
-    group.bench_function("pipelined_64", |b| b.iter_custom(|iters| run(iters, Mode::Pipelined)));
-    group.bench_function("one_way", |b| b.iter_custom(|iters| run(iters, Mode::OneWay)));
+    group.bench_function("round_trip", |b| {
+        b.iter_custom(|iters| run(iters, Mode::RoundTrip))
+    });
+    group.bench_function("pipelined_64", |b| {
+        b.iter_custom(|iters| run(iters, Mode::Pipelined))
+    });
+    group.bench_function("one_way", |b| {
+        b.iter_custom(|iters| run(iters, Mode::OneWay))
+    });
     group.finish();
 }
 

@@ -164,7 +164,11 @@ where
         decode: DecodeContext::default(),
     };
     match conn.run().await {
-        Ok(end) => end,
+        // Answers to messages pipelined before a Terminate still go out.
+        Ok(end) => match conn.flush().await {
+            Ok(()) => end,
+            Err(error) => ConnEnd::Io(error),
+        },
         Err(Stop::Io(error)) => ConnEnd::Io(error),
         Err(Stop::Fatal(error)) => {
             // Best effort: the client may already be gone.
@@ -382,8 +386,7 @@ where
                 return Ok(ConnEnd::Closed);
             };
             let result = match message {
-                PgWireFrontendMessage::Query(query) => {
-                    skip_until_sync = false;
+                PgWireFrontendMessage::Query(query) if !skip_until_sync => {
                     portals.remove("");
                     self.simple_query(session, &query.query).await?;
                     self.send_ready(session)?;
