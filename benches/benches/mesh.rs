@@ -95,8 +95,7 @@ fn run(iters: u64, mode: Mode) -> Duration {
                         mesh.request(1, 0).await.expect("fence");
                     }
                 }
-                let elapsed = started.elapsed();
-                elapsed
+                started.elapsed()
             })
             .expect("starting an executor");
         handles.push(handle);
@@ -105,6 +104,29 @@ fn run(iters: u64, mode: Mode) -> Duration {
     for handle in handles {
         elapsed += handle.join().expect("executor");
     }
+    elapsed
+}
+
+/// Baseline for context: the same round trip between two OS threads over
+/// std's channels (blocking, futex wake-ups), measured in the same run.
+fn run_std_mpsc(iters: u64) -> Duration {
+    let (to_echo, echo_in) = std::sync::mpsc::sync_channel::<u64>(1024);
+    let (to_main, main_in) = std::sync::mpsc::sync_channel::<u64>(1024);
+    let echo = std::thread::spawn(move || {
+        while let Ok(n) = echo_in.recv() {
+            if to_main.send(n).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    for i in 0..iters {
+        to_echo.send(i).expect("send");
+        assert_eq!(main_in.recv().expect("reply"), i);
+    }
+    let elapsed = started.elapsed();
+    drop(to_echo);
+    echo.join().expect("echo thread");
     elapsed
 }
 
@@ -122,6 +144,9 @@ fn bench_mesh(c: &mut Criterion) {
     });
     group.bench_function("one_way", |b| {
         b.iter_custom(|iters| run(iters, Mode::OneWay))
+    });
+    group.bench_function("baseline_std_mpsc_round_trip", |b| {
+        b.iter_custom(run_std_mpsc)
     });
     group.finish();
 }
