@@ -121,10 +121,11 @@ pub fn decode_text(ty: Type, raw: &[u8]) -> PgResult<Value> {
         Type::Name => Value::Text(text::truncate_name(s).to_owned()),
         Type::Bytea => Value::Bytea(text::parse_bytea(s)?),
         Type::Uuid => Value::Uuid(text::parse_uuid(s)?),
-        Type::Json | Type::Jsonb => {
-            json::validate(s, ty == Type::Jsonb)?;
+        Type::Json => {
+            json::validate(s)?;
             Value::Json(s.to_owned())
         }
+        Type::Jsonb => Value::Json(json::normalize_jsonb(s)?),
         Type::Date => Value::Date(datetime::parse_date(s)?),
         Type::Time => Value::Time(datetime::parse_time(s)?),
         Type::Timestamp => Value::Timestamp(datetime::parse_timestamp(s, false)?),
@@ -152,7 +153,7 @@ pub fn decode_binary(ty: Type, raw: &[u8]) -> PgResult<Value> {
         Type::Uuid => Value::Uuid(fixed(ty, raw)?),
         Type::Json => {
             let s = text::verify_utf8(raw)?;
-            json::validate(s, false)?;
+            json::validate(s)?;
             Value::Json(s.to_owned())
         }
         Type::Jsonb => Value::Json(json::decode_jsonb_binary(raw)?),

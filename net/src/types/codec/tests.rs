@@ -594,7 +594,7 @@ fn json_codecs() {
     jsonb.extend_from_slice(b"{\"k\": 1}");
     assert_eq!(binary_of(&v, Type::Jsonb), jsonb);
     assert_eq!(decode_binary(Type::Jsonb, &jsonb), Ok(v.clone()));
-    assert_eq!(parse(Type::Jsonb, "{\"k\": 1}"), v);
+    assert_eq!(parse(Type::Jsonb, "{\"k\":1}"), v);
     for bad in [
         "",
         "{",
@@ -637,6 +637,57 @@ fn json_codecs() {
     binary_err(Type::Jsonb, b"", "22P03");
     binary_err(Type::Jsonb, b"\x01{", "22P02");
     binary_err(Type::Json, b"[", "22P02");
+}
+
+#[test]
+fn jsonb_text_is_normalised_like_jsonb_out() {
+    for (input, expected) in [
+        ("{\"b\":1,\"a\":2}", "{\"a\": 2, \"b\": 1}"),
+        (
+            "{\"bb\":1,\"a\":2,\"c\":3}",
+            "{\"a\": 2, \"c\": 3, \"bb\": 1}",
+        ),
+        ("{\"a\":1,\"a\":2}", "{\"a\": 2}"),
+        ("[1,2 , 3]", "[1, 2, 3]"),
+        ("  {}  ", "{}"),
+        ("[[],{}]", "[[], {}]"),
+        ("1e2", "100"),
+        ("1E-2", "0.01"),
+        ("-0", "0"),
+        ("-0.0", "0.0"),
+        ("1.50", "1.50"),
+        ("12.5e-1", "1.25"),
+        ("1.5e1", "15"),
+        ("-123.456e2", "-12345.6"),
+        ("0.001e3", "1"),
+        (
+            "123456789012345678901234567890",
+            "123456789012345678901234567890",
+        ),
+        ("1e30", "1000000000000000000000000000000"),
+        ("\"a\\/b\\u00e9\\u0001\\ud83d\\ude00\"", "\"a/bé\\u0001😀\""),
+        ("\"tab\\there\\\"\\\\\"", "\"tab\\there\\\"\\\\\""),
+        (
+            "{\"k\": [true, false, null]}",
+            "{\"k\": [true, false, null]}",
+        ),
+        (
+            "{\"x\": {\"z\": 1, \"y\": [1.0]}}",
+            "{\"x\": {\"y\": [1.0], \"z\": 1}}",
+        ),
+    ] {
+        check_text(Type::Jsonb, input, expected);
+        // json keeps the input as given.
+        assert_eq!(parse(Type::Json, input), Value::Json(input.into()));
+    }
+    let mut jsonb = vec![1u8];
+    jsonb.extend_from_slice(b"{\"b\":1,\"a\":1e1}");
+    assert_eq!(
+        decode_binary(Type::Jsonb, &jsonb),
+        Ok(Value::Json("{\"a\": 10, \"b\": 1}".into()))
+    );
+    parse_err(Type::Jsonb, "1e1001", "22003");
+    parse(Type::Json, "1e1001");
 }
 
 // ------------------------------------------------------------------ dates and times
@@ -1187,8 +1238,8 @@ fn random_value(ty: Type, rng: &mut Rng) -> Value {
             let n = rng.next() as i32;
             let doc = match rng.below(4) {
                 0 => format!("{n}"),
-                1 => format!("{{\"k{n}\": [{n}, \"v\\u00e9\", null, true, {{}}]}}"),
-                2 => format!("[{}.5e-3, false]", n),
+                1 => format!("{{\"k{n}\": [{n}, \"vé\\u0001\", null, true, {{}}]}}"),
+                2 => format!("[{n}.5, false]"),
                 _ => format!("\"s{n}\""),
             };
             Value::Json(doc)
