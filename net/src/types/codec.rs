@@ -148,7 +148,7 @@ pub fn decode_binary(ty: Type, raw: &[u8]) -> PgResult<Value> {
         Type::Text | Type::Varchar | Type::Bpchar | Type::Unknown => {
             Value::Text(text::verify_utf8(raw)?.to_owned())
         }
-        Type::Name => Value::Text(text::truncate_name(text::verify_utf8(raw)?).to_owned()),
+        Type::Name => Value::Text(text::check_name_binary(text::verify_utf8(raw)?)?.to_owned()),
         Type::Bytea => Value::Bytea(raw.to_vec()),
         Type::Uuid => Value::Uuid(fixed(ty, raw)?),
         Type::Json => {

@@ -494,6 +494,11 @@ fn text_types() {
         panic!()
     };
     assert_eq!(cut.len(), 63);
+    binary_err(Type::Name, "a".repeat(64).as_bytes(), "42622");
+    assert_eq!(
+        decode_binary(Type::Name, "a".repeat(63).as_bytes()),
+        Ok(Value::Text("a".repeat(63)))
+    );
 }
 
 #[test]
@@ -1215,7 +1220,7 @@ fn random_value(ty: Type, rng: &mut Rng) -> Value {
             Value::Numeric(Decimal::from_i128_with_scale(signed, rng.below(29) as u32))
         }
         Type::Text | Type::Varchar | Type::Bpchar | Type::Unknown | Type::Name => {
-            let len = rng.below(if ty == Type::Name { 20 } else { 40 });
+            let len = rng.below(40);
             let s: String = (0..len)
                 .filter_map(|_| {
                     char::from_u32(
@@ -1226,6 +1231,10 @@ fn random_value(ty: Type, rng: &mut Rng) -> Value {
                 })
                 .filter(|&c| c != '\0')
                 .collect();
+            if ty == Type::Name {
+                // A name value is at most 63 bytes by construction.
+                return Value::Text(super::text::truncate_name(&s).to_owned());
+            }
             Value::Text(s)
         }
         Type::Bytea => Value::Bytea((0..rng.below(50)).map(|_| rng.next() as u8).collect()),

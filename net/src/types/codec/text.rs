@@ -3,7 +3,8 @@
 //! Every text input is UTF-8 without NUL (PostgreSQL's server encoding is UTF8
 //! and its strings are C strings); a bad sequence is reported like
 //! `pg_verifymbstr` does, naming the bytes of the offending character (22021).
-//! `name` is cut to 63 bytes at a character boundary (`NAMEDATALEN - 1`).
+//! `name` text input is cut to 63 bytes at a character boundary (`NAMEDATALEN -
+//! 1`); a longer binary `name` is refused (42622), as `namerecv` does.
 //! `bytea` prints as `\x` and lowercase hex; it reads hex (whitespace between
 //! byte pairs allowed) or the escape format (`\\`, `\ooo`, other bytes literal).
 
@@ -56,6 +57,19 @@ pub(super) fn truncate_name(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// `namerecv`: unlike text input, a binary name that is too long is an error.
+pub(super) fn check_name_binary(s: &str) -> PgResult<&str> {
+    if s.len() > NAME_BYTES_MAX {
+        return Err(
+            PgError::new(SqlState::NAME_TOO_LONG, "identifier too long").with_detail(format!(
+                "Identifier must be less than {} characters.",
+                NAME_BYTES_MAX + 1
+            )),
+        );
+    }
+    Ok(s)
 }
 
 pub(super) fn format_bytea(bytes: &[u8], out: &mut BytesMut) {
