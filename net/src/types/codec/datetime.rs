@@ -13,7 +13,7 @@
 //! `MM-DD-YYYY` (DateStyle MDY for a short first field, two-digit years mapped
 //! to 1970..2069), then `T` or spaces and `HH:MM[:SS[.frac]]`, then a zone
 //! (`Z`, `UTC`, `GMT`, `±HH`, `±HHMM`, `±HH:MM[:SS]`) and `BC`/`AD`, plus
-//! `infinity`, `-infinity` and `epoch`. Fractions round to microseconds. Words
+//! `infinity`, `-infinity` and `epoch` (not `+infinity`, as in PostgreSQL). Fractions round to microseconds. Words
 //! that need a clock (`now`, `today`, ...) are refused: this layer has no clock.
 //! Errors: unparseable 22007, a field out of range (month 13) 22008, a value out
 //! of the type's range 22008, a zone offset past ±15:59:59 22009.
@@ -301,7 +301,7 @@ impl Cursor<'_> {
 fn parse(s: &str) -> Result<Parsed, DtErr> {
     let lower = s.trim().to_ascii_lowercase();
     match lower.as_str() {
-        "infinity" | "+infinity" => return Ok(Parsed::Infinity),
+        "infinity" => return Ok(Parsed::Infinity),
         "-infinity" => return Ok(Parsed::NegInfinity),
         "epoch" => return Ok(Parsed::Epoch),
         "now" | "today" | "tomorrow" | "yesterday" => return Err(DtErr::NeedsClock),
@@ -423,13 +423,15 @@ fn parse_time_fields(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
     if !c.eat(b':') {
         return Err(DtErr::BadFormat);
     }
-    let (minute, _) = c.digits().ok_or(DtErr::BadFormat)?;
+    // Like PostgreSQL, empty minutes, seconds or fraction count as zero
+    // (`12:`, `12:00:`, `12:00:00.`).
+    let minute = c.digits().map_or(0, |(v, _)| v);
     let mut second = 0;
     let mut frac = 0;
     if c.eat(b':') {
-        second = c.digits().ok_or(DtErr::BadFormat)?.0;
+        second = c.digits().map_or(0, |(v, _)| v);
         if c.eat(b'.') {
-            frac = parse_fraction(c)?;
+            frac = parse_fraction(c);
         }
     }
     if hour > 24 || minute > 59 || second > 60 {
@@ -442,11 +444,11 @@ fn parse_time_fields(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
     Ok(total)
 }
 
-/// Digits after a decimal point as microseconds, rounded half up at the 7th digit.
-fn parse_fraction(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
-    let start = c.i;
+/// Digits after a decimal point (possibly none) as microseconds, rounded half
+/// up at the 7th digit.
+fn parse_fraction(c: &mut Cursor<'_>) -> i64 {
     let mut micros: i64 = 0;
-    let mut n = 0;
+    let mut n: usize = 0;
     let mut round_up = false;
     while let Some(d) = c.peek().filter(u8::is_ascii_digit) {
         let d = i64::from(d - b'0');
@@ -458,16 +460,13 @@ fn parse_fraction(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
         n += 1;
         c.i += 1;
     }
-    if c.i == start {
-        return Err(DtErr::BadFormat);
-    }
-    for _ in n..6 {
+    for _ in n.min(6)..6 {
         micros *= 10;
     }
-    Ok(micros + i64::from(round_up))
+    micros + i64::from(round_up)
 }
 
-/// `z`, `utc`, `gmt`, `±HH`, `±HHMM`, `±HHMMSS`, `±HH:MM[:SS]` as seconds east.
+/// `z`, `utc`, `gmt`, `±HH`, `±HHMM`, `±HH:MM[:SS]` as seconds east.
 fn parse_zone(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
     if c.word("z") || c.word("utc") || c.word("gmt") {
         return Ok(0);
@@ -488,11 +487,10 @@ fn parse_zone(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
         };
         (first, m, s)
     } else {
+        // PostgreSQL reads run-together digits as hours and two minute digits.
         match len {
             1 | 2 => (first, 0, 0),
-            3 | 4 => (first / 100, first % 100, 0),
-            5 | 6 => (first / 10_000, first / 100 % 100, first % 100),
-            _ => return Err(DtErr::BadFormat),
+            _ => (first / 100, first % 100, 0),
         }
     };
     if hours > TZ_HOURS_MAX || minutes >= 60 || seconds >= 60 {
@@ -532,7 +530,7 @@ pub(super) fn parse_date(s: &str) -> PgResult<i32> {
 
 /// `time_in`. A date before the time and a zone after it are ignored.
 pub(super) fn parse_time(s: &str) -> PgResult<i64> {
-    let type_name = "time without time zone";
+    let type_name = "time";
     match parse(s).map_err(|e| e.into_pg(type_name, s))? {
         Parsed::Fields(Fields { time: Some(t), .. }) => Ok(t),
         _ => Err(DtErr::BadFormat.into_pg(type_name, s)),

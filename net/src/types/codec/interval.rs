@@ -120,7 +120,10 @@ const TIME_MASK: u32 =
 /// Why an interval string was refused.
 enum Err {
     BadFormat,
+    /// A field overflowed while parsing (22015).
     Overflow,
+    /// The fields parsed but years and months do not fit together (22008).
+    OutOfRange,
 }
 
 type Res<T> = Result<T, Err>;
@@ -240,11 +243,15 @@ impl Acc {
         Ok(())
     }
 
+    /// `itmin2interval`: each field must fit PostgreSQL's `int` while parsing
+    /// (22015); only folding years into months can then overflow (22008).
     fn finish(self) -> Res<Interval> {
-        let months = add(mul(self.years, MONTHS_PER_YEAR)?, self.months)?;
+        let int = |v: i64| i32::try_from(v).map_err(|_| Err::Overflow);
+        let (years, months, days) = (int(self.years)?, int(self.months)?, int(self.days)?);
+        let total = i64::from(years) * MONTHS_PER_YEAR + i64::from(months);
         Ok(Interval {
-            months: i32::try_from(months).map_err(|_| Err::Overflow)?,
-            days: i32::try_from(self.days).map_err(|_| Err::Overflow)?,
+            months: i32::try_from(total).map_err(|_| Err::OutOfRange)?,
+            days,
             micros: self.micros,
         })
     }
@@ -323,6 +330,26 @@ fn parse_clock(text: &str) -> Res<i64> {
     Ok(if negative { -total } else { total })
 }
 
+/// `[±]Y-M`: the sign applies to both; months must be 0..=11.
+fn parse_year_month(text: &str) -> Res<(i64, i64)> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (years, months) = unsigned.split_once('-').ok_or(Err::BadFormat)?;
+    let (years, _) = parse_number(years)?;
+    let (months, _) = parse_number(months)?;
+    if months > 11 {
+        return Err(Err::Overflow);
+    }
+    Ok(if negative {
+        (-years, -months)
+    } else {
+        (years, months)
+    })
+}
+
 /// Fraction digits as microseconds, rounded half up at the seventh digit.
 fn fraction_micros(digits: &str) -> Res<i64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -338,6 +365,8 @@ fn fraction_micros(digits: &str) -> Res<i64> {
 enum Token<'a> {
     Number(&'a str),
     Clock(&'a str),
+    /// SQL-standard `[±]Y-M`.
+    YearMonth(&'a str),
     Word(&'a str),
 }
 
@@ -359,15 +388,20 @@ fn tokenize(s: &str) -> Res<Vec<Token<'_>>> {
                     .is_some_and(|n| n.is_ascii_digit() || *n == b'.'));
         if numeric_start {
             i += 1;
-            while b
-                .get(i)
-                .is_some_and(|n| n.is_ascii_digit() || matches!(n, b'.' | b':'))
-            {
+            while let Some(&n) = b.get(i) {
+                let inner_dash = n == b'-'
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+                if !(n.is_ascii_digit() || matches!(n, b'.' | b':') || inner_dash) {
+                    break;
+                }
                 i += 1;
             }
             let text = &s[start..i];
             tokens.push(if text.contains(':') {
                 Token::Clock(text)
+            } else if text[1..].contains('-') {
+                Token::YearMonth(text)
             } else {
                 Token::Number(text)
             });
@@ -405,12 +439,18 @@ fn parse_postgres(s: &str) -> Res<Interval> {
                     }
                     Some(Token::Clock(_)) => acc.apply(value, frac, Unit::Day)?,
                     None => acc.apply(value, frac, Unit::Second)?,
-                    Some(Token::Number(_)) => return Err(Err::BadFormat),
+                    Some(Token::Number(_) | Token::YearMonth(_)) => return Err(Err::BadFormat),
                 }
             }
             Token::Clock(c) => {
                 acc.claim(TIME_MASK)?;
                 acc.micros = add(acc.micros, parse_clock(c)?)?;
+            }
+            Token::YearMonth(ym) => {
+                acc.claim(Unit::Year.mask() | Unit::Month.mask())?;
+                let (years, months) = parse_year_month(ym)?;
+                acc.years = add(acc.years, years)?;
+                acc.months = add(acc.months, months)?;
             }
             Token::Word(_) => return Err(Err::BadFormat),
         }
@@ -432,12 +472,9 @@ fn parse_iso(body: &str) -> Res<Interval> {
         return Err(Err::BadFormat);
     }
     while i < b.len() {
-        if b[i] == b't' && !in_time {
+        if b[i] == b'T' && !in_time {
             in_time = true;
             i += 1;
-            if i == b.len() {
-                return Err(Err::BadFormat);
-            }
             continue;
         }
         let start = i;
@@ -449,13 +486,13 @@ fn parse_iso(body: &str) -> Res<Interval> {
         }
         let (value, frac) = parse_number(&body[start..i])?;
         let unit = match (in_time, b.get(i)) {
-            (false, Some(b'y')) => Unit::Year,
-            (false, Some(b'm')) => Unit::Month,
-            (false, Some(b'w')) => Unit::Week,
-            (false, Some(b'd')) => Unit::Day,
-            (true, Some(b'h')) => Unit::Hour,
-            (true, Some(b'm')) => Unit::Minute,
-            (true, Some(b's')) => Unit::Second,
+            (false, Some(b'Y')) => Unit::Year,
+            (false, Some(b'M')) => Unit::Month,
+            (false, Some(b'W')) => Unit::Week,
+            (false, Some(b'D')) => Unit::Day,
+            (true, Some(b'H')) => Unit::Hour,
+            (true, Some(b'M')) => Unit::Minute,
+            (true, Some(b'S')) => Unit::Second,
             _ => return Err(Err::BadFormat),
         };
         acc.apply(value, frac, unit)?;
@@ -466,10 +503,11 @@ fn parse_iso(body: &str) -> Res<Interval> {
 
 /// `interval_in` with IntervalStyle postgres.
 pub(super) fn parse(s: &str) -> PgResult<Interval> {
-    let lower = s.trim().to_ascii_lowercase();
-    let parsed = match lower.strip_prefix('p') {
+    // ISO 8601 designators are upper case only, as in PostgreSQL.
+    let trimmed = s.trim();
+    let parsed = match trimmed.strip_prefix('P') {
         Some(body) => parse_iso(body),
-        None => parse_postgres(&lower),
+        None => parse_postgres(&trimmed.to_ascii_lowercase()),
     };
     parsed.map_err(|e| match e {
         Err::BadFormat => PgError::new(
@@ -480,5 +518,6 @@ pub(super) fn parse(s: &str) -> PgResult<Interval> {
             SqlState::INTERVAL_FIELD_OVERFLOW,
             format!("interval field value out of range: \"{s}\""),
         ),
+        Err::OutOfRange => PgError::new(SqlState::DATETIME_FIELD_OVERFLOW, "interval out of range"),
     })
 }

@@ -20,8 +20,10 @@ use crate::error::{PgError, PgResult, SqlState};
 pub(super) const JSONB_VERSION: u8 = 1;
 /// Deepest nesting of arrays and objects accepted.
 const DEPTH_MAX: usize = 1000;
-/// `NUMERIC_MAX_PRECISION`: the largest exponent `numeric_in` accepts.
-const EXPONENT_MAX: i64 = 1000;
+/// `numeric`'s limits: 32768 base-10000 digits before the point...
+const INTEGER_DIGITS_MAX: i64 = 4 * 32768;
+/// ... and a display scale of at most `NUMERIC_DSCALE_MAX`.
+const DSCALE_MAX: i64 = 0x3FFF;
 
 pub(super) fn decode_jsonb_binary(raw: &[u8]) -> PgResult<String> {
     match raw.split_first() {
@@ -135,6 +137,7 @@ fn write_string(s: &str, out: &mut String) {
 
 /// A JSON number as `numeric_out` prints it: the exponent folded into the
 /// digits, display scale `max(0, fraction digits - exponent)`, no negative zero.
+/// `None` past `numeric`'s limits ([`INTEGER_DIGITS_MAX`], [`DSCALE_MAX`]).
 fn numeric_text(number: &str) -> Option<String> {
     let (negative, unsigned) = match number.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -144,10 +147,18 @@ fn numeric_text(number: &str) -> Option<String> {
         Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
         None => (unsigned, 0),
     };
-    if !(-EXPONENT_MAX..=EXPONENT_MAX).contains(&exponent) {
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let leading_zeros = int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .take_while(|&d| d == b'0')
+        .count();
+    let significant_int_digits = int_part.len() as i64 - leading_zeros as i64 + exponent;
+    let all_zero = leading_zeros == int_part.len() + frac_part.len();
+    let dscale = (frac_part.len() as i64).checked_sub(exponent)?;
+    if dscale > DSCALE_MAX || (!all_zero && significant_int_digits > INTEGER_DIGITS_MAX) {
         return None;
     }
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
     // The point sits after `point` digits (may be outside the digit string).
     let point = int_part.len() as i64 + exponent;
@@ -430,7 +441,12 @@ impl Parser<'_> {
             return Ok(c);
         }
         let unit = self.hex4()?;
-        if unit == 0 && self.jsonb {
+        if !self.jsonb {
+            // `json` keeps the text as given and, like PostgreSQL 15, does not
+            // check that surrogates pair up; the decoded value is never used.
+            return Ok(char::REPLACEMENT_CHARACTER);
+        }
+        if unit == 0 {
             return Err(PgError::new(
                 SqlState::UNTRANSLATABLE_CHARACTER,
                 "unsupported Unicode escape sequence",
