@@ -507,6 +507,23 @@ mod tests {
     }
 
     #[test]
+    fn verifiers_match_secrets_postgres_15_stored() {
+        // `rolpassword` of roles created by PostgreSQL 15.18 with
+        // password_encryption = scram-sha-256.
+        let stored = [
+            ("pencil", "SCRAM-SHA-256$4096:xqaFTZVbXjs5IkZVNrBw4g==$BiUf/jxsUWuslmiGsQt9s11kSxnFWTJ9GKbPVJQLsNU=:5ppFFLsoBMQxLjfbbpQq6iWJozXMSWNOqT06EuZLLR8="),
+            ("correct horse battery staple", "SCRAM-SHA-256$4096:xKOecep5esGcq+MXUqoNrg==$VywAblV9PXXlXjWBp0E4E0mlC7cDANrIirDYFJ8Y8Dc=:EOkkdSRFLMfEi6eb33k4kwwHBT6++JPTlAidxyX9t8c="),
+            ("p@$$w0rd!:,=", "SCRAM-SHA-256$4096:387CigiaFKYBv3h+3CkYlw==$tf9FwmZx0cwR72ANRy0cPA04ntQpCzIrYLkZTHExozc=:4EUsLZV5D52caQDXEqpIzCWQuvUQDdo0cAA1p2uHPcU="),
+        ];
+        for (password, secret) in stored {
+            let parsed = ScramVerifier::parse(secret).expect("postgres secret parses");
+            let derived = ScramVerifier::from_password(password, &parsed.salt, parsed.iterations);
+            assert_eq!(derived, parsed, "{password}");
+            assert_eq!(derived.to_string(), secret);
+        }
+    }
+
+    #[test]
     fn malformed_verifiers_are_refused() {
         let good = rfc_verifier().to_string();
         let (head, keys) = good.rsplit_once('$').expect("keys");

@@ -184,6 +184,60 @@ for _ in range(200):
                                                 rng.randint(0, 999999)))
     add("interval", " ".join(parts) or "0")
 
+# Mixed random forms.
+UNITS = ["year", "years", "mon", "mons", "month", "months", "week", "weeks", "day", "days",
+         "hour", "hours", "min", "mins", "minute", "sec", "secs", "second", "seconds", "ms",
+         "msec", "us", "usec", "y", "d", "h", "m", "s", "w", "decade", "century", "millennium"]
+for _ in range(300):
+    parts, used = [], set()
+    for _ in range(rng.randint(1, 4)):
+        unit = rng.choice(UNITS)
+        number = rng.choice([str(rng.randint(-100, 100)),
+                             "%.*f" % (rng.randint(1, 7), rng.uniform(-50, 50))])
+        parts.append("%s %s" % (number, unit))
+    if rng.random() < 0.2:
+        parts.append("ago")
+    add("interval", " ".join(parts))
+for _ in range(100):
+    fields = []
+    for d in "YMWD":
+        if rng.random() < 0.5:
+            fields.append(rng.choice([str(rng.randint(-20, 20)), "%.2f" % rng.uniform(0, 10)]) + d)
+    time = []
+    for d in "HMS":
+        if rng.random() < 0.5:
+            time.append(rng.choice([str(rng.randint(-99, 99)), "%.3f" % rng.uniform(0, 99)]) + d)
+    add("interval", "P" + "".join(fields) + ("T" + "".join(time) if time else ""))
+for _ in range(200):
+    x = rng.choice([rng.uniform(-1e6, 1e6), 10 ** rng.uniform(-320, 308),
+                    -(10 ** rng.uniform(-45, 38))])
+    add("float8", rng.choice(["%e", "%.17g", "%g", "%.3e", "%f"]) % x)
+    add("float4", rng.choice(["%e", "%.9g", "%g", "%.3e"]) % x)
+for _ in range(150):
+    mantissa = "%d.%d" % (rng.randint(0, 99999), rng.randint(0, 99999))
+    add("numeric", "%s%se%d" % (rng.choice(["", "-", "+"]), mantissa, rng.randint(-20, 20)))
+for _ in range(200):
+    y = rng.randint(1, 3000)
+    stamp = "%04d-%02d-%02d%s%02d:%02d:%02d" % (y, rng.randint(1, 12), rng.randint(1, 28),
+                                              rng.choice([" ", "T", "  "]), rng.randint(0, 23),
+                                              rng.randint(0, 59), rng.randint(0, 59))
+    if rng.random() < 0.6:
+        stamp += "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 9)))
+    zone = rng.choice(["", "Z", "+05", "-03:30", " UTC", " +01:00", "-0800", "+14", "-12:45",
+                       "+00:30:15", " GMT", "z"])
+    add("timestamptz", stamp + zone)
+    add("timestamp", stamp + zone)
+    add("date", stamp.split(" ")[0].split("T")[0])
+    add("time", stamp.replace("T", " ").split()[-1] + zone)
+for _ in range(60):
+    add("date", "%d/%d/%02d" % (rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 99)))
+    add("date", "%d-%d-%d" % (rng.randint(1, 12), rng.randint(1, 28), rng.randint(100, 2500)))
+for _ in range(60):
+    chunk = "".join(rng.choice(["a", "\\\\", "\\%03o" % rng.randint(0, 255), "z", " ", "\\x"])
+                    for _ in range(rng.randint(0, 6)))
+    add("bytea", chunk)
+    add("bytea", "\\x" + "".join(rng.choice("0123456789abcdefABCDEF ") for _ in range(rng.randint(0, 12))))
+
 setup = r"""
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, MDY';

@@ -5,14 +5,21 @@
 //! Like PostgreSQL, a positive field right after a negative one gets a `+`
 //! (`-1 days +02:03:00`), and months print as `mon(s)` for compatibility.
 //!
-//! Input: `[@] {number unit | [±]H:MM[:SS[.frac]] | number} ... [ago]` with the
-//! units PostgreSQL knows (microseconds to millennia, with their abbreviations),
-//! or ISO 8601 designators `P[nY][nM][nW][nD][T[nH][nM][nS]]`. Fractions cascade
-//! the way PostgreSQL's `DecodeInterval` does (years to whole months, months to
-//! 30-day days then microseconds, days to microseconds), so `1.5 months` is
-//! `1 mon 15 days`. A bare number before a time is days, a trailing bare number
-//! is seconds. Each unit may appear once. Overflow of any field is 22015,
-//! malformed input 22007.
+//! Input, postgres style: `[@] {number unit | [±]H:MM[:SS[.frac]] | [±]Y-M |
+//! number} ... [ago]` with the units PostgreSQL knows (microseconds to
+//! millennia, with their abbreviations). Fractions cascade the way
+//! `DecodeInterval` does (years to whole months, months to 30-day days then
+//! microseconds, days to microseconds), so `1.5 months` is `1 mon 15 days`. A
+//! bare number before a clock is days, a trailing one seconds. Each unit may
+//! appear once (seconds with a fraction also claim ms and us).
+//!
+//! Input, ISO 8601: `P[nY][nM][nW][nD][T[nH][nM][nS]]`, upper case, no spaces;
+//! numbers are `strtod` values within ±10^15 whose fraction is `value - trunc`
+//! (so `P2.8M` is 2 months and 23.999… days, as PostgreSQL computes it), and
+//! designators may repeat and add up.
+//!
+//! Errors: malformed 22007; a field past PostgreSQL's `int`/`int64` while
+//! parsing 22015; years and months that fit alone but not together 22008.
 
 use super::datetime::{
     push_fraction, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
@@ -114,8 +121,11 @@ impl Unit {
 }
 
 /// The clock part of an interval claims hours, minutes and seconds.
-const TIME_MASK: u32 =
-    (1 << Unit::Hour as u32) | (1 << Unit::Minute as u32) | (1 << Unit::Second as u32);
+const TIME_MASK: u32 = (1 << Unit::Hour as u32) | (1 << Unit::Minute as u32) | ALL_SECONDS_MASK;
+/// Seconds with a fraction also claim milliseconds and microseconds
+/// (PostgreSQL's `DTK_ALL_SECS_M`): `1.5 s 3 ms` is refused.
+const ALL_SECONDS_MASK: u32 =
+    (1 << Unit::Second as u32) | (1 << Unit::Millisecond as u32) | (1 << Unit::Microsecond as u32);
 
 /// Why an interval string was refused.
 enum Err {
@@ -194,8 +204,19 @@ impl Acc {
         Ok(())
     }
 
+    /// A `number unit` field of the postgres style: each unit at most once.
     fn apply(&mut self, value: i64, frac: f64, unit: Unit) -> Res<()> {
-        self.claim(unit.mask())?;
+        let mask = if unit == Unit::Second && frac != 0.0 {
+            ALL_SECONDS_MASK
+        } else {
+            unit.mask()
+        };
+        self.claim(mask)?;
+        self.add_unit(value, frac, unit)
+    }
+
+    /// Adds `value.frac` units, cascading the fraction like `DecodeInterval`.
+    fn add_unit(&mut self, value: i64, frac: f64, unit: Unit) -> Res<()> {
         let micros = |acc: &mut Acc, scale: i64| -> Res<()> {
             acc.micros = add(acc.micros, mul(value, scale)?)?;
             acc.fract_micros(frac, scale)
@@ -477,14 +498,8 @@ fn parse_iso(body: &str) -> Res<Interval> {
             i += 1;
             continue;
         }
-        let start = i;
-        while b
-            .get(i)
-            .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'+' | b'-'))
-        {
-            i += 1;
-        }
-        let (value, frac) = parse_number(&body[start..i])?;
+        let (value, frac, len) = parse_iso_number(&body[i..])?;
+        i += len;
         let unit = match (in_time, b.get(i)) {
             (false, Some(b'Y')) => Unit::Year,
             (false, Some(b'M')) => Unit::Month,
@@ -495,19 +510,64 @@ fn parse_iso(body: &str) -> Res<Interval> {
             (true, Some(b'S')) => Unit::Second,
             _ => return Err(Err::BadFormat),
         };
-        acc.apply(value, frac, unit)?;
+        // ISO designators may repeat and add up, as in PostgreSQL.
+        acc.add_unit(value, frac, unit)?;
         i += 1;
     }
     acc.finish()
 }
 
+/// `ParseISO8601Number`: a `strtod` number (`-`, digits, point, exponent; no
+/// `+`) split into integer part and fraction, within ±10^15. Returns the parts
+/// and the bytes consumed.
+fn parse_iso_number(text: &str) -> Res<(i64, f64, usize)> {
+    let b = text.as_bytes();
+    if !b
+        .first()
+        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+    {
+        return Err(Err::BadFormat);
+    }
+    let mut i = usize::from(b[0] == b'-');
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut mantissa_digits = digits(&mut i);
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        mantissa_digits += digits(&mut i);
+    }
+    if mantissa_digits == 0 {
+        return Err(Err::BadFormat);
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let mut j = i + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        }
+    }
+    let value: f64 = text[..i].parse().map_err(|_| Err::BadFormat)?;
+    if !(-1e15..=1e15).contains(&value) {
+        return Err(Err::Overflow);
+    }
+    let whole = value.trunc();
+    // |whole| ≤ 10^15, exactly representable in both f64 and i64.
+    Ok((whole as i64, value - whole, i))
+}
+
 /// `interval_in` with IntervalStyle postgres.
 pub(super) fn parse(s: &str) -> PgResult<Interval> {
-    // ISO 8601 designators are upper case only, as in PostgreSQL.
-    let trimmed = s.trim();
-    let parsed = match trimmed.strip_prefix('P') {
+    // ISO 8601: an upper-case `P` first, no surrounding spaces, as in PostgreSQL.
+    let parsed = match s.strip_prefix('P') {
         Some(body) => parse_iso(body),
-        None => parse_postgres(&trimmed.to_ascii_lowercase()),
+        None => parse_postgres(&s.trim().to_ascii_lowercase()),
     };
     parsed.map_err(|e| match e {
         Err::BadFormat => PgError::new(

@@ -163,7 +163,18 @@ pub(super) fn format_f64(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    format_shortest(&format!("{:e}", v), 15)
+    let bits = v.to_bits();
+    let (fraction, biased) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i32);
+    let binary = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1 << 52), biased - 1075)
+    };
+    let round_trips = |s: &str| {
+        s.parse::<f64>()
+            .is_ok_and(|p| p.to_bits() == v.abs().to_bits())
+    };
+    format_shortest(&format!("{:e}", v), binary, round_trips, 15)
 }
 
 /// float4out with extra_float_digits > 0.
@@ -174,13 +185,38 @@ pub(super) fn format_f32(v: f32) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    format_shortest(&format!("{:e}", v), 6)
+    let bits = v.to_bits();
+    let (fraction, biased) = (
+        u64::from(bits & ((1 << 23) - 1)),
+        ((bits >> 23) & 0xff) as i32,
+    );
+    let binary = if biased == 0 {
+        (fraction, -149)
+    } else {
+        (fraction | (1 << 23), biased - 150)
+    };
+    let round_trips = |s: &str| {
+        s.parse::<f32>()
+            .is_ok_and(|p| p.to_bits() == v.abs().to_bits())
+    };
+    format_shortest(&format!("{:e}", v), binary, round_trips, 6)
 }
 
 /// Re-lays Rust's shortest scientific form (`-1.5e-7`, digits already minimal)
 /// the way PostgreSQL's Ryu output does: fixed notation for decimal exponents
 /// in `-4..fixed_max`, else `d.ddde±XX`.
-fn format_shortest(sci: &str, fixed_max: i32) -> String {
+///
+/// Rust and Ryu both print the shortest digits that read back to the same
+/// float, closest to its exact value; they differ only when the exact value lies
+/// exactly halfway between two shortest candidates, where Ryu takes the even
+/// one (281083.625f32 prints as `281083.62`) and Rust the upper one. `binary`
+/// is the float's exact value as `m · 2^e`, used to detect that tie.
+fn format_shortest(
+    sci: &str,
+    binary: (u64, i32),
+    round_trips: impl Fn(&str) -> bool,
+    fixed_max: i32,
+) -> String {
     let (negative, sci) = match sci.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, sci),
@@ -188,6 +224,7 @@ fn format_shortest(sci: &str, fixed_max: i32) -> String {
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (digits, exp) = break_tie_to_even(digits, exp, binary, round_trips);
     let mut out = String::with_capacity(digits.len() + 8);
     if negative {
         out.push('-');
@@ -207,6 +244,73 @@ fn format_shortest(sci: &str, fixed_max: i32) -> String {
         out.push_str(&format!("{:02}", exp.unsigned_abs()));
     }
     out
+}
+
+/// If the float lies exactly halfway between `digits` (value `D · 10^k`) and
+/// its odd/even neighbour `D ± 1`, returns the even one when it reads back to
+/// the same float; otherwise the digits unchanged.
+fn break_tie_to_even(
+    digits: String,
+    exp: i32,
+    binary: (u64, i32),
+    round_trips: impl Fn(&str) -> bool,
+) -> (String, i32) {
+    let Ok(d) = digits.parse::<u64>() else {
+        return (digits, exp);
+    };
+    if d % 2 == 0 || binary.0 == 0 {
+        return (digits, exp);
+    }
+    // D · 10^k with k = exp - (len - 1); the midpoints are (10·D ± 5) · 10^(k-1).
+    let k = exp - (digits.len() as i32 - 1);
+    let neighbour = if is_exact_decimal(binary, 10 * d - 5, k - 1) {
+        d - 1
+    } else if is_exact_decimal(binary, 10 * d + 5, k - 1) {
+        d + 1
+    } else {
+        return (digits, exp);
+    };
+    // Keep the same scale: D ± 1 may gain or lose a digit, or end in zeros.
+    let text = neighbour.to_string();
+    let new_exp = k + text.len() as i32 - 1;
+    let trimmed = text.trim_end_matches('0');
+    let candidate = format!("{}e{}", trimmed, new_exp - (trimmed.len() as i32 - 1));
+    if neighbour == 0 || !round_trips(&candidate) {
+        return (digits, exp);
+    }
+    (trimmed.to_owned(), new_exp)
+}
+
+/// Whether `m · 2^e` equals `d · 10^k` exactly (m, d > 0), with integer
+/// arithmetic only: both sides are reduced to odd parts and powers of 2 and 5.
+fn is_exact_decimal((m, e): (u64, i32), d: u64, k: i32) -> bool {
+    let (mut m, mut e) = (m, e);
+    while m % 2 == 0 {
+        m /= 2;
+        e += 1;
+    }
+    let (mut d, mut twos, mut fives) = (d, 0, 0);
+    while d % 2 == 0 {
+        d /= 2;
+        twos += 1;
+    }
+    while d % 5 == 0 {
+        d /= 5;
+        fives += 1;
+    }
+    // Now d·2^(k+twos)·5^(k+fives) against m·2^e, with m and d odd, d coprime to 5.
+    let five_power = k + fives;
+    if five_power < 0 || e != k + twos {
+        return false;
+    }
+    let mut rhs = u128::from(d);
+    for _ in 0..five_power {
+        rhs *= 5;
+        if rhs > u128::from(m) {
+            return false;
+        }
+    }
+    rhs == u128::from(m)
 }
 
 /// `digits` × 10^(exp - len + 1) in fixed notation; `exp` is in -4..15.

@@ -206,6 +206,10 @@ fn float8_text_is_shortest_like_postgres() {
         (5e-324, "5e-324"),
         (1.0 / 3.0, "0.3333333333333333"),
         (2.0f64.powi(60), "1.152921504606847e+18"),
+        // Exact ties between two shortest candidates go to the even one (Ryu).
+        (562949953421312.25, "562949953421312.2"),
+        (562949953421312.75, "562949953421312.8"),
+        (1125899906842624.5, "1.1258999068426245e+15"),
         (f64::INFINITY, "Infinity"),
         (f64::NEG_INFINITY, "-Infinity"),
         (f64::NAN, "NaN"),
@@ -237,6 +241,8 @@ fn float4_text_is_shortest_like_postgres() {
         (1e-5, "1e-05"),
         (f32::MAX, "3.4028235e+38"),
         (1e-45, "1e-45"),
+        // An exact tie between two shortest candidates goes to the even one.
+        (281083.625, "281083.62"),
         (-0.0, "-0"),
         (f32::INFINITY, "Infinity"),
         (f32::NAN, "NaN"),
@@ -1060,6 +1066,11 @@ fn interval_inputs() {
         ("P-1D", iv(0, -1, 0)),
         ("PT36H", iv(0, 0, 36 * H)),
         ("PT", iv(0, 0, 0)),
+        ("P1D1D", iv(0, 2, 0)),
+        ("P1e2D", iv(0, 100, 0)),
+        ("PT-1.5S", iv(0, 0, -1_500_000)),
+        ("P-2147483648D", iv(0, i32::MIN, 0)),
+        ("1 s 3 ms", iv(0, 0, 1_003_000)),
         ("1-2", iv(14, 0, 0)),
         ("-1-2", iv(-14, 0, 0)),
         ("+1-2 3", iv(14, 0, 3 * S)),
@@ -1123,6 +1134,19 @@ fn interval_errors() {
         );
     }
     parse_err(Type::Interval, "1-12", "22015");
+    for s in [
+        "1.5 s 3 ms",
+        "3 ms 1.5 s",
+        "1 ms 01:00:00",
+        " P1D",
+        "P1DT1H ",
+        "P+1D",
+        "P1,5Y",
+    ] {
+        parse_err(Type::Interval, s, "22007");
+    }
+    parse_err(Type::Interval, "P2147483648D", "22015");
+    parse_err(Type::Interval, "P1e16D", "22015");
     for s in ["p1m", "P1y", "PT1h"] {
         parse_err(Type::Interval, s, "22007");
     }
