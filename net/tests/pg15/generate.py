@@ -213,6 +213,11 @@ for _ in range(200):
                     -(10 ** rng.uniform(-45, 38))])
     add("float8", rng.choice(["%e", "%.17g", "%g", "%.3e", "%f"]) % x)
     add("float4", rng.choice(["%e", "%.9g", "%g", "%.3e"]) % x)
+# Floats with few fractional bits: where shortest-digit ties happen.
+for _ in range(150):
+    j = rng.randint(1, 12)
+    add("float4", repr(rng.randint(1, 2 ** 24) / 2 ** j))
+    add("float8", repr(rng.randint(2 ** 40, 2 ** 53) / 2 ** j))
 for _ in range(150):
     mantissa = "%d.%d" % (rng.randint(0, 99999), rng.randint(0, 99999))
     add("numeric", "%s%se%d" % (rng.choice(["", "-", "+"]), mantissa, rng.randint(-20, 20)))

@@ -543,6 +543,10 @@ fn bytea_codecs() {
     parse_err(Type::Bytea, "\\", "22P02");
     parse_err(Type::Bytea, "\\400", "22P02");
     parse_err(Type::Bytea, "\\08", "22P02");
+    assert_eq!(
+        parse_err(Type::Bytea, "\\x0 a", "22023"),
+        "invalid hexadecimal digit: \" \""
+    );
 }
 
 #[test]
