@@ -444,26 +444,25 @@ fn parse_time_fields(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
     Ok(total)
 }
 
-/// Digits after a decimal point (possibly none) as microseconds, rounded half
-/// up at the 7th digit.
+/// Digits after a decimal point (possibly none) as microseconds.
 fn parse_fraction(c: &mut Cursor<'_>) -> i64 {
-    let mut micros: i64 = 0;
-    let mut n: usize = 0;
-    let mut round_up = false;
-    while let Some(d) = c.peek().filter(u8::is_ascii_digit) {
-        let d = i64::from(d - b'0');
-        if n < 6 {
-            micros = micros * 10 + d;
-        } else if n == 6 {
-            round_up = d >= 5;
-        }
-        n += 1;
+    let start = c.i;
+    while c.peek().is_some_and(|d| d.is_ascii_digit()) {
         c.i += 1;
     }
-    for _ in n.min(6)..6 {
-        micros *= 10;
+    // The bytes are ASCII digits, so this is valid UTF-8.
+    fraction_micros(std::str::from_utf8(&c.b[start..c.i]).unwrap_or(""))
+}
+
+/// `ParseFractionalSecond`: PostgreSQL reads `.digits` as a double and rounds
+/// `frac * 10^6` half to even, so `.16207650` is 162076 µs (the double is a
+/// hair below ...765). Done the same way here to print the same microseconds.
+pub(super) fn fraction_micros(digits: &str) -> i64 {
+    if digits.is_empty() {
+        return 0;
     }
-    micros + i64::from(round_up)
+    let frac: f64 = format!("0.{digits}").parse().unwrap_or(0.0);
+    (frac * 1_000_000.0).round_ties_even() as i64
 }
 
 /// `z`, `utc`, `gmt`, `±HH`, `±HHMM`, `±HH:MM[:SS]` as seconds east.

@@ -22,7 +22,7 @@
 //! parsing 22015; years and months that fit alone but not together 22008.
 
 use super::datetime::{
-    push_fraction, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+    fraction_micros, push_fraction, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
 };
 use crate::error::{PgError, PgResult, SqlState};
 use crate::types::Interval;
@@ -331,7 +331,7 @@ fn parse_clock(text: &str) -> Res<i64> {
     };
     let seconds = |s: &str| -> Res<(i64, i64)> {
         match s.split_once('.') {
-            Some((whole, frac)) => Ok((int(whole)?, fraction_micros(frac)?)),
+            Some((whole, frac)) => Ok((int(whole)?, clock_fraction(frac)?)),
             None => Ok((int(s)?, 0)),
         }
     };
@@ -371,15 +371,13 @@ fn parse_year_month(text: &str) -> Res<(i64, i64)> {
     })
 }
 
-/// Fraction digits as microseconds, rounded half up at the seventh digit.
-fn fraction_micros(digits: &str) -> Res<i64> {
+/// Fraction digits as microseconds, rounded like PostgreSQL (see
+/// [`fraction_micros`]).
+fn clock_fraction(digits: &str) -> Res<i64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Err::BadFormat);
     }
-    let mut padded: Vec<i64> = digits.bytes().map(|b| i64::from(b - b'0')).collect();
-    padded.resize(padded.len().max(7), 0);
-    let micros = padded[..6].iter().fold(0, |acc, d| acc * 10 + d);
-    Ok(micros + i64::from(padded[6] >= 5))
+    Ok(fraction_micros(digits))
 }
 
 #[derive(Debug)]

@@ -3,10 +3,12 @@
 //! Integers parse like PostgreSQL 15's `pg_strtoint*`: optional surrounding
 //! whitespace, one optional sign, decimal digits only; overflow is reported as
 //! soon as the digits overflow (22003), anything else malformed is 22P02.
-//! Floats print the shortest decimal that reads back to the same bits (what
-//! PostgreSQL ≥ 12 does with `extra_float_digits > 0`, via Ryu), in fixed notation
-//! while the decimal exponent is in `-4 ..` 15 (float8) or 6 (float4), else as
-//! `1.5e+100` with at least two exponent digits.
+//! Floats print like PostgreSQL ≥ 12 with `extra_float_digits > 0` (its Ryu
+//! port): the fewest digits strictly inside the float's rounding interval,
+//! closest to the exact value, ties to even (see [`Shortest`]); fixed notation
+//! while the decimal exponent is in `-4 ..` 15 (float8) or 6 (float4), else
+//! `1.5e+100` with at least two exponent digits. Input is correctly rounded;
+//! overflow and underflow to zero are 22003.
 
 use super::{bad_text, trim_pg_space};
 use crate::error::{PgError, PgResult, SqlState};
@@ -164,17 +166,24 @@ pub(super) fn format_f64(v: f64) -> String {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
     let bits = v.to_bits();
-    let (fraction, biased) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i32);
-    let binary = if biased == 0 {
-        (fraction, -1074)
-    } else {
-        (fraction | (1 << 52), biased - 1075)
+    let exact = Exact::new(
+        bits & ((1 << 52) - 1),
+        ((bits >> 52) & 0x7ff) as i32,
+        52,
+        1075,
+    );
+    let abs = v.abs();
+    let shortest = Shortest {
+        exact,
+        max_digits: 17,
+        round_trips: &|s: &str| s.parse::<f64>().is_ok_and(|p| p.to_bits() == abs.to_bits()),
+        rounded: &|digits: usize| format!("{:.*e}", digits - 1, abs),
     };
-    let round_trips = |s: &str| {
-        s.parse::<f64>()
-            .is_ok_and(|p| p.to_bits() == v.abs().to_bits())
-    };
-    format_shortest(&format!("{:e}", v), binary, round_trips, 15)
+    layout(
+        v.is_sign_negative(),
+        shortest.digits(&format!("{abs:e}")),
+        15,
+    )
 }
 
 /// float4out with extra_float_digits > 0.
@@ -186,45 +195,143 @@ pub(super) fn format_f32(v: f32) -> String {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
     let bits = v.to_bits();
-    let (fraction, biased) = (
+    let exact = Exact::new(
         u64::from(bits & ((1 << 23) - 1)),
         ((bits >> 23) & 0xff) as i32,
+        23,
+        150,
     );
-    let binary = if biased == 0 {
-        (fraction, -149)
-    } else {
-        (fraction | (1 << 23), biased - 150)
+    let abs = v.abs();
+    let shortest = Shortest {
+        exact,
+        max_digits: 9,
+        round_trips: &|s: &str| s.parse::<f32>().is_ok_and(|p| p.to_bits() == abs.to_bits()),
+        rounded: &|digits: usize| format!("{:.*e}", digits - 1, abs),
     };
-    let round_trips = |s: &str| {
-        s.parse::<f32>()
-            .is_ok_and(|p| p.to_bits() == v.abs().to_bits())
-    };
-    format_shortest(&format!("{:e}", v), binary, round_trips, 6)
+    layout(
+        v.is_sign_negative(),
+        shortest.digits(&format!("{abs:e}")),
+        6,
+    )
 }
 
-/// Re-lays Rust's shortest scientific form (`-1.5e-7`, digits already minimal)
-/// the way PostgreSQL's Ryu output does: fixed notation for decimal exponents
-/// in `-4..fixed_max`, else `d.ddde±XX`.
+/// A float's exact value and the two ends of the interval of reals that read
+/// back as it, each as `m · 2^e`.
+struct Exact {
+    value: (u64, i32),
+    low: (u64, i32),
+    high: (u64, i32),
+}
+
+impl Exact {
+    /// From the IEEE fields; `bias` is the exponent bias plus the mantissa width.
+    fn new(fraction: u64, biased: i32, mantissa_bits: u32, bias: i32) -> Exact {
+        let (m, e) = if biased == 0 {
+            (fraction, 1 - bias)
+        } else {
+            (fraction | (1 << mantissa_bits), biased - bias)
+        };
+        // Just above a power of two the gap below is half the gap above.
+        let low = if fraction == 0 && biased > 1 {
+            ((4 * m).saturating_sub(1), e - 2)
+        } else {
+            ((2 * m).saturating_sub(1), e - 1)
+        };
+        Exact {
+            value: (m, e),
+            low,
+            high: (2 * m + 1, e - 1),
+        }
+    }
+}
+
+/// PostgreSQL's float output: Ryu built without `STRICTLY_SHORTEST`, i.e. the
+/// fewest digits strictly inside the rounding interval (a decimal exactly on
+/// its edge is refused even though a round-half-even reader would accept it),
+/// the closest such to the exact value, ties to the even digit.
 ///
-/// Rust and Ryu both print the shortest digits that read back to the same
-/// float, closest to its exact value; they differ only when the exact value lies
-/// exactly halfway between two shortest candidates, where Ryu takes the even
-/// one (281083.625f32 prints as `281083.62`) and Rust the upper one. `binary`
-/// is the float's exact value as `m · 2^e`, used to detect that tie.
-fn format_shortest(
-    sci: &str,
-    binary: (u64, i32),
-    round_trips: impl Fn(&str) -> bool,
-    fixed_max: i32,
-) -> String {
-    let (negative, sci) = match sci.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, sci),
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
+/// Rust's `{:e}` gives the fewest digits in the closed interval, closest, ties
+/// up. The two differ only on the edges and on ties, which are detected exactly
+/// with integer arithmetic and resolved as Ryu does.
+struct Shortest<'a> {
+    exact: Exact,
+    max_digits: usize,
+    round_trips: &'a dyn Fn(&str) -> bool,
+    /// The value correctly rounded to this many significant digits, as `{:e}`.
+    rounded: &'a dyn Fn(usize) -> String,
+}
+
+impl Shortest<'_> {
+    /// `d · 10^k` reads back as the float and is not an edge of its interval.
+    fn inside(&self, d: u64, k: i32) -> bool {
+        d > 0
+            && (self.round_trips)(&format!("{d}e{k}"))
+            && !is_exact_decimal(self.exact.low, d, k)
+            && !is_exact_decimal(self.exact.high, d, k)
+    }
+
+    /// Digits and decimal exponent (of the first digit) of the output, given
+    /// Rust's shortest form of the absolute value.
+    fn digits(&self, rust_shortest: &str) -> (String, i32) {
+        let Some((mut d, mut k)) = split_sci(rust_shortest) else {
+            return ("0".into(), 0);
+        };
+        if d == 0 {
+            return ("0".into(), 0);
+        }
+        if !self.inside(d, k) {
+            // On an edge: find the fewest digits strictly inside.
+            let found = (decimal_len(d) + 1..=self.max_digits).find_map(|n| {
+                let (r, kr) = split_sci(&(self.rounded)(n))?;
+                [r, r.saturating_sub(1), r + 1]
+                    .into_iter()
+                    .find(|&c| self.inside(c, kr))
+                    .map(|c| (c, kr))
+            });
+            if let Some(better) = found {
+                (d, k) = better;
+            }
+        }
+        // A tie between d and its neighbour goes to the even one.
+        if d % 2 == 1 {
+            let neighbour = if is_exact_decimal(self.exact.value, 10 * d - 5, k - 1) {
+                Some(d - 1)
+            } else if is_exact_decimal(self.exact.value, 10 * d + 5, k - 1) {
+                Some(d + 1)
+            } else {
+                None
+            };
+            if let Some(n) = neighbour.filter(|&n| self.inside(n, k)) {
+                d = n;
+            }
+        }
+        while d % 10 == 0 {
+            d /= 10;
+            k += 1;
+        }
+        let text = d.to_string();
+        let exp = k + text.len() as i32 - 1;
+        (text, exp)
+    }
+}
+
+fn decimal_len(d: u64) -> usize {
+    d.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// `1.2345e-7` as (12345, -11): the digits as an integer and the power of ten
+/// of the last digit.
+fn split_sci(sci: &str) -> Option<(u64, i32)> {
+    let (mantissa, exp) = sci.split_once('e')?;
+    let exp: i32 = exp.parse().ok()?;
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let (digits, exp) = break_tie_to_even(digits, exp, binary, round_trips);
+    let d: u64 = digits.parse().ok()?;
+    Some((d, exp - (digits.len() as i32 - 1)))
+}
+
+/// Lays out digits with the decimal exponent of the first one as PostgreSQL
+/// does: fixed notation for exponents in `-4..fixed_max`, else `d.ddde±XX`.
+fn layout(negative: bool, (digits, exp): (String, i32), fixed_max: i32) -> String {
     let mut out = String::with_capacity(digits.len() + 8);
     if negative {
         out.push('-');
@@ -246,44 +353,12 @@ fn format_shortest(
     out
 }
 
-/// If the float lies exactly halfway between `digits` (value `D · 10^k`) and
-/// its odd/even neighbour `D ± 1`, returns the even one when it reads back to
-/// the same float; otherwise the digits unchanged.
-fn break_tie_to_even(
-    digits: String,
-    exp: i32,
-    binary: (u64, i32),
-    round_trips: impl Fn(&str) -> bool,
-) -> (String, i32) {
-    let Ok(d) = digits.parse::<u64>() else {
-        return (digits, exp);
-    };
-    if d % 2 == 0 || binary.0 == 0 {
-        return (digits, exp);
-    }
-    // D · 10^k with k = exp - (len - 1); the midpoints are (10·D ± 5) · 10^(k-1).
-    let k = exp - (digits.len() as i32 - 1);
-    let neighbour = if is_exact_decimal(binary, 10 * d - 5, k - 1) {
-        d - 1
-    } else if is_exact_decimal(binary, 10 * d + 5, k - 1) {
-        d + 1
-    } else {
-        return (digits, exp);
-    };
-    // Keep the same scale: D ± 1 may gain or lose a digit, or end in zeros.
-    let text = neighbour.to_string();
-    let new_exp = k + text.len() as i32 - 1;
-    let trimmed = text.trim_end_matches('0');
-    let candidate = format!("{}e{}", trimmed, new_exp - (trimmed.len() as i32 - 1));
-    if neighbour == 0 || !round_trips(&candidate) {
-        return (digits, exp);
-    }
-    (trimmed.to_owned(), new_exp)
-}
-
-/// Whether `m · 2^e` equals `d · 10^k` exactly (m, d > 0), with integer
+/// Whether `m · 2^e` equals `d · 10^k` exactly (d > 0), with integer
 /// arithmetic only: both sides are reduced to odd parts and powers of 2 and 5.
 fn is_exact_decimal((m, e): (u64, i32), d: u64, k: i32) -> bool {
+    if m == 0 || d == 0 {
+        return m == d;
+    }
     let (mut m, mut e) = (m, e);
     while m % 2 == 0 {
         m /= 2;

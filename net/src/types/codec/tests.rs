@@ -210,6 +210,10 @@ fn float8_text_is_shortest_like_postgres() {
         (2f64.powi(49) + 0.25, "562949953421312.2"),
         (2f64.powi(49) + 0.75, "562949953421312.8"),
         (2f64.powi(50) + 0.5, "1.1258999068426245e+15"),
+        // A decimal exactly on the edge of the rounding interval is refused
+        // (PostgreSQL's Ryu is built without STRICTLY_SHORTEST).
+        (1.57e22, "1.5699999999999999e+22"),
+        (5e22, "4.9999999999999996e+22"),
         (f64::INFINITY, "Infinity"),
         (f64::NEG_INFINITY, "-Infinity"),
         (f64::NAN, "NaN"),
@@ -243,6 +247,7 @@ fn float4_text_is_shortest_like_postgres() {
         (1e-45, "1e-45"),
         // An exact tie between two shortest candidates goes to the even one.
         (281083.0 + 0.625, "281083.62"),
+        (90008816.0, "9.0008816e+07"),
         (-0.0, "-0"),
         (f32::INFINITY, "Infinity"),
         (f32::NAN, "NaN"),
@@ -820,6 +825,9 @@ fn time_texts() {
         ("12:00:00.1234567", "12:00:00.123457"),
         ("12:00:00.0000004", "12:00:00"),
         ("12:00:00.9999995", "12:00:01"),
+        // Fractions are read as a double and rounded half to even, like
+        // PostgreSQL: .16207650 is a hair below .1620765.
+        ("03:04:05.16207650", "03:04:05.162076"),
         ("04:05:06+02", "04:05:06"),
         ("2024-01-02 04:05:06", "04:05:06"),
         ("allballs", "00:00:00"),
