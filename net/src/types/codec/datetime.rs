@@ -13,8 +13,10 @@
 //! `MM-DD-YYYY` (DateStyle MDY for a short first field, two-digit years mapped
 //! to 1970..2069), then `T` or spaces and `HH:MM[:SS[.frac]]`, then a zone
 //! (`Z`, `UTC`, `GMT`, `±HH`, `±HHMM`, `±HH:MM[:SS]`) and `BC`/`AD`, plus
-//! `infinity`, `-infinity` and `epoch` (not `+infinity`, as in PostgreSQL). Fractions round to microseconds. Words
-//! that need a clock (`now`, `today`, ...) are refused: this layer has no clock.
+//! `infinity`, `-infinity` and `epoch` (not `+infinity`, as in PostgreSQL).
+//! Fractions round to microseconds through a double, as PostgreSQL's
+//! `ParseFractionalSecond` does. Words that need a clock (`now`, `today`, ...)
+//! are refused (0A000): this layer has no clock; the SQL layer resolves them.
 //! Errors: unparseable 22007, a field out of range (month 13) 22008, a value out
 //! of the type's range 22008, a zone offset past ±15:59:59 22009.
 

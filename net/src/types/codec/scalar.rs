@@ -262,12 +262,14 @@ struct Shortest<'a> {
 }
 
 impl Shortest<'_> {
+    /// `d · 10^k` is exactly an end of the float's rounding interval.
+    fn on_edge(&self, d: u64, k: i32) -> bool {
+        is_exact_decimal(self.exact.low, d, k) || is_exact_decimal(self.exact.high, d, k)
+    }
+
     /// `d · 10^k` reads back as the float and is not an edge of its interval.
     fn inside(&self, d: u64, k: i32) -> bool {
-        d > 0
-            && (self.round_trips)(&format!("{d}e{k}"))
-            && !is_exact_decimal(self.exact.low, d, k)
-            && !is_exact_decimal(self.exact.high, d, k)
+        d > 0 && !self.on_edge(d, k) && (self.round_trips)(&format!("{d}e{k}"))
     }
 
     /// Digits and decimal exponent (of the first digit) of the output, given
@@ -279,7 +281,8 @@ impl Shortest<'_> {
         if d == 0 {
             return ("0".into(), 0);
         }
-        if !self.inside(d, k) {
+        // Rust's digits read back by construction; only an edge disqualifies them.
+        if self.on_edge(d, k) {
             // On an edge: find the fewest digits strictly inside.
             let found = (decimal_len(d) + 1..=self.max_digits).find_map(|n| {
                 let (r, kr) = split_sci(&(self.rounded)(n))?;
