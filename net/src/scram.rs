@@ -720,4 +720,37 @@ mod tests {
         assert_eq!(code(server.client_first(CLIENT_FIRST)), "08P01");
         assert_eq!(code(server.client_final(CLIENT_FINAL)), "08P01");
     }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces: [&[u8]; 12] = [
+            b"n", b"y", b"p=", b",", b"a=", b"n=", b"r=", b"c=", b"p=", b"biws", b"=", b"\xff",
+        ];
+        let verifier = rfc_verifier();
+        for _ in 0..5000 {
+            let mut msg = Vec::new();
+            for _ in 0..next() % 8 {
+                msg.extend_from_slice(pieces[(next() % 12) as usize]);
+            }
+            let mut server = rfc_server(verifier.clone());
+            let _ = server.client_first(&msg);
+            let _ = server.client_final(&msg);
+            let mut server = rfc_server(verifier.clone());
+            if server.client_first(CLIENT_FIRST).is_ok() {
+                let mut fin = CLIENT_FINAL.to_vec();
+                let cut = (next() as usize) % fin.len();
+                fin.truncate(cut);
+                fin.extend_from_slice(&msg);
+                let verdict = server.client_final(&fin);
+                assert!(fin == CLIENT_FINAL || verdict.is_err());
+            }
+        }
+    }
 }

@@ -1411,3 +1411,61 @@ fn calendar_matches_a_day_by_day_walk() {
         }
     }
 }
+
+#[test]
+fn decoders_never_panic_on_garbage() {
+    // Bytes drawn from the characters the parsers care about, plus raw bytes.
+    const ALPHABET: &[u8] = b"0123456789+-.:eEtTzZpPyYmMdDhHsSwW bcadgo{}[]\",\\xu@/";
+    let mut rng = Rng(0xDEAD_BEEF_CAFE_F00D);
+    for ty in Type::ALL {
+        for round in 0..3000 {
+            let len = rng.below(24) as usize;
+            let raw: Vec<u8> = (0..len)
+                .map(|_| {
+                    if round % 4 == 0 {
+                        rng.next() as u8
+                    } else {
+                        ALPHABET[rng.below(ALPHABET.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            // Only the absence of a panic is checked; errors must be PgErrors.
+            let _ = decode_text(ty, &raw);
+            let _ = decode_binary(ty, &raw);
+            // Values that decode must print and re-encode without panicking.
+            if let Ok(v) = decode_text(ty, &raw) {
+                let _ = text_of(&v, ty);
+                let mut out = BytesMut::new();
+                encode_binary(&v, ty, &mut out).expect("decoded values fit their type");
+            }
+        }
+    }
+}
+
+#[test]
+fn numeric_binary_decoder_never_panics_on_random_headers() {
+    let mut rng = Rng(0x0123_4567_89AB_CDEF);
+    for _ in 0..20_000 {
+        let ndigits = rng.below(12) as u16;
+        let wild = rng.next() as u16;
+        let words = [
+            if rng.below(10) == 0 { wild } else { ndigits },
+            rng.pick(&[0, 1, 7, 8, 0x7fff, 0x8000, 0xffff, 0xfffe, wild]),
+            rng.pick(&[0, 0x4000, 0xC000, 0xD000, 0xF000, wild]),
+            rng.pick(&[0, 1, 4, 28, 29, 0x3fff, 0x4000, wild]),
+        ];
+        let mut raw: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+        for _ in 0..ndigits {
+            let digit = if rng.below(20) == 0 {
+                rng.next() as u16
+            } else {
+                rng.below(10_000) as u16
+            };
+            raw.extend(digit.to_be_bytes());
+        }
+        if let Ok(v) = decode_binary(Type::Numeric, &raw) {
+            let bin = binary_of(&v, Type::Numeric);
+            assert_eq!(decode_binary(Type::Numeric, &bin), Ok(v));
+        }
+    }
+}
