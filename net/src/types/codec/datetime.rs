@@ -11,7 +11,8 @@
 //!
 //! Text input accepts the ISO forms `[Y]YYY-MM-DD`, `YYYY/MM/DD`, `YYYYMMDD`,
 //! `MM-DD-YYYY` (DateStyle MDY for a short first field, two-digit years mapped
-//! to 1970..2069), then `T` or spaces and `HH:MM[:SS[.frac]]`, then a zone
+//! to 1970..2069), then `T` or spaces and `HH:MM[:SS[.frac]]` (with `AM`/`PM`
+//! anywhere), then a zone
 //! (`Z`, `UTC`, `GMT`, `±HH`, `±HHMM`, `±HH:MM[:SS]`) and `BC`/`AD`, plus
 //! `infinity`, `-infinity` and `epoch` (not `+infinity`, as in PostgreSQL).
 //! Fractions round to microseconds through a double, as PostgreSQL's
@@ -321,32 +322,49 @@ fn parse(s: &str) -> Result<Parsed, DtErr> {
     };
     let mut fields = Fields::default();
     let mut era: Option<bool> = None;
+    let mut meridiem: Option<bool> = None;
+    // PostgreSQL also takes AM/PM before the time (`pm 04:05`).
+    if c.word("am") || c.word("pm") {
+        meridiem = Some(c.b[c.i - 2] == b'p');
+        c.skip_ws();
+    }
     // A leading run of digits followed by ':' is a time; anything else starting
     // with a digit is a date.
     let starts_with_time = {
-        let n = lower.bytes().take_while(u8::is_ascii_digit).count();
-        n > 0 && lower.as_bytes().get(n) == Some(&b':')
+        let rest = &c.b[c.i..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        n > 0 && rest.get(n) == Some(&b':')
     };
     let mut raw_date = None;
+    let mut clock = None;
     if !starts_with_time {
         raw_date = Some(parse_date_fields(&mut c)?);
         if c.peek() == Some(b't') && c.peek_at(1).is_some_and(|d| d.is_ascii_digit()) {
             c.i += 1;
-            fields.time = Some(parse_time_fields(&mut c)?);
+            clock = Some(parse_time_fields(&mut c)?);
         }
     }
     loop {
         let had_space = c.skip_ws();
         let Some(next) = c.peek() else { break };
-        if next.is_ascii_digit() && fields.time.is_none() && (had_space || c.i == 0) {
-            fields.time = Some(parse_time_fields(&mut c)?);
+        if next.is_ascii_digit() && clock.is_none() && (had_space || raw_date.is_none()) {
+            clock = Some(parse_time_fields(&mut c)?);
         } else if era.is_none() && had_space && (c.word("bc") || c.word("ad")) {
             era = Some(c.b[c.i - 2] == b'b');
-        } else if fields.zone.is_none() && (fields.time.is_some() || had_space) {
+        } else if meridiem.is_none() && (c.word("am") || c.word("pm")) {
+            meridiem = Some(c.b[c.i - 2] == b'p');
+        } else if fields.zone.is_none() && (clock.is_some() || had_space) {
             fields.zone = Some(parse_zone(&mut c)?);
         } else {
             return Err(DtErr::BadFormat);
         }
+    }
+    match (clock, meridiem) {
+        (Some((hour, rest)), meridiem) => fields.time = Some(clock_micros(hour, rest, meridiem)?),
+        // A date with AM/PM and no time is that hour: `2024-01-02 pm` is noon.
+        (None, Some(pm)) if raw_date.is_some() => fields.time = Some(clock_micros(0, 0, Some(pm))?),
+        (None, Some(_)) => return Err(DtErr::BadFormat),
+        (None, None) => {}
     }
     if let Some((y, m, d, short_year)) = raw_date {
         fields.date = Some(validate_date(y, m, d, short_year, era == Some(true))?);
@@ -419,8 +437,9 @@ fn validate_date(
     Ok((year, month, day))
 }
 
-/// `H:MM[:SS[.frac]]` as microseconds since midnight (24:00:00 allowed).
-fn parse_time_fields(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
+/// `H:MM[:SS[.frac]]` as (hour, microseconds past the hour); the hour is
+/// checked by [`clock_micros`] once AM/PM is known.
+fn parse_time_fields(c: &mut Cursor<'_>) -> Result<(i64, i64), DtErr> {
     let (hour, _) = c.digits().ok_or(DtErr::BadFormat)?;
     if !c.eat(b':') {
         return Err(DtErr::BadFormat);
@@ -436,10 +455,28 @@ fn parse_time_fields(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
             frac = parse_fraction(c);
         }
     }
-    if hour > 24 || minute > 59 || second > 60 {
+    if minute > 59 || second > 60 {
         return Err(DtErr::FieldOverflow);
     }
-    let total = hour * USECS_PER_HOUR + minute * USECS_PER_MINUTE + second * USECS_PER_SEC + frac;
+    Ok((
+        hour,
+        minute * USECS_PER_MINUTE + second * USECS_PER_SEC + frac,
+    ))
+}
+
+/// Microseconds since midnight, 00:00:00 to 24:00:00. With AM/PM (`pm` is
+/// `Some(true)`) the hour must be 0..=12 and 12 AM is midnight, as in PostgreSQL.
+fn clock_micros(hour: i64, rest: i64, pm: Option<bool>) -> Result<i64, DtErr> {
+    let hour = match pm {
+        Some(_) if hour > 12 => return Err(DtErr::FieldOverflow),
+        Some(false) if hour == 12 => 0,
+        Some(true) if hour < 12 => hour + 12,
+        _ => hour,
+    };
+    if hour > 24 {
+        return Err(DtErr::FieldOverflow);
+    }
+    let total = hour * USECS_PER_HOUR + rest;
     if total > USECS_PER_DAY {
         return Err(DtErr::FieldOverflow);
     }
