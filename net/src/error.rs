@@ -42,6 +42,7 @@ impl SqlState {
     pub const DUPLICATE_PREPARED_STATEMENT: SqlState = SqlState("42P05");
     pub const DUPLICATE_CURSOR: SqlState = SqlState("42P03");
     pub const SYNTAX_ERROR: SqlState = SqlState("42601");
+    pub const NAME_TOO_LONG: SqlState = SqlState("42622");
     pub const UNDEFINED_FUNCTION: SqlState = SqlState("42883");
     pub const UNDEFINED_COLUMN: SqlState = SqlState("42703");
     pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");

@@ -442,3 +442,315 @@ fn parse_client_final<'m>(
         .ok_or_else(|| malformed("Malformed proof in client-final-message."))?;
     Ok((without_proof, proof))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677 §3.
+    const CLIENT_FIRST: &[u8] = b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+    const SERVER_NONCE: &str = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    const SERVER_FIRST: &[u8] =
+        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const CLIENT_FINAL: &[u8] = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+        p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    const SERVER_FINAL: &[u8] = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+    fn rfc_verifier() -> ScramVerifier {
+        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").expect("salt");
+        ScramVerifier::from_password("pencil", &salt, 4096)
+    }
+
+    fn rfc_server(verifier: ScramVerifier) -> ScramServer {
+        ScramServer::with_printable_nonce(verifier, SERVER_NONCE, "user").expect("printable nonce")
+    }
+
+    fn code(result: PgResult<Vec<u8>>) -> &'static str {
+        match result {
+            Ok(m) => panic!("accepted: {}", String::from_utf8_lossy(&m)),
+            Err(e) => {
+                assert!(e.is_fatal(), "{e}");
+                e.code.code()
+            }
+        }
+    }
+
+    #[test]
+    fn rfc7677_vector() {
+        let mut server = rfc_server(rfc_verifier());
+        assert_eq!(
+            server.client_first(CLIENT_FIRST).expect("first"),
+            SERVER_FIRST
+        );
+        assert!(!server.is_authenticated());
+        assert_eq!(
+            server.client_final(CLIENT_FINAL).expect("final"),
+            SERVER_FINAL
+        );
+        assert!(server.is_authenticated());
+        // Nothing more is accepted afterwards.
+        assert_eq!(code(server.client_final(CLIENT_FINAL)), "08P01");
+        assert_eq!(code(server.client_first(CLIENT_FIRST)), "08P01");
+    }
+
+    #[test]
+    fn verifier_text_form_round_trips() {
+        let v = rfc_verifier();
+        let text = v.to_string();
+        assert!(
+            text.starts_with("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"),
+            "{text}"
+        );
+        assert_eq!(ScramVerifier::parse(&text), Ok(v.clone()));
+        assert_eq!(text.parse::<ScramVerifier>(), Ok(v.clone()));
+        assert!(!format!("{v:?}").contains(&BASE64.encode(v.stored_key)));
+    }
+
+    #[test]
+    fn verifiers_match_secrets_postgres_15_stored() {
+        // `rolpassword` of roles created by PostgreSQL 15.18 with
+        // password_encryption = scram-sha-256.
+        let stored = [
+            ("pencil", "SCRAM-SHA-256$4096:xqaFTZVbXjs5IkZVNrBw4g==$BiUf/jxsUWuslmiGsQt9s11kSxnFWTJ9GKbPVJQLsNU=:5ppFFLsoBMQxLjfbbpQq6iWJozXMSWNOqT06EuZLLR8="),
+            ("correct horse battery staple", "SCRAM-SHA-256$4096:xKOecep5esGcq+MXUqoNrg==$VywAblV9PXXlXjWBp0E4E0mlC7cDANrIirDYFJ8Y8Dc=:EOkkdSRFLMfEi6eb33k4kwwHBT6++JPTlAidxyX9t8c="),
+            ("p@$$w0rd!:,=", "SCRAM-SHA-256$4096:387CigiaFKYBv3h+3CkYlw==$tf9FwmZx0cwR72ANRy0cPA04ntQpCzIrYLkZTHExozc=:4EUsLZV5D52caQDXEqpIzCWQuvUQDdo0cAA1p2uHPcU="),
+        ];
+        for (password, secret) in stored {
+            let parsed = ScramVerifier::parse(secret).expect("postgres secret parses");
+            let derived = ScramVerifier::from_password(password, &parsed.salt, parsed.iterations);
+            assert_eq!(derived, parsed, "{password}");
+            assert_eq!(derived.to_string(), secret);
+        }
+    }
+
+    #[test]
+    fn malformed_verifiers_are_refused() {
+        let good = rfc_verifier().to_string();
+        let (head, keys) = good.rsplit_once('$').expect("keys");
+        let (stored, server) = keys.split_once(':').expect("two keys");
+        for bad in [
+            String::new(),
+            "md5abcdef".into(),
+            good.replace("SCRAM-SHA-256", "SCRAM-SHA-1"),
+            good.replace("4096:", "0:"),
+            good.replace("4096:", "x:"),
+            good.replace("4096:", "4096"),
+            head.to_string(),
+            format!("{head}${stored}"),
+            format!("{head}${stored}:{}", &server[4..]),
+            format!("{head}$!!!!:{server}"),
+            good.replace("W22ZaJ0SNY7soEsUEjb6gQ==", ""),
+            good.replace("W22ZaJ0SNY7soEsUEjb6gQ==", "%%%"),
+        ] {
+            let e = ScramVerifier::parse(&bad).expect_err(&bad);
+            assert_eq!(e.code, SqlState::INVALID_PARAMETER_VALUE, "{bad}");
+        }
+    }
+
+    #[test]
+    fn wrong_password_fails_at_the_proof() {
+        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").expect("salt");
+        let mut server = rfc_server(ScramVerifier::from_password("pencil2", &salt, 4096));
+        assert_eq!(
+            server.client_first(CLIENT_FIRST).expect("first"),
+            SERVER_FIRST
+        );
+        let e = server
+            .client_final(CLIENT_FINAL)
+            .expect_err("wrong password");
+        assert_eq!(e.code, SqlState::INVALID_PASSWORD);
+        assert_eq!(
+            e.message,
+            "password authentication failed for user \"user\""
+        );
+        assert!(e.is_fatal());
+        assert!(!server.is_authenticated());
+        assert_eq!(code(server.client_final(CLIENT_FINAL)), "08P01");
+    }
+
+    #[test]
+    fn tampered_proof_fails() {
+        let mut server = rfc_server(rfc_verifier());
+        server.client_first(CLIENT_FIRST).expect("first");
+        let tampered = String::from_utf8(CLIENT_FINAL.to_vec())
+            .expect("ascii")
+            .replace("p=dH", "p=dI");
+        assert_eq!(code(server.client_final(tampered.as_bytes())), "28P01");
+    }
+
+    #[test]
+    fn unknown_users_get_a_stable_mock_and_fail_at_the_proof() {
+        let a = mock_verifier("alice", b"server secret");
+        assert_eq!(a, mock_verifier("alice", b"server secret"));
+        assert_ne!(a.salt, mock_verifier("bob", b"server secret").salt);
+        assert_ne!(a.salt, mock_verifier("alice", b"other secret").salt);
+        assert_eq!(a.salt.len(), SALT_BYTES);
+        assert_eq!(a.iterations, ITERATIONS_DEFAULT);
+        let mut server = ScramServer::new(a, &[7; SERVER_NONCE_BYTES], "alice");
+        let first = server.client_first(b"n,,n=,r=abc").expect("first");
+        let first = String::from_utf8(first).expect("ascii");
+        assert!(
+            first.starts_with("r=abc") && first.ends_with(",i=4096"),
+            "{first}"
+        );
+        // The client answers with some proof; it must fail like a wrong password.
+        let nonce = &first[2..first.find(",s=").expect("salt")];
+        let proof = BASE64.encode([0u8; 32]);
+        let e = server
+            .client_final(format!("c=biws,r={nonce},p={proof}").as_bytes())
+            .expect_err("no password matches a mock");
+        assert_eq!(e.code, SqlState::INVALID_PASSWORD);
+        assert_eq!(
+            e.message,
+            "password authentication failed for user \"alice\""
+        );
+    }
+
+    #[test]
+    fn server_nonce_is_base64_of_the_callers_bytes() {
+        let mut server = ScramServer::new(rfc_verifier(), &[0xff; 3], "user");
+        let first = server.client_first(b"y,,n=x,r=c").expect("first");
+        assert!(
+            first.starts_with(b"r=c////,s="),
+            "{}",
+            String::from_utf8_lossy(&first)
+        );
+        assert!(ScramServer::with_printable_nonce(rfc_verifier(), "a,b", "u").is_err());
+        assert!(ScramServer::with_printable_nonce(rfc_verifier(), "", "u").is_err());
+    }
+
+    #[test]
+    fn client_first_flags_and_malformed_messages() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"p=tls-server-end-point,,n=,r=abc", "08P01"),
+            (b"n,a=admin,n=,r=abc", "0A000"),
+            (b"n,,m=ext,n=,r=abc", "0A000"),
+            (b"", "08P01"),
+            (b"x,,n=,r=abc", "08P01"),
+            (b"n", "08P01"),
+            (b"n,", "08P01"),
+            (b"n,,", "08P01"),
+            (b"n,,r=abc", "08P01"),
+            (b"n,,n=,", "08P01"),
+            (b"n,,n=,r=", "08P01"),
+            (b"n,,n=,x=abc", "08P01"),
+            (b"n,,n=,r=a\x01b", "08P01"),
+            (b"n,,n=,r=ab\xffc", "08P01"),
+            (b"n,,n=,r=abc,", "08P01"),
+            (b"n,,n=,r=abc,=x", "08P01"),
+            (b"nn,,n=,r=abc", "08P01"),
+        ];
+        for &(msg, expected) in cases {
+            let mut server = rfc_server(rfc_verifier());
+            assert_eq!(
+                code(server.client_first(msg)),
+                expected,
+                "{}",
+                String::from_utf8_lossy(msg)
+            );
+            // A refused exchange stays refused.
+            assert_eq!(code(server.client_first(CLIENT_FIRST)), "08P01");
+        }
+        // Extensions after the nonce and any user name are accepted.
+        let mut server = rfc_server(rfc_verifier());
+        server
+            .client_first(b"y,,n=someone=2Celse,r=abc,x=ext")
+            .expect("accepted");
+    }
+
+    #[test]
+    fn client_final_malformed_messages() {
+        let good = String::from_utf8(CLIENT_FINAL.to_vec()).expect("ascii");
+        let nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+        let proof = "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        let cases: Vec<(String, &str)> = vec![
+            (String::new(), "08P01"),
+            (format!("c=biws,r={nonce}"), "08P01"),
+            (format!("c=eSws,r={nonce},p={proof}"), "08P01"),
+            (
+                format!("c=cD10bHMtc2VydmVyLWVuZC1wb2ludCws,r={nonce},p={proof}"),
+                "08P01",
+            ),
+            (format!("c=!!!,r={nonce},p={proof}"), "08P01"),
+            (format!("r={nonce},c=biws,p={proof}"), "08P01"),
+            (format!("c=biws,r={nonce}x,p={proof}"), "08P01"),
+            (format!("c=biws,r=rOprNGfwEbeRWgbNEkqO,p={proof}"), "08P01"),
+            (format!("c=biws,r={nonce},p=dHzb"), "08P01"),
+            (format!("c=biws,r={nonce},p=***"), "08P01"),
+            (format!("c=biws,r={nonce},p="), "08P01"),
+            (format!("c=biws,r={nonce},p={proof},x=1"), "08P01"),
+            (format!("c=biws,r={nonce},,p={proof}"), "08P01"),
+            (format!("c=biws,p={proof}"), "08P01"),
+            (good.replace("c=biws", "c=biws,c=biws"), "08P01"),
+        ];
+        for (msg, expected) in cases {
+            let mut server = rfc_server(rfc_verifier());
+            server.client_first(CLIENT_FIRST).expect("first");
+            assert_eq!(code(server.client_final(msg.as_bytes())), expected, "{msg}");
+            assert_eq!(
+                code(server.client_final(CLIENT_FINAL)),
+                "08P01",
+                "after {msg}"
+            );
+        }
+        // An extension between the nonce and the proof is part of the signed text.
+        let mut server = rfc_server(rfc_verifier());
+        server.client_first(CLIENT_FIRST).expect("first");
+        let with_ext = good.replace(",p=", ",x=1,p=");
+        assert_eq!(code(server.client_final(with_ext.as_bytes())), "28P01");
+    }
+
+    #[test]
+    fn y_flag_binding_must_match_its_header() {
+        // A client that sent "y,," must echo "y,," (base64 "eSws") in c=.
+        let mut server = rfc_server(rfc_verifier());
+        server
+            .client_first(b"y,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+            .expect("first");
+        assert_eq!(code(server.client_final(CLIENT_FINAL)), "08P01");
+    }
+
+    #[test]
+    fn out_of_order_calls_are_errors() {
+        let mut server = rfc_server(rfc_verifier());
+        assert_eq!(code(server.client_final(CLIENT_FINAL)), "08P01");
+        assert_eq!(code(server.client_first(CLIENT_FIRST)), "08P01");
+        let mut server = rfc_server(rfc_verifier());
+        server.client_first(CLIENT_FIRST).expect("first");
+        assert_eq!(code(server.client_first(CLIENT_FIRST)), "08P01");
+        assert_eq!(code(server.client_final(CLIENT_FINAL)), "08P01");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces: [&[u8]; 12] = [
+            b"n", b"y", b"p=", b",", b"a=", b"n=", b"r=", b"c=", b"p=", b"biws", b"=", b"\xff",
+        ];
+        let verifier = rfc_verifier();
+        for _ in 0..5000 {
+            let mut msg = Vec::new();
+            for _ in 0..next() % 8 {
+                msg.extend_from_slice(pieces[(next() % 12) as usize]);
+            }
+            let mut server = rfc_server(verifier.clone());
+            let _ = server.client_first(&msg);
+            let _ = server.client_final(&msg);
+            let mut server = rfc_server(verifier.clone());
+            if server.client_first(CLIENT_FIRST).is_ok() {
+                let mut fin = CLIENT_FINAL.to_vec();
+                let cut = (next() as usize) % fin.len();
+                fin.truncate(cut);
+                fin.extend_from_slice(&msg);
+                let verdict = server.client_final(&fin);
+                assert!(fin == CLIENT_FINAL || verdict.is_err());
+            }
+        }
+    }
+}

@@ -11,10 +11,13 @@
 //!
 //! Text input accepts the ISO forms `[Y]YYY-MM-DD`, `YYYY/MM/DD`, `YYYYMMDD`,
 //! `MM-DD-YYYY` (DateStyle MDY for a short first field, two-digit years mapped
-//! to 1970..2069), then `T` or spaces and `HH:MM[:SS[.frac]]`, then a zone
+//! to 1970..2069), then `T` or spaces and `HH:MM[:SS[.frac]]` (with `AM`/`PM`
+//! anywhere), then a zone
 //! (`Z`, `UTC`, `GMT`, `±HH`, `±HHMM`, `±HH:MM[:SS]`) and `BC`/`AD`, plus
-//! `infinity`, `-infinity` and `epoch`. Fractions round to microseconds. Words
-//! that need a clock (`now`, `today`, ...) are refused: this layer has no clock.
+//! `infinity`, `-infinity` and `epoch` (not `+infinity`, as in PostgreSQL).
+//! Fractions round to microseconds through a double, as PostgreSQL's
+//! `ParseFractionalSecond` does. Words that need a clock (`now`, `today`, ...)
+//! are refused (0A000): this layer has no clock; the SQL layer resolves them.
 //! Errors: unparseable 22007, a field out of range (month 13) 22008, a value out
 //! of the type's range 22008, a zone offset past ±15:59:59 22009.
 
@@ -301,7 +304,7 @@ impl Cursor<'_> {
 fn parse(s: &str) -> Result<Parsed, DtErr> {
     let lower = s.trim().to_ascii_lowercase();
     match lower.as_str() {
-        "infinity" | "+infinity" => return Ok(Parsed::Infinity),
+        "infinity" => return Ok(Parsed::Infinity),
         "-infinity" => return Ok(Parsed::NegInfinity),
         "epoch" => return Ok(Parsed::Epoch),
         "now" | "today" | "tomorrow" | "yesterday" => return Err(DtErr::NeedsClock),
@@ -319,32 +322,49 @@ fn parse(s: &str) -> Result<Parsed, DtErr> {
     };
     let mut fields = Fields::default();
     let mut era: Option<bool> = None;
+    let mut meridiem: Option<bool> = None;
+    // PostgreSQL also takes AM/PM before the time (`pm 04:05`).
+    if c.word("am") || c.word("pm") {
+        meridiem = Some(c.b[c.i - 2] == b'p');
+        c.skip_ws();
+    }
     // A leading run of digits followed by ':' is a time; anything else starting
     // with a digit is a date.
     let starts_with_time = {
-        let n = lower.bytes().take_while(u8::is_ascii_digit).count();
-        n > 0 && lower.as_bytes().get(n) == Some(&b':')
+        let rest = &c.b[c.i..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        n > 0 && rest.get(n) == Some(&b':')
     };
     let mut raw_date = None;
+    let mut clock = None;
     if !starts_with_time {
         raw_date = Some(parse_date_fields(&mut c)?);
         if c.peek() == Some(b't') && c.peek_at(1).is_some_and(|d| d.is_ascii_digit()) {
             c.i += 1;
-            fields.time = Some(parse_time_fields(&mut c)?);
+            clock = Some(parse_time_fields(&mut c)?);
         }
     }
     loop {
         let had_space = c.skip_ws();
         let Some(next) = c.peek() else { break };
-        if next.is_ascii_digit() && fields.time.is_none() && (had_space || c.i == 0) {
-            fields.time = Some(parse_time_fields(&mut c)?);
+        if next.is_ascii_digit() && clock.is_none() && (had_space || raw_date.is_none()) {
+            clock = Some(parse_time_fields(&mut c)?);
         } else if era.is_none() && had_space && (c.word("bc") || c.word("ad")) {
             era = Some(c.b[c.i - 2] == b'b');
-        } else if fields.zone.is_none() && (fields.time.is_some() || had_space) {
+        } else if meridiem.is_none() && (c.word("am") || c.word("pm")) {
+            meridiem = Some(c.b[c.i - 2] == b'p');
+        } else if fields.zone.is_none() && (clock.is_some() || had_space) {
             fields.zone = Some(parse_zone(&mut c)?);
         } else {
             return Err(DtErr::BadFormat);
         }
+    }
+    match (clock, meridiem) {
+        (Some((hour, rest)), meridiem) => fields.time = Some(clock_micros(hour, rest, meridiem)?),
+        // A date with AM/PM and no time is that hour: `2024-01-02 pm` is noon.
+        (None, Some(pm)) if raw_date.is_some() => fields.time = Some(clock_micros(0, 0, Some(pm))?),
+        (None, Some(_)) => return Err(DtErr::BadFormat),
+        (None, None) => {}
     }
     if let Some((y, m, d, short_year)) = raw_date {
         fields.date = Some(validate_date(y, m, d, short_year, era == Some(true))?);
@@ -417,57 +437,74 @@ fn validate_date(
     Ok((year, month, day))
 }
 
-/// `H:MM[:SS[.frac]]` as microseconds since midnight (24:00:00 allowed).
-fn parse_time_fields(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
+/// `H:MM[:SS[.frac]]` as (hour, microseconds past the hour); the hour is
+/// checked by [`clock_micros`] once AM/PM is known.
+fn parse_time_fields(c: &mut Cursor<'_>) -> Result<(i64, i64), DtErr> {
     let (hour, _) = c.digits().ok_or(DtErr::BadFormat)?;
     if !c.eat(b':') {
         return Err(DtErr::BadFormat);
     }
-    let (minute, _) = c.digits().ok_or(DtErr::BadFormat)?;
+    // Like PostgreSQL, empty minutes, seconds or fraction count as zero
+    // (`12:`, `12:00:`, `12:00:00.`).
+    let minute = c.digits().map_or(0, |(v, _)| v);
     let mut second = 0;
     let mut frac = 0;
     if c.eat(b':') {
-        second = c.digits().ok_or(DtErr::BadFormat)?.0;
+        second = c.digits().map_or(0, |(v, _)| v);
         if c.eat(b'.') {
-            frac = parse_fraction(c)?;
+            frac = parse_fraction(c);
         }
     }
-    if hour > 24 || minute > 59 || second > 60 {
+    if minute > 59 || second > 60 {
         return Err(DtErr::FieldOverflow);
     }
-    let total = hour * USECS_PER_HOUR + minute * USECS_PER_MINUTE + second * USECS_PER_SEC + frac;
+    Ok((
+        hour,
+        minute * USECS_PER_MINUTE + second * USECS_PER_SEC + frac,
+    ))
+}
+
+/// Microseconds since midnight, 00:00:00 to 24:00:00. With AM/PM (`pm` is
+/// `Some(true)`) the hour must be 0..=12 and 12 AM is midnight, as in PostgreSQL.
+fn clock_micros(hour: i64, rest: i64, pm: Option<bool>) -> Result<i64, DtErr> {
+    let hour = match pm {
+        Some(_) if hour > 12 => return Err(DtErr::FieldOverflow),
+        Some(false) if hour == 12 => 0,
+        Some(true) if hour < 12 => hour + 12,
+        _ => hour,
+    };
+    if hour > 24 {
+        return Err(DtErr::FieldOverflow);
+    }
+    let total = hour * USECS_PER_HOUR + rest;
     if total > USECS_PER_DAY {
         return Err(DtErr::FieldOverflow);
     }
     Ok(total)
 }
 
-/// Digits after a decimal point as microseconds, rounded half up at the 7th digit.
-fn parse_fraction(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
+/// Digits after a decimal point (possibly none) as microseconds.
+fn parse_fraction(c: &mut Cursor<'_>) -> i64 {
     let start = c.i;
-    let mut micros: i64 = 0;
-    let mut n = 0;
-    let mut round_up = false;
-    while let Some(d) = c.peek().filter(u8::is_ascii_digit) {
-        let d = i64::from(d - b'0');
-        if n < 6 {
-            micros = micros * 10 + d;
-        } else if n == 6 {
-            round_up = d >= 5;
-        }
-        n += 1;
+    while c.peek().is_some_and(|d| d.is_ascii_digit()) {
         c.i += 1;
     }
-    if c.i == start {
-        return Err(DtErr::BadFormat);
-    }
-    for _ in n..6 {
-        micros *= 10;
-    }
-    Ok(micros + i64::from(round_up))
+    // The bytes are ASCII digits, so this is valid UTF-8.
+    fraction_micros(std::str::from_utf8(&c.b[start..c.i]).unwrap_or(""))
 }
 
-/// `z`, `utc`, `gmt`, `±HH`, `±HHMM`, `±HHMMSS`, `±HH:MM[:SS]` as seconds east.
+/// `ParseFractionalSecond`: PostgreSQL reads `.digits` as a double and rounds
+/// `frac * 10^6` half to even, so `.16207650` is 162076 µs (the double is a
+/// hair below ...765). Done the same way here to print the same microseconds.
+pub(super) fn fraction_micros(digits: &str) -> i64 {
+    if digits.is_empty() {
+        return 0;
+    }
+    let frac: f64 = format!("0.{digits}").parse().unwrap_or(0.0);
+    (frac * 1_000_000.0).round_ties_even() as i64
+}
+
+/// `z`, `utc`, `gmt`, `±HH`, `±HHMM`, `±HH:MM[:SS]` as seconds east.
 fn parse_zone(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
     if c.word("z") || c.word("utc") || c.word("gmt") {
         return Ok(0);
@@ -488,11 +525,10 @@ fn parse_zone(c: &mut Cursor<'_>) -> Result<i64, DtErr> {
         };
         (first, m, s)
     } else {
+        // PostgreSQL reads run-together digits as hours and two minute digits.
         match len {
             1 | 2 => (first, 0, 0),
-            3 | 4 => (first / 100, first % 100, 0),
-            5 | 6 => (first / 10_000, first / 100 % 100, first % 100),
-            _ => return Err(DtErr::BadFormat),
+            _ => (first / 100, first % 100, 0),
         }
     };
     if hours > TZ_HOURS_MAX || minutes >= 60 || seconds >= 60 {
@@ -532,7 +568,7 @@ pub(super) fn parse_date(s: &str) -> PgResult<i32> {
 
 /// `time_in`. A date before the time and a zone after it are ignored.
 pub(super) fn parse_time(s: &str) -> PgResult<i64> {
-    let type_name = "time without time zone";
+    let type_name = "time";
     match parse(s).map_err(|e| e.into_pg(type_name, s))? {
         Parsed::Fields(Fields { time: Some(t), .. }) => Ok(t),
         _ => Err(DtErr::BadFormat.into_pg(type_name, s)),

@@ -5,17 +5,24 @@
 //! Like PostgreSQL, a positive field right after a negative one gets a `+`
 //! (`-1 days +02:03:00`), and months print as `mon(s)` for compatibility.
 //!
-//! Input: `[@] {number unit | [±]H:MM[:SS[.frac]] | number} ... [ago]` with the
-//! units PostgreSQL knows (microseconds to millennia, with their abbreviations),
-//! or ISO 8601 designators `P[nY][nM][nW][nD][T[nH][nM][nS]]`. Fractions cascade
-//! the way PostgreSQL's `DecodeInterval` does (years to whole months, months to
-//! 30-day days then microseconds, days to microseconds), so `1.5 months` is
-//! `1 mon 15 days`. A bare number before a time is days, a trailing bare number
-//! is seconds. Each unit may appear once. Overflow of any field is 22015,
-//! malformed input 22007.
+//! Input, postgres style: `[@] {number unit | [±]H:MM[:SS[.frac]] | [±]Y-M |
+//! number} ... [ago]` with the units PostgreSQL knows (microseconds to
+//! millennia, with their abbreviations). Fractions cascade the way
+//! `DecodeInterval` does (years to whole months, months to 30-day days then
+//! microseconds, days to microseconds), so `1.5 months` is `1 mon 15 days`. A
+//! bare number before a clock is days, a trailing one seconds. Each unit may
+//! appear once (seconds with a fraction also claim ms and us).
+//!
+//! Input, ISO 8601: `P[nY][nM][nW][nD][T[nH][nM][nS]]`, upper case, no spaces;
+//! numbers are `strtod` values within ±10^15 whose fraction is `value - trunc`
+//! (so `P2.8M` is 2 months and 23.999… days, as PostgreSQL computes it), and
+//! designators may repeat and add up.
+//!
+//! Errors: malformed 22007; a field past PostgreSQL's `int`/`int64` while
+//! parsing 22015; years and months that fit alone but not together 22008.
 
 use super::datetime::{
-    push_fraction, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
+    fraction_micros, push_fraction, USECS_PER_DAY, USECS_PER_HOUR, USECS_PER_MINUTE, USECS_PER_SEC,
 };
 use crate::error::{PgError, PgResult, SqlState};
 use crate::types::Interval;
@@ -114,13 +121,19 @@ impl Unit {
 }
 
 /// The clock part of an interval claims hours, minutes and seconds.
-const TIME_MASK: u32 =
-    (1 << Unit::Hour as u32) | (1 << Unit::Minute as u32) | (1 << Unit::Second as u32);
+const TIME_MASK: u32 = (1 << Unit::Hour as u32) | (1 << Unit::Minute as u32) | ALL_SECONDS_MASK;
+/// Seconds with a fraction also claim milliseconds and microseconds
+/// (PostgreSQL's `DTK_ALL_SECS_M`): `1.5 s 3 ms` is refused.
+const ALL_SECONDS_MASK: u32 =
+    (1 << Unit::Second as u32) | (1 << Unit::Millisecond as u32) | (1 << Unit::Microsecond as u32);
 
 /// Why an interval string was refused.
 enum Err {
     BadFormat,
+    /// A field overflowed while parsing (22015).
     Overflow,
+    /// The fields parsed but years and months do not fit together (22008).
+    OutOfRange,
 }
 
 type Res<T> = Result<T, Err>;
@@ -191,8 +204,19 @@ impl Acc {
         Ok(())
     }
 
+    /// A `number unit` field of the postgres style: each unit at most once.
     fn apply(&mut self, value: i64, frac: f64, unit: Unit) -> Res<()> {
-        self.claim(unit.mask())?;
+        let mask = if unit == Unit::Second && frac != 0.0 {
+            ALL_SECONDS_MASK
+        } else {
+            unit.mask()
+        };
+        self.claim(mask)?;
+        self.add_unit(value, frac, unit)
+    }
+
+    /// Adds `value.frac` units, cascading the fraction like `DecodeInterval`.
+    fn add_unit(&mut self, value: i64, frac: f64, unit: Unit) -> Res<()> {
         let micros = |acc: &mut Acc, scale: i64| -> Res<()> {
             acc.micros = add(acc.micros, mul(value, scale)?)?;
             acc.fract_micros(frac, scale)
@@ -240,11 +264,15 @@ impl Acc {
         Ok(())
     }
 
+    /// `itmin2interval`: each field must fit PostgreSQL's `int` while parsing
+    /// (22015); only folding years into months can then overflow (22008).
     fn finish(self) -> Res<Interval> {
-        let months = add(mul(self.years, MONTHS_PER_YEAR)?, self.months)?;
+        let int = |v: i64| i32::try_from(v).map_err(|_| Err::Overflow);
+        let (years, months, days) = (int(self.years)?, int(self.months)?, int(self.days)?);
+        let total = i64::from(years) * MONTHS_PER_YEAR + i64::from(months);
         Ok(Interval {
-            months: i32::try_from(months).map_err(|_| Err::Overflow)?,
-            days: i32::try_from(self.days).map_err(|_| Err::Overflow)?,
+            months: i32::try_from(total).map_err(|_| Err::OutOfRange)?,
+            days,
             micros: self.micros,
         })
     }
@@ -303,7 +331,7 @@ fn parse_clock(text: &str) -> Res<i64> {
     };
     let seconds = |s: &str| -> Res<(i64, i64)> {
         match s.split_once('.') {
-            Some((whole, frac)) => Ok((int(whole)?, fraction_micros(frac)?)),
+            Some((whole, frac)) => Ok((int(whole)?, clock_fraction(frac)?)),
             None => Ok((int(s)?, 0)),
         }
     };
@@ -323,21 +351,41 @@ fn parse_clock(text: &str) -> Res<i64> {
     Ok(if negative { -total } else { total })
 }
 
-/// Fraction digits as microseconds, rounded half up at the seventh digit.
-fn fraction_micros(digits: &str) -> Res<i64> {
+/// `[±]Y-M`: the sign applies to both; months must be 0..=11.
+fn parse_year_month(text: &str) -> Res<(i64, i64)> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (years, months) = unsigned.split_once('-').ok_or(Err::BadFormat)?;
+    let (years, _) = parse_number(years)?;
+    let (months, _) = parse_number(months)?;
+    if months > 11 {
+        return Err(Err::Overflow);
+    }
+    Ok(if negative {
+        (-years, -months)
+    } else {
+        (years, months)
+    })
+}
+
+/// Fraction digits as microseconds, rounded like PostgreSQL (see
+/// [`fraction_micros`]).
+fn clock_fraction(digits: &str) -> Res<i64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Err::BadFormat);
     }
-    let mut padded: Vec<i64> = digits.bytes().map(|b| i64::from(b - b'0')).collect();
-    padded.resize(padded.len().max(7), 0);
-    let micros = padded[..6].iter().fold(0, |acc, d| acc * 10 + d);
-    Ok(micros + i64::from(padded[6] >= 5))
+    Ok(fraction_micros(digits))
 }
 
 #[derive(Debug)]
 enum Token<'a> {
     Number(&'a str),
     Clock(&'a str),
+    /// SQL-standard `[±]Y-M`.
+    YearMonth(&'a str),
     Word(&'a str),
 }
 
@@ -359,15 +407,20 @@ fn tokenize(s: &str) -> Res<Vec<Token<'_>>> {
                     .is_some_and(|n| n.is_ascii_digit() || *n == b'.'));
         if numeric_start {
             i += 1;
-            while b
-                .get(i)
-                .is_some_and(|n| n.is_ascii_digit() || matches!(n, b'.' | b':'))
-            {
+            while let Some(&n) = b.get(i) {
+                let inner_dash = n == b'-'
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+                if !(n.is_ascii_digit() || matches!(n, b'.' | b':') || inner_dash) {
+                    break;
+                }
                 i += 1;
             }
             let text = &s[start..i];
             tokens.push(if text.contains(':') {
                 Token::Clock(text)
+            } else if text[1..].contains('-') {
+                Token::YearMonth(text)
             } else {
                 Token::Number(text)
             });
@@ -405,12 +458,18 @@ fn parse_postgres(s: &str) -> Res<Interval> {
                     }
                     Some(Token::Clock(_)) => acc.apply(value, frac, Unit::Day)?,
                     None => acc.apply(value, frac, Unit::Second)?,
-                    Some(Token::Number(_)) => return Err(Err::BadFormat),
+                    Some(Token::Number(_) | Token::YearMonth(_)) => return Err(Err::BadFormat),
                 }
             }
             Token::Clock(c) => {
                 acc.claim(TIME_MASK)?;
                 acc.micros = add(acc.micros, parse_clock(c)?)?;
+            }
+            Token::YearMonth(ym) => {
+                acc.claim(Unit::Year.mask() | Unit::Month.mask())?;
+                let (years, months) = parse_year_month(ym)?;
+                acc.years = add(acc.years, years)?;
+                acc.months = add(acc.months, months)?;
             }
             Token::Word(_) => return Err(Err::BadFormat),
         }
@@ -432,44 +491,81 @@ fn parse_iso(body: &str) -> Res<Interval> {
         return Err(Err::BadFormat);
     }
     while i < b.len() {
-        if b[i] == b't' && !in_time {
+        if b[i] == b'T' && !in_time {
             in_time = true;
             i += 1;
-            if i == b.len() {
-                return Err(Err::BadFormat);
-            }
             continue;
         }
-        let start = i;
-        while b
-            .get(i)
-            .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'+' | b'-'))
-        {
-            i += 1;
-        }
-        let (value, frac) = parse_number(&body[start..i])?;
+        let (value, frac, len) = parse_iso_number(&body[i..])?;
+        i += len;
         let unit = match (in_time, b.get(i)) {
-            (false, Some(b'y')) => Unit::Year,
-            (false, Some(b'm')) => Unit::Month,
-            (false, Some(b'w')) => Unit::Week,
-            (false, Some(b'd')) => Unit::Day,
-            (true, Some(b'h')) => Unit::Hour,
-            (true, Some(b'm')) => Unit::Minute,
-            (true, Some(b's')) => Unit::Second,
+            (false, Some(b'Y')) => Unit::Year,
+            (false, Some(b'M')) => Unit::Month,
+            (false, Some(b'W')) => Unit::Week,
+            (false, Some(b'D')) => Unit::Day,
+            (true, Some(b'H')) => Unit::Hour,
+            (true, Some(b'M')) => Unit::Minute,
+            (true, Some(b'S')) => Unit::Second,
             _ => return Err(Err::BadFormat),
         };
-        acc.apply(value, frac, unit)?;
+        // ISO designators may repeat and add up, as in PostgreSQL.
+        acc.add_unit(value, frac, unit)?;
         i += 1;
     }
     acc.finish()
 }
 
+/// `ParseISO8601Number`: a `strtod` number (`-`, digits, point, exponent; no
+/// `+`) split into integer part and fraction, within ±10^15. Returns the parts
+/// and the bytes consumed.
+fn parse_iso_number(text: &str) -> Res<(i64, f64, usize)> {
+    let b = text.as_bytes();
+    if !b
+        .first()
+        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+    {
+        return Err(Err::BadFormat);
+    }
+    let mut i = usize::from(b[0] == b'-');
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut mantissa_digits = digits(&mut i);
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        mantissa_digits += digits(&mut i);
+    }
+    if mantissa_digits == 0 {
+        return Err(Err::BadFormat);
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let mut j = i + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        }
+    }
+    let value: f64 = text[..i].parse().map_err(|_| Err::BadFormat)?;
+    if !(-1e15..=1e15).contains(&value) {
+        return Err(Err::Overflow);
+    }
+    let whole = value.trunc();
+    // |whole| ≤ 10^15, exactly representable in both f64 and i64.
+    Ok((whole as i64, value - whole, i))
+}
+
 /// `interval_in` with IntervalStyle postgres.
 pub(super) fn parse(s: &str) -> PgResult<Interval> {
-    let lower = s.trim().to_ascii_lowercase();
-    let parsed = match lower.strip_prefix('p') {
+    // ISO 8601: an upper-case `P` first, no surrounding spaces, as in PostgreSQL.
+    let parsed = match s.strip_prefix('P') {
         Some(body) => parse_iso(body),
-        None => parse_postgres(&lower),
+        None => parse_postgres(&s.trim().to_ascii_lowercase()),
     };
     parsed.map_err(|e| match e {
         Err::BadFormat => PgError::new(
@@ -480,5 +576,6 @@ pub(super) fn parse(s: &str) -> PgResult<Interval> {
             SqlState::INTERVAL_FIELD_OVERFLOW,
             format!("interval field value out of range: \"{s}\""),
         ),
+        Err::OutOfRange => PgError::new(SqlState::DATETIME_FIELD_OVERFLOW, "interval out of range"),
     })
 }

@@ -3,10 +3,12 @@
 //! Integers parse like PostgreSQL 15's `pg_strtoint*`: optional surrounding
 //! whitespace, one optional sign, decimal digits only; overflow is reported as
 //! soon as the digits overflow (22003), anything else malformed is 22P02.
-//! Floats print the shortest decimal that reads back to the same bits (what
-//! PostgreSQL ≥ 12 does with `extra_float_digits > 0`, via Ryu), in fixed notation
-//! while the decimal exponent is in `-4 ..` 15 (float8) or 6 (float4), else as
-//! `1.5e+100` with at least two exponent digits.
+//! Floats print like PostgreSQL ≥ 12 with `extra_float_digits > 0` (its Ryu
+//! port): the fewest digits strictly inside the float's rounding interval,
+//! closest to the exact value, ties to even (see [`Shortest`]); fixed notation
+//! while the decimal exponent is in `-4 ..` 15 (float8) or 6 (float4), else
+//! `1.5e+100` with at least two exponent digits. Input is correctly rounded;
+//! overflow and underflow to zero are 22003.
 
 use super::{bad_text, trim_pg_space};
 use crate::error::{PgError, PgResult, SqlState};
@@ -163,7 +165,25 @@ pub(super) fn format_f64(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    format_shortest(&format!("{:e}", v), 15)
+    let bits = v.to_bits();
+    let exact = Exact::new(
+        bits & ((1 << 52) - 1),
+        ((bits >> 52) & 0x7ff) as i32,
+        52,
+        1075,
+    );
+    let abs = v.abs();
+    let shortest = Shortest {
+        exact,
+        max_digits: 17,
+        round_trips: &|s: &str| s.parse::<f64>().is_ok_and(|p| p.to_bits() == abs.to_bits()),
+        rounded: &|digits: usize| format!("{:.*e}", digits - 1, abs),
+    };
+    layout(
+        v.is_sign_negative(),
+        shortest.digits(&format!("{abs:e}")),
+        15,
+    )
 }
 
 /// float4out with extra_float_digits > 0.
@@ -174,20 +194,147 @@ pub(super) fn format_f32(v: f32) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    format_shortest(&format!("{:e}", v), 6)
+    let bits = v.to_bits();
+    let exact = Exact::new(
+        u64::from(bits & ((1 << 23) - 1)),
+        ((bits >> 23) & 0xff) as i32,
+        23,
+        150,
+    );
+    let abs = v.abs();
+    let shortest = Shortest {
+        exact,
+        max_digits: 9,
+        round_trips: &|s: &str| s.parse::<f32>().is_ok_and(|p| p.to_bits() == abs.to_bits()),
+        rounded: &|digits: usize| format!("{:.*e}", digits - 1, abs),
+    };
+    layout(
+        v.is_sign_negative(),
+        shortest.digits(&format!("{abs:e}")),
+        6,
+    )
 }
 
-/// Re-lays Rust's shortest scientific form (`-1.5e-7`, digits already minimal)
-/// the way PostgreSQL's Ryu output does: fixed notation for decimal exponents
-/// in `-4..fixed_max`, else `d.ddde±XX`.
-fn format_shortest(sci: &str, fixed_max: i32) -> String {
-    let (negative, sci) = match sci.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, sci),
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
+/// A float's exact value and the two ends of the interval of reals that read
+/// back as it, each as `m · 2^e`.
+struct Exact {
+    value: (u64, i32),
+    low: (u64, i32),
+    high: (u64, i32),
+}
+
+impl Exact {
+    /// From the IEEE fields; `bias` is the exponent bias plus the mantissa width.
+    fn new(fraction: u64, biased: i32, mantissa_bits: u32, bias: i32) -> Exact {
+        let (m, e) = if biased == 0 {
+            (fraction, 1 - bias)
+        } else {
+            (fraction | (1 << mantissa_bits), biased - bias)
+        };
+        // Just above a power of two the gap below is half the gap above.
+        let low = if fraction == 0 && biased > 1 {
+            ((4 * m).saturating_sub(1), e - 2)
+        } else {
+            ((2 * m).saturating_sub(1), e - 1)
+        };
+        Exact {
+            value: (m, e),
+            low,
+            high: (2 * m + 1, e - 1),
+        }
+    }
+}
+
+/// PostgreSQL's float output: Ryu built without `STRICTLY_SHORTEST`, i.e. the
+/// fewest digits strictly inside the rounding interval (a decimal exactly on
+/// its edge is refused even though a round-half-even reader would accept it),
+/// the closest such to the exact value, ties to the even digit.
+///
+/// Rust's `{:e}` gives the fewest digits in the closed interval, closest, ties
+/// up. The two differ only on the edges and on ties, which are detected exactly
+/// with integer arithmetic and resolved as Ryu does.
+struct Shortest<'a> {
+    exact: Exact,
+    max_digits: usize,
+    round_trips: &'a dyn Fn(&str) -> bool,
+    /// The value correctly rounded to this many significant digits, as `{:e}`.
+    rounded: &'a dyn Fn(usize) -> String,
+}
+
+impl Shortest<'_> {
+    /// `d · 10^k` is exactly an end of the float's rounding interval.
+    fn on_edge(&self, d: u64, k: i32) -> bool {
+        is_exact_decimal(self.exact.low, d, k) || is_exact_decimal(self.exact.high, d, k)
+    }
+
+    /// `d · 10^k` reads back as the float and is not an edge of its interval.
+    fn inside(&self, d: u64, k: i32) -> bool {
+        d > 0 && !self.on_edge(d, k) && (self.round_trips)(&format!("{d}e{k}"))
+    }
+
+    /// Digits and decimal exponent (of the first digit) of the output, given
+    /// Rust's shortest form of the absolute value.
+    fn digits(&self, rust_shortest: &str) -> (String, i32) {
+        let Some((mut d, mut k)) = split_sci(rust_shortest) else {
+            return ("0".into(), 0);
+        };
+        if d == 0 {
+            return ("0".into(), 0);
+        }
+        // Rust's digits read back by construction; only an edge disqualifies them.
+        if self.on_edge(d, k) {
+            // On an edge: find the fewest digits strictly inside.
+            let found = (decimal_len(d) + 1..=self.max_digits).find_map(|n| {
+                let (r, kr) = split_sci(&(self.rounded)(n))?;
+                [r, r.saturating_sub(1), r + 1]
+                    .into_iter()
+                    .find(|&c| self.inside(c, kr))
+                    .map(|c| (c, kr))
+            });
+            if let Some(better) = found {
+                (d, k) = better;
+            }
+        }
+        // A tie between d and its neighbour goes to the even one.
+        if d % 2 == 1 {
+            let neighbour = if is_exact_decimal(self.exact.value, 10 * d - 5, k - 1) {
+                Some(d - 1)
+            } else if is_exact_decimal(self.exact.value, 10 * d + 5, k - 1) {
+                Some(d + 1)
+            } else {
+                None
+            };
+            if let Some(n) = neighbour.filter(|&n| self.inside(n, k)) {
+                d = n;
+            }
+        }
+        while d % 10 == 0 {
+            d /= 10;
+            k += 1;
+        }
+        let text = d.to_string();
+        let exp = k + text.len() as i32 - 1;
+        (text, exp)
+    }
+}
+
+fn decimal_len(d: u64) -> usize {
+    d.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// `1.2345e-7` as (12345, -11): the digits as an integer and the power of ten
+/// of the last digit.
+fn split_sci(sci: &str) -> Option<(u64, i32)> {
+    let (mantissa, exp) = sci.split_once('e')?;
+    let exp: i32 = exp.parse().ok()?;
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let d: u64 = digits.parse().ok()?;
+    Some((d, exp - (digits.len() as i32 - 1)))
+}
+
+/// Lays out digits with the decimal exponent of the first one as PostgreSQL
+/// does: fixed notation for exponents in `-4..fixed_max`, else `d.ddde±XX`.
+fn layout(negative: bool, (digits, exp): (String, i32), fixed_max: i32) -> String {
     let mut out = String::with_capacity(digits.len() + 8);
     if negative {
         out.push('-');
@@ -207,6 +354,41 @@ fn format_shortest(sci: &str, fixed_max: i32) -> String {
         out.push_str(&format!("{:02}", exp.unsigned_abs()));
     }
     out
+}
+
+/// Whether `m · 2^e` equals `d · 10^k` exactly (d > 0), with integer
+/// arithmetic only: both sides are reduced to odd parts and powers of 2 and 5.
+fn is_exact_decimal((m, e): (u64, i32), d: u64, k: i32) -> bool {
+    if m == 0 || d == 0 {
+        return m == d;
+    }
+    let (mut m, mut e) = (m, e);
+    while m % 2 == 0 {
+        m /= 2;
+        e += 1;
+    }
+    let (mut d, mut twos, mut fives) = (d, 0, 0);
+    while d % 2 == 0 {
+        d /= 2;
+        twos += 1;
+    }
+    while d % 5 == 0 {
+        d /= 5;
+        fives += 1;
+    }
+    // Now d·2^(k+twos)·5^(k+fives) against m·2^e, with m and d odd, d coprime to 5.
+    let five_power = k + fives;
+    if five_power < 0 || e != k + twos {
+        return false;
+    }
+    let mut rhs = u128::from(d);
+    for _ in 0..five_power {
+        rhs *= 5;
+        if rhs > u128::from(m) {
+            return false;
+        }
+    }
+    rhs == u128::from(m)
 }
 
 /// `digits` × 10^(exp - len + 1) in fixed notation; `exp` is in -4..15.

@@ -3,9 +3,11 @@
 //! Every text input is UTF-8 without NUL (PostgreSQL's server encoding is UTF8
 //! and its strings are C strings); a bad sequence is reported like
 //! `pg_verifymbstr` does, naming the bytes of the offending character (22021).
-//! `name` is cut to 63 bytes at a character boundary (`NAMEDATALEN - 1`).
+//! `name` text input is cut to 63 bytes at a character boundary (`NAMEDATALEN -
+//! 1`); a longer binary `name` is refused (42622), as `namerecv` does.
 //! `bytea` prints as `\x` and lowercase hex; it reads hex (whitespace between
-//! byte pairs allowed) or the escape format (`\\`, `\ooo`, other bytes literal).
+//! byte pairs allowed, not inside one) or the escape format (`\\`, `\ooo`,
+//! other bytes literal).
 
 use bytes::{BufMut, BytesMut};
 
@@ -58,6 +60,19 @@ pub(super) fn truncate_name(s: &str) -> &str {
     &s[..end]
 }
 
+/// `namerecv`: unlike text input, a binary name that is too long is an error.
+pub(super) fn check_name_binary(s: &str) -> PgResult<&str> {
+    if s.len() > NAME_BYTES_MAX {
+        return Err(
+            PgError::new(SqlState::NAME_TOO_LONG, "identifier too long").with_detail(format!(
+                "Identifier must be less than {} characters.",
+                NAME_BYTES_MAX + 1
+            )),
+        );
+    }
+    Ok(s)
+}
+
 pub(super) fn format_bytea(bytes: &[u8], out: &mut BytesMut) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(2 + 2 * bytes.len());
@@ -78,20 +93,22 @@ pub(super) fn parse_bytea(s: &str) -> PgResult<Vec<u8>> {
 
 fn parse_bytea_hex(hex: &str) -> PgResult<Vec<u8>> {
     let invalid_param = |m: String| PgError::new(SqlState::INVALID_PARAMETER_VALUE, m);
+    let digit = |c: char| {
+        c.to_digit(16)
+            .ok_or_else(|| invalid_param(format!("invalid hexadecimal digit: \"{c}\"")))
+    };
     let mut out = Vec::with_capacity(hex.len() / 2);
-    let mut chars = hex
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '\n' | '\t' | '\r'));
+    let mut chars = hex.chars();
     while let Some(hi) = chars.next() {
-        let hi = hi
-            .to_digit(16)
-            .ok_or_else(|| invalid_param(format!("invalid hexadecimal digit: \"{hi}\"")))?;
+        // Whitespace may separate byte pairs, never split one (as `hex_decode`).
+        if matches!(hi, ' ' | '\n' | '\t' | '\r') {
+            continue;
+        }
+        let hi = digit(hi)?;
         let lo = chars.next().ok_or_else(|| {
             invalid_param("invalid hexadecimal data: odd number of digits".into())
         })?;
-        let lo = lo
-            .to_digit(16)
-            .ok_or_else(|| invalid_param(format!("invalid hexadecimal digit: \"{lo}\"")))?;
+        let lo = digit(lo)?;
         // Both are hex digits (< 16), so the byte fits.
         out.push((hi * 16 + lo) as u8);
     }
