@@ -1088,7 +1088,7 @@ fn encode_data_row(out: &mut BytesMut, row: &[Value], encodings: &[(i16, Type)])
         let (format, ty) = encodings
             .get(i)
             .copied()
-            .unwrap_or_else(|| (0, value_type(value)));
+            .unwrap_or_else(|| (0, value.natural_type()));
         if format == 1 {
             if let Err(error) = types::encode_binary(value, ty, out) {
                 out.truncate(start);
@@ -1103,28 +1103,4 @@ fn encode_data_row(out: &mut BytesMut, row: &[Value], encodings: &[(i16, Type)])
     let length = (out.len() - start - 1) as i32;
     out[start + 1..start + 5].copy_from_slice(&length.to_be_bytes());
     Ok(())
-}
-
-/// The natural type of a value, for its codec. Character types share one
-/// representation and one codec, so `Text` stands for all of them.
-fn value_type(value: &Value) -> Type {
-    match value {
-        Value::Null | Value::Text(_) => Type::Text,
-        Value::Bool(_) => Type::Bool,
-        Value::Int2(_) => Type::Int2,
-        Value::Int4(_) => Type::Int4,
-        Value::Int8(_) => Type::Int8,
-        Value::Float4(_) => Type::Float4,
-        Value::Float8(_) => Type::Float8,
-        Value::Numeric(_) => Type::Numeric,
-        Value::Bytea(_) => Type::Bytea,
-        Value::Date(_) => Type::Date,
-        Value::Time(_) => Type::Time,
-        Value::Timestamp(_) => Type::Timestamp,
-        Value::Timestamptz(_) => Type::Timestamptz,
-        Value::Interval(_) => Type::Interval,
-        Value::Uuid(_) => Type::Uuid,
-        Value::Json(_) => Type::Jsonb,
-        Value::Oid(_) => Type::Oid,
-    }
 }

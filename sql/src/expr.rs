@@ -827,7 +827,7 @@ pub fn eval(expr: &Expr, cx: &dyn EvalContext) -> PgResult<Value> {
         }
         Expr::Cast(e, ty) => {
             let value = eval(e, cx)?;
-            let from = value_type(&value);
+            let from = value.natural_type();
             cast_value(value, from, *ty)?
         }
         Expr::Binary(op, l, r, ty) => {
@@ -910,7 +910,7 @@ fn call(func: Func, args: &[Expr], cx: &dyn EvalContext) -> PgResult<Value> {
             let v = arg(0)?;
             let negative = compare(&v, &zero_like(&v))? == Ordering::Less;
             if negative {
-                negate(v.clone(), value_type(&v))?
+                negate(v.clone(), v.natural_type())?
             } else {
                 v
             }
@@ -979,29 +979,6 @@ fn zero_like(v: &Value) -> Value {
         Value::Float8(_) => Value::Float8(0.0),
         Value::Numeric(_) => Value::Numeric(Decimal::ZERO),
         _ => Value::Null,
-    }
-}
-
-/// The type a value is represented as (character types all report text).
-pub fn value_type(value: &Value) -> Type {
-    match value {
-        Value::Null | Value::Text(_) => Type::Text,
-        Value::Bool(_) => Type::Bool,
-        Value::Int2(_) => Type::Int2,
-        Value::Int4(_) => Type::Int4,
-        Value::Int8(_) => Type::Int8,
-        Value::Float4(_) => Type::Float4,
-        Value::Float8(_) => Type::Float8,
-        Value::Numeric(_) => Type::Numeric,
-        Value::Bytea(_) => Type::Bytea,
-        Value::Date(_) => Type::Date,
-        Value::Time(_) => Type::Time,
-        Value::Timestamp(_) => Type::Timestamp,
-        Value::Timestamptz(_) => Type::Timestamptz,
-        Value::Interval(_) => Type::Interval,
-        Value::Uuid(_) => Type::Uuid,
-        Value::Json(_) => Type::Jsonb,
-        Value::Oid(_) => Type::Oid,
     }
 }
 

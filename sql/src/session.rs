@@ -647,10 +647,6 @@ fn bind_set(set: &ast::Set) -> PgResult<Kind> {
             } else {
                 Some(set_value_text(values)?)
             };
-            match name.to_ascii_lowercase().as_str() {
-                "transaction_isolation" | "default_transaction_isolation" => {}
-                _ => {}
-            }
             Kind::Set { name, value, local }
         }
         ast::Set::SetTimeZone { local, value } => Kind::Set {

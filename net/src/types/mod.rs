@@ -215,4 +215,29 @@ impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
+
+    /// The type this value is represented as. Character types share one
+    /// representation, so all of them report `Text`; JSON reports `Jsonb`;
+    /// `Null` reports `Text` (it has no type of its own).
+    pub fn natural_type(&self) -> Type {
+        match self {
+            Value::Null | Value::Text(_) => Type::Text,
+            Value::Bool(_) => Type::Bool,
+            Value::Int2(_) => Type::Int2,
+            Value::Int4(_) => Type::Int4,
+            Value::Int8(_) => Type::Int8,
+            Value::Float4(_) => Type::Float4,
+            Value::Float8(_) => Type::Float8,
+            Value::Numeric(_) => Type::Numeric,
+            Value::Bytea(_) => Type::Bytea,
+            Value::Date(_) => Type::Date,
+            Value::Time(_) => Type::Time,
+            Value::Timestamp(_) => Type::Timestamp,
+            Value::Timestamptz(_) => Type::Timestamptz,
+            Value::Interval(_) => Type::Interval,
+            Value::Uuid(_) => Type::Uuid,
+            Value::Json(_) => Type::Jsonb,
+            Value::Oid(_) => Type::Oid,
+        }
+    }
 }
