@@ -2,11 +2,13 @@
 //! loopback port with a private data directory, and stops it on drop.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
@@ -36,9 +38,19 @@ pub fn config_text(settings: &[(&str, &str)]) -> String {
     text
 }
 
+/// A loopback port no other server of this test process has been given.
+/// Every shard binds with SO_REUSEPORT, so two test servers handed the same
+/// port would both bind it and share connections; cargo runs test binaries
+/// one at a time, so remembering ports within the process is enough.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("local address").port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+        let port = listener.local_addr().expect("local address").port();
+        if GIVEN.lock().expect("port registry").insert(port) {
+            return port;
+        }
+    }
 }
 
 impl TestServer {
