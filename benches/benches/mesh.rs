@@ -8,6 +8,7 @@
 //! Run: `cargo bench -p teller-benches --bench mesh`. Figures go to
 //! perf/RESULTS.md.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -19,14 +20,25 @@ use teller_node::mesh::{Envelope, Handler, Mesh, ShardId};
 /// Requests in flight in the pipelined variant.
 const PIPELINE_DEPTH: usize = 64;
 
-struct Echo;
+/// One-way message that tells the echo shard the run is over.
+const DONE: u64 = u64::MAX;
+
+/// Echoes requests; ignores one-way messages except [`DONE`].
+#[derive(Default)]
+struct Echo {
+    done: Cell<bool>,
+}
 
 impl Handler<u64, u64> for Echo {
     async fn handle(&self, _from: ShardId, request: u64) -> u64 {
         request
     }
 
-    async fn handle_one_way(&self, _from: ShardId, _request: u64) {}
+    async fn handle_one_way(&self, _from: ShardId, request: u64) {
+        if request == DONE {
+            self.done.set(true);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -59,13 +71,15 @@ fn run(iters: u64, mode: Mode) -> Duration {
             .io_memory(512 * 1024)
             .spawn(move || async move {
                 let queue = glommio::executor().current_task_queue();
-                let mesh = Mesh::join(builder, shard, Rc::new(Echo), queue)
+                let echo = Rc::new(Echo::default());
+                let mesh = Mesh::join(builder, shard, echo.clone(), queue)
                     .await
                     .expect("joining the mesh");
                 if shard == 1 {
                     // Serve until shard 0 says it is done.
-                    let done = mesh.request(0, u64::MAX).await;
-                    assert!(done.is_ok());
+                    while !echo.done.get() {
+                        glommio::timer::sleep(Duration::from_micros(200)).await;
+                    }
                     return Duration::ZERO;
                 }
                 let started = Instant::now();
@@ -77,14 +91,22 @@ fn run(iters: u64, mode: Mode) -> Duration {
                         }
                     }
                     Mode::Pipelined => {
-                        let mut sent = 0u64;
-                        while sent < iters {
-                            let batch = (iters - sent).min(PIPELINE_DEPTH as u64);
-                            let calls = (sent..sent + batch).map(|i| mesh.request(1, i));
-                            for call in calls.collect::<Vec<_>>() {
-                                call.await.expect("reply");
-                            }
-                            sent += batch;
+                        // PIPELINE_DEPTH tasks, each issuing its share of
+                        // requests back to back: that many are in flight.
+                        let workers: Vec<_> = (0..PIPELINE_DEPTH as u64)
+                            .map(|w| {
+                                let mesh = mesh.clone();
+                                let share = iters / PIPELINE_DEPTH as u64
+                                    + u64::from(w < iters % PIPELINE_DEPTH as u64);
+                                glommio::spawn_local(async move {
+                                    for i in 0..share {
+                                        mesh.request(1, i).await.expect("reply");
+                                    }
+                                })
+                            })
+                            .collect();
+                        for worker in workers {
+                            worker.await;
                         }
                     }
                     Mode::OneWay => {
@@ -95,7 +117,9 @@ fn run(iters: u64, mode: Mode) -> Duration {
                         mesh.request(1, 0).await.expect("fence");
                     }
                 }
-                started.elapsed()
+                let elapsed = started.elapsed();
+                mesh.send_one_way(1, DONE).await.expect("done");
+                elapsed
             })
             .expect("starting an executor");
         handles.push(handle);
