@@ -412,3 +412,107 @@ fn wrong_value_type_is_an_error() {
     .expect_err("jsonb");
     assert_eq!(e.code.code(), "0A000");
 }
+
+/// The byte formats are stored on disk: pin them.
+#[test]
+fn golden_encodings() {
+    let asc = KeyColumn::asc;
+    let desc = KeyColumn::desc;
+    let d = |s: &str| Value::Numeric(s.parse::<Decimal>().expect("decimal"));
+    let cases: Vec<(Value, KeyColumn, Vec<u8>)> = vec![
+        (Value::Null, asc(Type::Int4), vec![0xFF]),
+        (Value::Null, desc(Type::Int4), vec![0x00]),
+        (Value::Bool(true), asc(Type::Bool), vec![0x10, 0x01]),
+        (Value::Int4(-2), asc(Type::Int4), vec![0x11, 0x7E, 0xFE]),
+        (
+            Value::Int8(256),
+            asc(Type::Int8),
+            vec![0x11, 0x82, 0x01, 0x00],
+        ),
+        (Value::Int2(1), desc(Type::Int2), vec![0x51, 0x7E, 0xFE]),
+        (
+            Value::Float8(1.0),
+            asc(Type::Float8),
+            vec![0x13, 0xBF, 0xF0, 0, 0, 0, 0, 0, 0],
+        ),
+        (
+            Value::Float8(-1.0),
+            asc(Type::Float8),
+            vec![0x13, 0x40, 0x0F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+        ),
+        (
+            Value::Float4(f32::NAN),
+            asc(Type::Float4),
+            vec![0x12, 0xFF, 0xFF, 0xFF, 0xFF],
+        ),
+        (d("0"), asc(Type::Numeric), vec![0x14, 0x02]),
+        (
+            d("1.5"),
+            asc(Type::Numeric),
+            vec![0x14, 0x03, 0x81, 16, 0x00],
+        ),
+        (
+            d("-1.5"),
+            asc(Type::Numeric),
+            vec![0x14, 0x01, 0x7E, 0xEF, 0xFF],
+        ),
+        (
+            d("123"),
+            asc(Type::Numeric),
+            vec![0x14, 0x03, 0x83, 13, 31, 0x00],
+        ),
+        (
+            d("0.001"),
+            asc(Type::Numeric),
+            vec![0x14, 0x03, 0x7E, 11, 0x00],
+        ),
+        (
+            Value::Text("a\0b".into()),
+            asc(Type::Text),
+            vec![0x15, b'a', 0x00, 0xFF, b'b', 0x00, 0x01],
+        ),
+        (
+            Value::Text("a".into()),
+            desc(Type::Varchar),
+            vec![0x55, 0x9E, 0xFF, 0xFE],
+        ),
+        (
+            Value::Bytea(vec![]),
+            desc(Type::Bytea),
+            vec![0x56, 0xFF, 0xFE],
+        ),
+        (Value::Date(0), asc(Type::Date), vec![0x17, 0x80]),
+        (Value::Time(1), asc(Type::Time), vec![0x18, 0x81, 0x01]),
+        (Value::Timestamp(-1), asc(Type::Timestamp), vec![0x19, 0x7F]),
+        (
+            Value::Timestamptz(0),
+            asc(Type::Timestamptz),
+            vec![0x1A, 0x80],
+        ),
+        (
+            Value::Interval(Interval {
+                months: 0,
+                days: 1,
+                micros: 0,
+            }),
+            asc(Type::Interval),
+            vec![
+                0x1B, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x14, 0x1D, 0xD7, 0x60, 0x00,
+            ],
+        ),
+        (
+            Value::Uuid([7; 16]),
+            asc(Type::Uuid),
+            [&[0x1C][..], &[7; 16]].concat(),
+        ),
+        (Value::Oid(7), asc(Type::Oid), vec![0x1D, 0x81, 0x07]),
+    ];
+    for (value, col, want) in cases {
+        assert_eq!(enc(&value, col), want, "{value:?} as {col:?}");
+        let back = dec(&want, col);
+        assert_eq!(
+            column_compare(&back, &value, col.ty, false, false),
+            Ordering::Equal
+        );
+    }
+}
