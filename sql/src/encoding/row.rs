@@ -143,19 +143,11 @@ impl RowCodec {
             if value.is_null() && column.missing.is_null() {
                 continue;
             }
-            if let Err(e) =
-                check_type(value, column.ty).or_else(
-                    |e| {
-                        if value.is_null() {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
-                    },
-                )
-            {
-                out.truncate(start);
-                return Err(e);
+            if !value.is_null() {
+                if let Err(e) = check_type(value, column.ty) {
+                    out.truncate(start);
+                    return Err(e);
+                }
             }
             put_leb128(out, (id - previous).into());
             previous = id;

@@ -155,35 +155,33 @@ fn property_composite_keys() {
 /// A value of `ty` from a two-value domain picked by `v` (a bool or NULL),
 /// so that leading key columns tie often.
 fn small(v: Value, ty: Type) -> Value {
-    {
-        let Value::Bool(b) = v else {
-            return Value::Null;
-        };
-        let i = i64::from(b);
-        match ty {
-            Type::Bool => Value::Bool(b),
-            Type::Int2 => Value::Int2(i as i16),
-            Type::Int4 => Value::Int4(i as i32),
-            Type::Int8 => Value::Int8(i),
-            Type::Oid => Value::Oid(i as u32),
-            Type::Float4 => Value::Float4(i as f32),
-            Type::Float8 => Value::Float8(i as f64),
-            Type::Numeric => Value::Numeric(Decimal::from(i)),
-            Type::Text | Type::Varchar | Type::Bpchar | Type::Name => {
-                Value::Text(if b { "b".into() } else { String::new() })
-            }
-            Type::Bytea => Value::Bytea(vec![0; i as usize]),
-            Type::Date => Value::Date(i as i32),
-            Type::Time => Value::Time(i),
-            Type::Timestamp => Value::Timestamp(i),
-            Type::Timestamptz => Value::Timestamptz(i),
-            Type::Interval => Value::Interval(Interval {
-                months: i as i32,
-                ..Interval::default()
-            }),
-            Type::Uuid => Value::Uuid([i as u8; 16]),
-            _ => Value::Null,
+    let Value::Bool(b) = v else {
+        return Value::Null;
+    };
+    let i = i64::from(b);
+    match ty {
+        Type::Bool => Value::Bool(b),
+        Type::Int2 => Value::Int2(i as i16),
+        Type::Int4 => Value::Int4(i as i32),
+        Type::Int8 => Value::Int8(i),
+        Type::Oid => Value::Oid(i as u32),
+        Type::Float4 => Value::Float4(i as f32),
+        Type::Float8 => Value::Float8(i as f64),
+        Type::Numeric => Value::Numeric(Decimal::from(i)),
+        Type::Text | Type::Varchar | Type::Bpchar | Type::Name => {
+            Value::Text(if b { "b".into() } else { String::new() })
         }
+        Type::Bytea => Value::Bytea(vec![0; i as usize]),
+        Type::Date => Value::Date(i as i32),
+        Type::Time => Value::Time(i),
+        Type::Timestamp => Value::Timestamp(i),
+        Type::Timestamptz => Value::Timestamptz(i),
+        Type::Interval => Value::Interval(Interval {
+            months: i as i32,
+            ..Interval::default()
+        }),
+        Type::Uuid => Value::Uuid([i as u8; 16]),
+        _ => Value::Null,
     }
 }
 
