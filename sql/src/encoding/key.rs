@@ -692,6 +692,33 @@ pub fn take_index_prefix(input: &mut &[u8]) -> PgResult<(u64, u64)> {
     Ok((take_uvarint(input)?, take_uvarint(input)?))
 }
 
+/// The key `/table_id/index_id/<values as cols>`.
+pub fn index_key(
+    table_id: u64,
+    index_id: u64,
+    values: &[Value],
+    cols: &[KeyColumn],
+) -> PgResult<Vec<u8>> {
+    let mut out = index_prefix(table_id, index_id);
+    encode_key(&mut out, values, cols)?;
+    Ok(out)
+}
+
+/// Decodes a whole key `/table_id/index_id/<cols>`; bytes left over are
+/// corruption.
+pub fn decode_index_key(key: &[u8], cols: &[KeyColumn]) -> PgResult<(u64, u64, Vec<Value>)> {
+    let mut input = key;
+    let (table_id, index_id) = take_index_prefix(&mut input)?;
+    let values = decode_key(&mut input, cols)?;
+    if !input.is_empty() {
+        return Err(corrupt(format!(
+            "{} bytes after the last key column",
+            input.len()
+        )));
+    }
+    Ok((table_id, index_id, values))
+}
+
 /// The smallest key greater than every key that starts with `prefix`: the
 /// exclusive end of a prefix scan. `None` when there is none (the prefix is
 /// empty or all `0xFF`): the scan then runs to the end of the keyspace.

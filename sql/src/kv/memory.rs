@@ -17,6 +17,9 @@
 //!   with a chosen error, so the SQL layer's handling of `40001`, `40P01`,
 //!   `55P03` and I/O errors can be tested; [`MemoryKv::set_scan_rows_max`]
 //!   sets an engine-side scan limit, so that resume spans are exercised.
+//! - **Timestamps** are commit sequence numbers (in `wall_nanos`): a
+//!   transaction's timestamp is the last commit its snapshot includes, and
+//!   commit returns the new commit's number. No clock is read.
 //!
 //! Single-threaded and shard-local (`Rc<RefCell<..>>`); no borrow is held
 //! across an await point (there are none).
@@ -114,9 +117,10 @@ impl MemoryKv {
         self.store.borrow_mut().faults.push_back(error);
     }
 
-    /// Caps every scan at `rows` rows (the engine's own limit); `None` lifts it.
+    /// Caps every scan at `rows` rows (at least 1: a scan must make
+    /// progress), like the engine's own limit; `None` lifts it.
     pub fn set_scan_rows_max(&self, rows: Option<u64>) {
-        self.store.borrow_mut().scan_rows_max = rows;
+        self.store.borrow_mut().scan_rows_max = rows.map(|n| n.max(1));
     }
 
     /// The committed, live key-value pairs, in key order.

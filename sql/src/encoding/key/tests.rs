@@ -325,6 +325,22 @@ fn text_escapes_keep_prefix_order() {
 }
 
 #[test]
+fn whole_index_keys() {
+    let cols = [KeyColumn::asc(Type::Text), KeyColumn::desc(Type::Int4)];
+    let values = [Value::Text("x".into()), Value::Int4(-7)];
+    let key = index_key(1000, 2, &values, &cols).expect("encode");
+    assert_eq!(pretty(&key), "/Table/1000/2/\"x\"/-7");
+    let (table, index, back) = decode_index_key(&key, &cols).expect("decode");
+    assert_eq!((table, index, &back[..]), (1000, 2, &values[..]));
+    let mut longer = key.clone();
+    longer.push(0x80);
+    let e = decode_index_key(&longer, &cols).expect_err("trailing");
+    assert_eq!(e.code.code(), "XX001");
+    let e = decode_index_key(&key[..key.len() - 1], &cols).expect_err("short");
+    assert_eq!(e.code.code(), "XX001");
+}
+
+#[test]
 fn prefix_successor_edges() {
     assert_eq!(prefix_successor(b""), None);
     assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
