@@ -77,6 +77,10 @@ fn property_order_and_round_trip_per_type() {
             let col = rng.pick(&all_columns(ty));
             check_column_pair(&a, &b, col);
             check_round_trip(&a, col);
+            // Any stored value pretty-prints without falling back to hex.
+            let key = [index_prefix(1, 1), enc(&a, col)].concat();
+            let text = pretty(&key);
+            assert!(!text.contains("/0x"), "{a:?}: {text}");
         }
     }
 }
