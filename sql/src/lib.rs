@@ -3,7 +3,9 @@
 //! the node (shard identity, time, sleeping, node-wide views) and, as tables
 //! arrive, the KV API — so it runs unchanged on the real engine and in tests.
 
+pub mod encoding;
 pub mod expr;
+pub mod kv;
 pub mod session;
 pub mod vars;
 

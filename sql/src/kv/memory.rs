@@ -1,0 +1,468 @@
+//! A single-node, in-memory [`Kv`]: the SQL layer's test double.
+//!
+//! - **Versions.** Every key keeps its committed versions, each stamped with
+//!   the commit sequence number that wrote it (a tombstone for a delete).
+//!   Versions no open transaction can see are pruned at commit.
+//! - **Reads.** A transaction reads the versions committed before it began,
+//!   plus its own writes: snapshot isolation. `ReadCommitted` takes a new
+//!   snapshot at each batch instead. `Serializable` is served as snapshot
+//!   isolation here; detecting write skew is the real engine's job.
+//! - **Writes** are buffered in the transaction and applied at commit, all
+//!   with one new sequence number.
+//! - **Conflicts: first committer wins.** Writing a key that another
+//!   transaction committed after this one's snapshot fails with
+//!   [`KvError::Retry`], at the write if the other one has already committed,
+//!   else at commit.
+//! - **Faults.** [`MemoryKv::fail_next`] makes the next batch or commit fail
+//!   with a chosen error, so the SQL layer's handling of `40001`, `40P01`,
+//!   `55P03` and I/O errors can be tested; [`MemoryKv::set_scan_rows_max`]
+//!   sets an engine-side scan limit, so that resume spans are exercised.
+//! - **Timestamps** are commit sequence numbers (in `wall_nanos`): a
+//!   transaction's timestamp is the last commit its snapshot includes, and
+//!   commit returns the new commit's number. No clock is read.
+//!
+//! Single-threaded and shard-local (`Rc<RefCell<..>>`); no borrow is held
+//! across an await point (there are none).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::{
+    Batch, BatchResponse, Isolation, KeyValue, Kv, KvError, KvTxn, Request, Response, RetryReason,
+    ScanRequest, ScanResponse, Span, Timestamp, TxnOptions,
+};
+
+/// A committed version: the sequence number of its commit and the value
+/// (`None` for a delete).
+#[derive(Clone, Debug)]
+struct Version {
+    seq: u64,
+    value: Option<Bytes>,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    /// Versions per key, oldest first.
+    data: BTreeMap<Bytes, Vec<Version>>,
+    /// Sequence number of the last commit.
+    seq: u64,
+    /// Snapshot sequence numbers of the open transactions, with counts.
+    open: BTreeMap<u64, usize>,
+    /// Errors to return from the next batches or commits.
+    faults: VecDeque<KvError>,
+    /// The engine's own cap on rows per scan.
+    scan_rows_max: Option<u64>,
+}
+
+impl Store {
+    /// The value of `key` visible at `seq`.
+    fn read(&self, key: &[u8], seq: u64) -> Option<&Bytes> {
+        let versions = self.data.get(key)?;
+        let version = versions.iter().rev().find(|v| v.seq <= seq)?;
+        version.value.as_ref()
+    }
+
+    /// The latest commit sequence number of `key`.
+    fn last_write(&self, key: &[u8]) -> Option<u64> {
+        Some(self.data.get(key)?.last()?.seq)
+    }
+
+    fn register(&mut self, seq: u64) {
+        *self.open.entry(seq).or_default() += 1;
+    }
+
+    fn unregister(&mut self, seq: u64) {
+        if let Some(count) = self.open.get_mut(&seq) {
+            *count -= 1;
+            if *count == 0 {
+                self.open.remove(&seq);
+            }
+        }
+    }
+
+    /// Drops the versions of `key` that no snapshot can see any more.
+    fn prune(&mut self, key: &[u8]) {
+        let horizon = self.open.keys().next().copied().unwrap_or(self.seq);
+        let Some(versions) = self.data.get_mut(key) else {
+            return;
+        };
+        // Keep the newest version at or below the horizon and all newer ones.
+        if let Some(keep_from) = versions.iter().rposition(|v| v.seq <= horizon) {
+            versions.drain(..keep_from);
+        }
+        if versions.len() == 1 && versions[0].value.is_none() {
+            self.data.remove(key);
+        }
+    }
+}
+
+/// A handle on an in-memory store; clones share the store.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryKv {
+    store: Rc<RefCell<Store>>,
+}
+
+impl MemoryKv {
+    pub fn new() -> MemoryKv {
+        MemoryKv::default()
+    }
+
+    /// Makes the next batch or commit (of any transaction) fail with `error`.
+    /// Queued errors are used one per call, in order.
+    pub fn fail_next(&self, error: KvError) {
+        self.store.borrow_mut().faults.push_back(error);
+    }
+
+    /// Caps every scan at `rows` rows (at least 1: a scan must make
+    /// progress), like the engine's own limit; `None` lifts it.
+    pub fn set_scan_rows_max(&self, rows: Option<u64>) {
+        self.store.borrow_mut().scan_rows_max = rows.map(|n| n.max(1));
+    }
+
+    /// The committed, live key-value pairs, in key order.
+    pub fn dump(&self) -> Vec<KeyValue> {
+        let store = self.store.borrow();
+        store
+            .data
+            .keys()
+            .filter_map(|key| {
+                store.read(key, store.seq).map(|value| KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Committed versions held, tombstones included (for tests of pruning).
+    pub fn versions(&self) -> usize {
+        self.store.borrow().data.values().map(Vec::len).sum()
+    }
+}
+
+impl Kv for MemoryKv {
+    type Txn = MemoryTxn;
+
+    async fn begin(&self, options: TxnOptions) -> Result<MemoryTxn, KvError> {
+        let mut store = self.store.borrow_mut();
+        let snapshot = store.seq;
+        store.register(snapshot);
+        Ok(MemoryTxn {
+            store: self.store.clone(),
+            options,
+            snapshot,
+            writes: BTreeMap::new(),
+            done: false,
+        })
+    }
+}
+
+/// A buffered write.
+#[derive(Clone, Debug)]
+struct Write {
+    /// `None`: delete.
+    value: Option<Bytes>,
+    /// The snapshot the key was first written at.
+    snapshot: u64,
+}
+
+/// A transaction on a [`MemoryKv`].
+#[derive(Debug)]
+pub struct MemoryTxn {
+    store: Rc<RefCell<Store>>,
+    options: TxnOptions,
+    /// Reads see commits up to this sequence number.
+    snapshot: u64,
+    /// Buffered writes, applied at commit.
+    writes: BTreeMap<Bytes, Write>,
+    /// Committed or rolled back: the snapshot is unregistered.
+    done: bool,
+}
+
+impl MemoryTxn {
+    fn read(&self, store: &Store, key: &[u8]) -> Option<Bytes> {
+        match self.writes.get(key) {
+            Some(own) => own.value.clone(),
+            None => store.read(key, self.snapshot).cloned(),
+        }
+    }
+
+    /// The visible rows of `span`, in scan order.
+    fn visible<'a>(
+        &'a self,
+        store: &'a Store,
+        span: &Span,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = (Bytes, Bytes)> + 'a> {
+        let bounds = (
+            Bound::Included(span.start.clone()),
+            span.end.clone().map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let snapshot = self.snapshot;
+        let committed = store
+            .data
+            .range::<Bytes, _>(bounds.clone())
+            .filter_map(move |(k, _)| {
+                store
+                    .read(k, snapshot)
+                    .map(|v| (k.clone(), Some(v.clone())))
+            });
+        let own = self
+            .writes
+            .range::<Bytes, _>(bounds)
+            .map(|(k, w)| (k.clone(), w.value.clone()));
+        let merged: Box<dyn Iterator<Item = (Bytes, Option<Bytes>)>> = if reverse {
+            Box::new(Merge::new(committed.rev(), own.rev(), true))
+        } else {
+            Box::new(Merge::new(committed, own, false))
+        };
+        Box::new(merged.filter_map(|(k, v)| v.map(|v| (k, v))))
+    }
+
+    fn scan(&self, store: &Store, scan: &ScanRequest) -> ScanResponse {
+        let limit_rows = match (scan.limit_rows, store.scan_rows_max) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut rows = Vec::new();
+        let mut bytes = 0u64;
+        let mut iter = self.visible(store, &scan.span, scan.reverse).peekable();
+        loop {
+            let full = limit_rows.is_some_and(|n| rows.len() as u64 >= n)
+                || scan
+                    .limit_bytes
+                    .is_some_and(|n| bytes >= n && !rows.is_empty());
+            if full {
+                break;
+            }
+            let Some((key, value)) = iter.next() else {
+                return ScanResponse { rows, resume: None };
+            };
+            bytes += (key.len() + value.len()) as u64;
+            rows.push(KeyValue { key, value });
+        }
+        let Some((next, _)) = iter.peek() else {
+            return ScanResponse { rows, resume: None };
+        };
+        let resume = if scan.reverse {
+            let end = rows
+                .last()
+                .map_or_else(|| scan.span.end.clone(), |kv| Some(kv.key.clone()));
+            Span {
+                start: scan.span.start.clone(),
+                end,
+            }
+        } else {
+            Span {
+                start: next.clone(),
+                end: scan.span.end.clone(),
+            }
+        };
+        ScanResponse {
+            rows,
+            resume: Some(resume),
+        }
+    }
+
+    /// Refuses a write to `key` made at `snapshot` that a later commit
+    /// already overwrote.
+    fn check_write(&self, store: &Store, key: &Bytes, snapshot: u64) -> Result<(), KvError> {
+        if self.options.read_only {
+            return Err(KvError::ReadOnly);
+        }
+        match store.last_write(key) {
+            Some(seq) if seq > snapshot => Err(KvError::Retry {
+                reason: RetryReason::WriteConflict,
+                key: Some(key.clone()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn write(&mut self, store: &Store, key: Bytes, value: Option<Bytes>) -> Result<(), KvError> {
+        // A key written again keeps its first snapshot: the conflict window
+        // opens at the first write (this matters for ReadCommitted).
+        let snapshot = self.writes.get(&key).map_or(self.snapshot, |w| w.snapshot);
+        self.check_write(store, &key, snapshot)?;
+        self.writes.insert(key, Write { value, snapshot });
+        Ok(())
+    }
+
+    fn run(&mut self, store: &Store, index: usize, request: Request) -> Result<Response, KvError> {
+        Ok(match request {
+            Request::Get { key } => Response::Get(self.read(store, &key)),
+            Request::Scan(scan) => Response::Scan(self.scan(store, &scan)),
+            Request::Put { key, value } => {
+                self.write(store, key, Some(value))?;
+                Response::Written
+            }
+            Request::Delete { key } => {
+                self.write(store, key, None)?;
+                Response::Written
+            }
+            Request::DeleteRange { span } => {
+                let keys: Vec<Bytes> = self.visible(store, &span, false).map(|(k, _)| k).collect();
+                for key in keys {
+                    self.write(store, key, None)?;
+                }
+                Response::Written
+            }
+            Request::ConditionalPut {
+                key,
+                value,
+                expected,
+            } => {
+                let actual = self.read(store, &key);
+                if actual != expected {
+                    return Err(KvError::ConditionFailed { index, key, actual });
+                }
+                self.write(store, key, Some(value))?;
+                Response::Written
+            }
+        })
+    }
+
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.store.borrow_mut().unregister(self.snapshot);
+        }
+    }
+}
+
+impl KvTxn for MemoryTxn {
+    fn timestamp(&self) -> Timestamp {
+        Timestamp {
+            wall_nanos: self.snapshot,
+            logical: 0,
+        }
+    }
+
+    fn isolation(&self) -> Isolation {
+        self.options.isolation
+    }
+
+    async fn batch(&mut self, batch: Batch) -> Result<BatchResponse, KvError> {
+        batch.validate()?;
+        let store_rc = self.store.clone();
+        let mut store = store_rc.borrow_mut();
+        if let Some(fault) = store.faults.pop_front() {
+            return Err(fault);
+        }
+        if self.options.isolation == Isolation::ReadCommitted {
+            store.unregister(self.snapshot);
+            self.snapshot = store.seq;
+            store.register(self.snapshot);
+        }
+        let saved = batch.has_writes().then(|| self.writes.clone());
+        let mut responses = Vec::with_capacity(batch.len());
+        for (index, request) in batch.requests.into_iter().enumerate() {
+            match self.run(&store, index, request) {
+                Ok(response) => responses.push(response),
+                Err(e) => {
+                    if let Some(saved) = saved {
+                        self.writes = saved;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(BatchResponse { responses })
+    }
+
+    async fn commit(mut self) -> Result<Timestamp, KvError> {
+        let store_rc = self.store.clone();
+        let mut store = store_rc.borrow_mut();
+        if let Some(fault) = store.faults.pop_front() {
+            return Err(fault);
+        }
+        for (key, write) in &self.writes {
+            self.check_write(&store, key, write.snapshot)?;
+        }
+        if !self.writes.is_empty() {
+            store.seq += 1;
+        }
+        let seq = store.seq;
+        drop(store);
+        self.finish();
+        let mut store = store_rc.borrow_mut();
+        for (key, Write { value, .. }) in std::mem::take(&mut self.writes) {
+            store
+                .data
+                .entry(key.clone())
+                .or_default()
+                .push(Version { seq, value });
+            store.prune(&key);
+        }
+        Ok(Timestamp {
+            wall_nanos: seq,
+            logical: 0,
+        })
+    }
+
+    async fn rollback(mut self) -> Result<(), KvError> {
+        self.finish();
+        Ok(())
+    }
+}
+
+impl Drop for MemoryTxn {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Merges two sorted streams of writes; on equal keys the second (the
+/// transaction's own write) wins.
+struct Merge<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+    reverse: bool,
+}
+
+impl<A, B> Merge<A, B>
+where
+    A: Iterator<Item = (Bytes, Option<Bytes>)>,
+    B: Iterator<Item = (Bytes, Option<Bytes>)>,
+{
+    fn new(a: A, b: B, reverse: bool) -> Self {
+        Merge {
+            a: a.peekable(),
+            b: b.peekable(),
+            reverse,
+        }
+    }
+}
+
+impl<A, B> Iterator for Merge<A, B>
+where
+    A: Iterator<Item = (Bytes, Option<Bytes>)>,
+    B: Iterator<Item = (Bytes, Option<Bytes>)>,
+{
+    type Item = (Bytes, Option<Bytes>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.a.peek(), self.b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((ka, _)), Some((kb, _))) if self.reverse => kb.cmp(ka),
+            (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+        };
+        match order {
+            std::cmp::Ordering::Less => self.a.next(),
+            std::cmp::Ordering::Greater => self.b.next(),
+            std::cmp::Ordering::Equal => {
+                self.a.next();
+                self.b.next()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
