@@ -3,7 +3,7 @@
 //! and waits for SIGINT/SIGTERM to shut down gracefully.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,9 +16,6 @@ use crate::config::Config;
 use crate::mesh::{Envelope, MESH_QUEUE_CAPACITY};
 use crate::shard::{self, ShardRequest, ShardResponse};
 
-/// A small non-empty file every shard opens first (see `shard::probe_data_device`).
-pub const PROBE_FILE: &str = "probe";
-pub const PROBE_FILE_BYTES: usize = 4096;
 /// PBKDF2 iterations for verifiers derived from configured plain passwords
 /// (PostgreSQL's default scram_iterations).
 pub const SCRAM_ITERATIONS: u32 = 4096;
@@ -158,16 +155,6 @@ fn prepare_data_dir(node: &NodeShared) -> Result<(), String> {
     for shard in 0..node.config.server.shards {
         let dir = node.shard_dir(shard);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        write_probe_file(&dir.join(PROBE_FILE))?;
     }
     Ok(())
-}
-
-fn write_probe_file(path: &Path) -> Result<(), String> {
-    let ok = std::fs::metadata(path).map(|m| m.len() >= PROBE_FILE_BYTES as u64);
-    if ok.unwrap_or(false) {
-        return Ok(());
-    }
-    std::fs::write(path, vec![0xAB; PROBE_FILE_BYTES])
-        .map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -203,18 +203,13 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
 }
 
 /// glommio decides per device whether to use polled I/O by probing the first
-/// file it opens; an empty first file makes the probe misfire. Opening an
-/// existing non-empty file on the data device first avoids that.
+/// file it opens; an empty first file makes the probe misfire. The storage
+/// layer's probe opens a small non-empty file on the data device first.
 async fn probe_data_device(node: &NodeShared, id: ShardId) -> Result<(), String> {
-    let path = node.shard_dir(id).join(crate::node::PROBE_FILE);
-    let file = glommio::io::DmaFile::open(&path)
+    let dir = node.shard_dir(id);
+    teller_storage::disk::probe_device(&dir)
         .await
-        .map_err(|e| format!("shard {id}: opening {}: {e}", path.display()))?;
-    file.read_at_aligned(0, crate::node::PROBE_FILE_BYTES)
-        .await
-        .map_err(|e| format!("shard {id}: reading {}: {e}", path.display()))?;
-    let _ = file.close().await;
-    Ok(())
+        .map_err(|e| format!("shard {id}: probing the data device at {}: {e}", dir.display()))
 }
 
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, node: &Arc<NodeShared>) {
