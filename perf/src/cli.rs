@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::conn::{CheckReport, Isolation};
 use crate::driver::{self, RunOptions, Workload};
-use crate::{bank, ycsb};
+use crate::{bank, tpcc, ycsb};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -166,10 +166,10 @@ enum TpccStep {
         #[arg(long, default_value_t = 1)]
         warehouses: u32,
         /// Items (100000 in the specification; smaller for tests).
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = tpcc::ITEMS_SPEC)]
         items: u32,
         /// Customers (and initial orders) per district (3000 in the specification).
-        #[arg(long, default_value_t = 3000)]
+        #[arg(long, default_value_t = tpcc::CUSTOMERS_SPEC)]
         customers: u32,
         #[command(flatten)]
         load: LoadArgs,
@@ -249,7 +249,7 @@ async fn dispatch(cmd: WorkloadCmd) -> Result<(), CliError> {
     match cmd {
         WorkloadCmd::Bank { step } => bank_cmd(step).await,
         WorkloadCmd::Ycsb { step } => ycsb_cmd(step).await,
-        WorkloadCmd::Tpcc { .. } => Err(CliError::Setup("tpcc: not yet".into())),
+        WorkloadCmd::Tpcc { step } => tpcc_cmd(step).await,
     }
 }
 
@@ -333,6 +333,40 @@ async fn ycsb_cmd(step: YcsbStep) -> Result<(), CliError> {
     }
 }
 
+async fn tpcc_cmd(step: TpccStep) -> Result<(), CliError> {
+    match step {
+        TpccStep::Init {
+            conn,
+            warehouses,
+            items,
+            customers,
+            load,
+        } => {
+            let scale = tpcc::Scale::new(warehouses, items, customers).map_err(CliError::Setup)?;
+            let t = std::time::Instant::now();
+            tpcc::load::init(&conn.url, &scale, load.concurrency, load.seed).await?;
+            println!(
+                "tpcc: loaded {warehouses} warehouses in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        TpccStep::Run {
+            conn,
+            run,
+            warehouses,
+            think_time,
+            isolation,
+        } => {
+            let tpcc = tpcc::Tpcc::from_meta(&conn.url, warehouses, think_time, isolation)
+                .await?
+                .ok_or_else(|| missing_init("tpcc"))?;
+            drive(Arc::new(tpcc), &conn.url, &run).await
+        }
+        TpccStep::Check { conn } => report_check("tpcc", tpcc::check::check(&conn.url).await?),
+    }
+}
+
 fn report_check(workload: &str, report: CheckReport) -> Result<(), CliError> {
     print!("{}", report.render());
     if report.passed() {
@@ -393,5 +427,32 @@ async fn drive<W: Workload>(workload: Arc<W>, url: &str, run: &RunArgs) -> Resul
             "{n} operations saw a violated invariant"
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stable_interface_parses() {
+        for args in [
+            "ycsb init --url u --records 5",
+            "ycsb run --workload a --url u --concurrency 2 --duration 1 --json f",
+            "tpcc init --url u --warehouses 2",
+            "tpcc run --url u --warehouses 2 --concurrency 2 --duration 1 --json f",
+            "bank init --url u --accounts 10",
+            "bank run --url u --accounts 10 --concurrency 2 --duration 1 --json f",
+            "bank check --url u",
+        ] {
+            let argv = std::iter::once("teller workload").chain(args.split(' '));
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args}: {e}"));
+        }
     }
 }

@@ -38,7 +38,7 @@ pub mod conn;
 pub mod driver;
 pub mod gen;
 pub mod stats;
-// pub mod tpcc;
+pub mod tpcc;
 pub mod ycsb;
 
 use std::process::ExitCode;

@@ -117,7 +117,7 @@ pub fn progress_line(names: &[&str], r: &Recorder, elapsed: Duration, interval: 
         elapsed.as_secs_f64(),
         r.ops() as f64 / secs
     );
-    for (name, h) in names.iter().zip(&r.latency) {
+    for (name, h) in names.iter().zip(&r.latency).filter(|(_, h)| !h.is_empty()) {
         line.push_str(&format!(
             " | {name} {:.0}/s p50 {:.2} p99 {:.2}",
             h.len() as f64 / secs,
@@ -177,6 +177,9 @@ impl Summary {
         let r = &self.recorder;
         let mut operations = Map::new();
         for (i, name) in self.names.iter().enumerate() {
+            if r.latency[i].is_empty() && r.failed[i] == 0 {
+                continue; // not in this workload's mix
+            }
             operations.insert(name.to_string(), self.op_json(&r.latency[i], r.failed[i]));
         }
         let all = self.op_json(&r.all_latency(), r.failed.iter().sum());
@@ -214,7 +217,7 @@ impl Summary {
             self.seed
         );
         out.push_str(&format!(
-            "{:<14} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  (latency ms)\n",
+            "{:<18} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  (latency ms)\n",
             "operation", "count", "ops/s", "mean", "p50", "p95", "p99", "p99.9", "max", "errors"
         ));
         let all = r.all_latency();
@@ -223,12 +226,13 @@ impl Summary {
             .iter()
             .zip(r.latency.iter().zip(&r.failed))
             .map(|(n, (h, f))| (*n, h, *f))
+            .filter(|(_, h, f)| !h.is_empty() || *f > 0)
             .chain(std::iter::once(("total", &all, r.failed.iter().sum())));
         for (name, h, failed) in rows {
             let v = self.op_json(h, failed);
             let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
             out.push_str(&format!(
-                "{:<14} {:>9} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}\n",
+                "{:<18} {:>9} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}\n",
                 name,
                 h.len(),
                 f("ops_per_sec"),
