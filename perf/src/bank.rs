@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio_postgres::{Client, Statement};
 
 use crate::conn::{connect, get_meta, load_parallel, meta_u64, put_meta, CheckReport, Isolation};
-use crate::driver::{OpError, Workload, Worker};
+use crate::driver::{OpError, Worker, Workload};
 
 /// Rows per loader `INSERT`.
 const LOAD_BATCH_ROWS: u64 = 1000;
@@ -51,7 +51,10 @@ pub async fn init(
         let rows: Vec<String> = (b * LOAD_BATCH_ROWS..((b + 1) * LOAD_BATCH_ROWS).min(accounts))
             .map(|i| format!("({}, {initial_balance})", account_id(i, accounts)))
             .collect();
-        format!("INSERT INTO bank_accounts (id, balance) VALUES {}", rows.join(","))
+        format!(
+            "INSERT INTO bank_accounts (id, balance) VALUES {}",
+            rows.join(",")
+        )
     })
     .await?;
     put_meta(
@@ -189,7 +192,8 @@ impl BankWorker {
         let (from_balance, to_balance) = (balance(from)?, balance(to)?);
         tx.execute(&self.write, &[&(from_balance - amount), &from])
             .await?;
-        tx.execute(&self.write, &[&(to_balance + amount), &to]).await?;
+        tx.execute(&self.write, &[&(to_balance + amount), &to])
+            .await?;
         tx.commit().await?;
         Ok(())
     }

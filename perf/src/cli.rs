@@ -272,7 +272,10 @@ async fn bank_cmd(step: BankStep) -> Result<(), CliError> {
             }
             let t = std::time::Instant::now();
             bank::init(&conn.url, accounts, initial_balance, load.concurrency).await?;
-            println!("bank: loaded {accounts} accounts in {:.1} s", t.elapsed().as_secs_f64());
+            println!(
+                "bank: loaded {accounts} accounts in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         BankStep::Run {
@@ -303,7 +306,10 @@ async fn ycsb_cmd(step: YcsbStep) -> Result<(), CliError> {
             }
             let t = std::time::Instant::now();
             ycsb::init(&conn.url, records, load.concurrency, load.seed).await?;
-            println!("ycsb: loaded {records} records in {:.1} s", t.elapsed().as_secs_f64());
+            println!(
+                "ycsb: loaded {records} records in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         YcsbStep::Run {
@@ -389,7 +395,9 @@ async fn drive<W: Workload>(workload: Arc<W>, url: &str, run: &RunArgs) -> Resul
         if v.is_finite() && v >= 0.0 {
             Ok(Duration::from_secs_f64(v))
         } else {
-            Err(CliError::Setup(format!("--{name} must be a non-negative number")))
+            Err(CliError::Setup(format!(
+                "--{name} must be a non-negative number"
+            )))
         }
     };
     if run.concurrency == 0 {
@@ -418,8 +426,8 @@ async fn drive<W: Workload>(workload: Arc<W>, url: &str, run: &RunArgs) -> Resul
     let extra: Map<String, Value> = workload.extra(&summary);
     print!("{}", summary.render(&extra));
     if let Some(path) = &run.json {
-        let text = serde_json::to_string_pretty(&summary.to_json(extra))
-            .expect("a JSON value serializes");
+        let text =
+            serde_json::to_string_pretty(&summary.to_json(extra)).expect("a JSON value serializes");
         std::fs::write(path, text + "\n")?;
     }
     match summary.recorder.errors.get("invariant") {

@@ -120,7 +120,11 @@ pub async fn run<W: Workload>(
 ) -> Result<Summary, tokio_postgres::Error> {
     assert!(opts.concurrency > 0, "concurrency must be positive");
     // Fail fast on a bad URL or a missing schema rather than spinning errors.
-    drop(workload.open(connect(&opts.url).await?, 0, opts.seed).await?);
+    drop(
+        workload
+            .open(connect(&opts.url).await?, 0, opts.seed)
+            .await?,
+    );
 
     let names = workload.op_names();
     let start = Instant::now();
@@ -246,7 +250,11 @@ impl<W: Workload> ClientTask<W> {
             match opened {
                 Ok(w) => return Some(w),
                 Err(e) => {
-                    self.slot.lock().expect("slot lock").interval.retry(&sqlstate(&e));
+                    self.slot
+                        .lock()
+                        .expect("slot lock")
+                        .interval
+                        .retry(&sqlstate(&e));
                     sleep(backoff).await;
                     backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
                 }
@@ -324,8 +332,7 @@ impl<W: Workload> ClientTask<W> {
         let now = Instant::now();
         // Counted when it ends after ramp-up and began before the end, so that
         // slow operations straddling the end still shape the tail.
-        let measured =
-            now >= self.clock.measure_start && self.clock.end.is_none_or(|e| begun < e);
+        let measured = now >= self.clock.measure_start && self.clock.end.is_none_or(|e| begun < e);
         let mut s = self.slot.lock().expect("slot lock");
         let apply = |r: &mut Recorder| match &result {
             Ok(event) => {

@@ -153,9 +153,7 @@ mod tests {
     fn latest_prefers_recent_records() {
         let mut rng = SmallRng::seed_from_u64(7);
         let mut k = KeyChooser::Latest(Zipfian::new(100));
-        let recent = (0..10_000)
-            .filter(|_| k.next(&mut rng, 100) >= 90)
-            .count();
+        let recent = (0..10_000).filter(|_| k.next(&mut rng, 100) >= 90).count();
         assert!(recent > 5_000, "{recent}");
     }
 

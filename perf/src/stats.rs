@@ -110,7 +110,12 @@ fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 /// One line of live progress: ops/s and p50/p99 per operation type.
-pub fn progress_line(names: &[&str], r: &Recorder, elapsed: Duration, interval: Duration) -> String {
+pub fn progress_line(
+    names: &[&str],
+    r: &Recorder,
+    elapsed: Duration,
+    interval: Duration,
+) -> String {
     let secs = interval.as_secs_f64().max(1e-9);
     let mut line = format!(
         "{:>5.0}s {:>8.0} ops/s",
@@ -252,7 +257,10 @@ impl Summary {
                 .join(" ")
         };
         out.push_str(&format!("errors by SQLSTATE: {}\n", or_none(kv(&r.errors))));
-        out.push_str(&format!("retries by SQLSTATE: {}\n", or_none(kv(&r.retries))));
+        out.push_str(&format!(
+            "retries by SQLSTATE: {}\n",
+            or_none(kv(&r.retries))
+        ));
         if !r.events.is_empty() {
             let events: BTreeMap<String, u64> =
                 r.events.iter().map(|(k, v)| (k.to_string(), *v)).collect();

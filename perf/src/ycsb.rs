@@ -26,7 +26,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use crate::conn::{connect, get_meta, load_parallel, meta_u64, put_meta, quote, CheckReport};
-use crate::driver::{OpError, Workload, Worker};
+use crate::driver::{OpError, Worker, Workload};
 use crate::gen::{astring_exact, fnv64, KeyChooser, Zipfian};
 
 pub const FIELD_COUNT: usize = 10;
@@ -127,7 +127,12 @@ pub async fn init(
         )
     })
     .await?;
-    put_meta(&client, "ycsb", &json!({ "records": records, "inserted": 0 })).await
+    put_meta(
+        &client,
+        "ycsb",
+        &json!({ "records": records, "inserted": 0 }),
+    )
+    .await
 }
 
 /// Verifies the row count (loaded plus inserted) and every field's size.
@@ -138,7 +143,8 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
         report.add("metadata", false, "no ycsb metadata: run `ycsb init` first");
         return Ok(report);
     };
-    let expected = meta_u64(&meta, "records").unwrap_or(0) + meta_u64(&meta, "inserted").unwrap_or(0);
+    let expected =
+        meta_u64(&meta, "records").unwrap_or(0) + meta_u64(&meta, "inserted").unwrap_or(0);
     let count: i64 = client
         .query_one("SELECT count(*) FROM usertable", &[])
         .await?
@@ -171,7 +177,11 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
         )
         .await?
         .get(0);
-    report.add("record 0 present", first == 1, format!("{first} rows with key {}", key(0)));
+    report.add(
+        "record 0 present",
+        first == 1,
+        format!("{first} rows with key {}", key(0)),
+    );
     Ok(report)
 }
 
@@ -248,10 +258,24 @@ impl Ycsb {
 
 pub enum YcsbOp {
     Read(String),
-    Update { key: String, field: usize, value: String },
-    Insert { n: u64, values: Vec<String> },
-    Scan { start: String, len: i64 },
-    ReadModifyWrite { key: String, field: usize, value: String },
+    Update {
+        key: String,
+        field: usize,
+        value: String,
+    },
+    Insert {
+        n: u64,
+        values: Vec<String>,
+    },
+    Scan {
+        start: String,
+        len: i64,
+    },
+    ReadModifyWrite {
+        key: String,
+        field: usize,
+        value: String,
+    },
 }
 
 pub struct YcsbWorker {
@@ -292,7 +316,9 @@ impl Workload for Ycsb {
         for i in 0..FIELD_COUNT {
             update.push(
                 client
-                    .prepare(&format!("UPDATE usertable SET field{i} = $1 WHERE ycsb_key = $2"))
+                    .prepare(&format!(
+                        "UPDATE usertable SET field{i} = $1 WHERE ycsb_key = $2"
+                    ))
                     .await?,
             );
         }

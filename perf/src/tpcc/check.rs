@@ -15,7 +15,10 @@ use crate::conn::{connect, CheckReport};
 type Key = (i32, i32);
 
 /// Rows of (warehouse, district or 0, value) as a map.
-async fn by_district(client: &Client, sql: &str) -> Result<BTreeMap<Key, i64>, tokio_postgres::Error> {
+async fn by_district(
+    client: &Client,
+    sql: &str,
+) -> Result<BTreeMap<Key, i64>, tokio_postgres::Error> {
     Ok(client
         .query(sql, &[])
         .await?
@@ -50,7 +53,11 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
     let mut report = CheckReport::default();
 
     // 1: W_YTD = sum(D_YTD).
-    let w_ytd = by_district(&client, "SELECT w_id, 0, (w_ytd * 100)::BIGINT FROM warehouse").await?;
+    let w_ytd = by_district(
+        &client,
+        "SELECT w_id, 0, (w_ytd * 100)::BIGINT FROM warehouse",
+    )
+    .await?;
     let d_ytd_sum = by_district(
         &client,
         "SELECT d_w_id, 0, (sum(d_ytd) * 100)::BIGINT FROM district GROUP BY d_w_id",
@@ -77,7 +84,10 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
             &[],
         )
         .await?;
-    let max_no: BTreeMap<Key, i64> = no.iter().map(|r| ((r.get(0), r.get(1)), r.get(2))).collect();
+    let max_no: BTreeMap<Key, i64> = no
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
     let (ok_o, detail_o) = compare(&next, &max_o, "districts (orders)");
     // A district whose backlog was fully delivered has no NEW-ORDER rows.
     let next_with_no: BTreeMap<Key, i64> = next
@@ -131,7 +141,10 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
          GROUP BY o_w_id, o_d_id",
     )
     .await?;
-    let backlog: BTreeMap<Key, i64> = no.iter().map(|r| ((r.get(0), r.get(1)), r.get(4))).collect();
+    let backlog: BTreeMap<Key, i64> = no
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(4)))
+        .collect();
     let (ok, detail) = compare(&undelivered, &backlog, "districts");
     report.add("5 undelivered orders = NEW_ORDER rows", ok, detail);
 
@@ -145,7 +158,11 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
          WHERE l.n IS NULL OR l.n <> o_ol_cnt",
     )
     .await?;
-    report.add("6 O_OL_CNT = lines per order", bad == 0, format!("{bad} orders differ"));
+    report.add(
+        "6 O_OL_CNT = lines per order",
+        bad == 0,
+        format!("{bad} orders differ"),
+    );
 
     // 7: OL_DELIVERY_D is null exactly when O_CARRIER_ID is.
     let bad = count(
@@ -155,7 +172,11 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
          WHERE (o_carrier_id IS NULL) <> (ol_delivery_d IS NULL)",
     )
     .await?;
-    report.add("7 OL_DELIVERY_D null iff O_CARRIER_ID null", bad == 0, format!("{bad} lines differ"));
+    report.add(
+        "7 OL_DELIVERY_D null iff O_CARRIER_ID null",
+        bad == 0,
+        format!("{bad} lines differ"),
+    );
 
     // 8: W_YTD = sum(H_AMOUNT) per warehouse.
     let h_w = by_district(
@@ -167,7 +188,11 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
     report.add("8 W_YTD = sum(H_AMOUNT)", ok, detail);
 
     // 9: D_YTD = sum(H_AMOUNT) per district.
-    let d_ytd = by_district(&client, "SELECT d_w_id, d_id, (d_ytd * 100)::BIGINT FROM district").await?;
+    let d_ytd = by_district(
+        &client,
+        "SELECT d_w_id, d_id, (d_ytd * 100)::BIGINT FROM district",
+    )
+    .await?;
     let h_d = by_district(
         &client,
         "SELECT h_w_id, h_d_id, (sum(h_amount) * 100)::BIGINT FROM history GROUP BY h_w_id, h_d_id",

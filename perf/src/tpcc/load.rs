@@ -212,7 +212,11 @@ fn customers(rng: &mut SmallRng, scale: &Scale, w: u32, d: u32, c_last_load: u64
         } else {
             nurand(rng, 255, 0, u64::from(names) - 1, c_last_load) as u32
         };
-        let credit = if rng.random_range(0..10) == 0 { "BC" } else { "GC" };
+        let credit = if rng.random_range(0..10) == 0 {
+            "BC"
+        } else {
+            "GC"
+        };
         rows.push(format!(
             "({c}, {d}, {w}, {}, 'OE', {}, {}, {}, CURRENT_TIMESTAMP, '{credit}', 50000.00, {}, \
              -10.00, 10.00, 1, 0, {})",
@@ -283,7 +287,11 @@ fn c_last_run(rng: &mut SmallRng, c_load: u64) -> u64 {
 
 fn jobs(scale: &Scale) -> Vec<Job> {
     let mut jobs = Vec::new();
-    let chunks = |n: u32| (1..=n).step_by(JOB_ITEMS as usize).map(move |f| (f, (f + JOB_ITEMS).min(n + 1)));
+    let chunks = |n: u32| {
+        (1..=n)
+            .step_by(JOB_ITEMS as usize)
+            .map(move |f| (f, (f + JOB_ITEMS).min(n + 1)))
+    };
     for (from, to) in chunks(scale.items) {
         jobs.push(Job::Items { from, to });
     }

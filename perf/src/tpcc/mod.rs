@@ -110,7 +110,9 @@ pub fn last_name(n: u32) -> String {
 }
 
 /// Reads scale and NURand constants recorded by `init`.
-pub(crate) async fn read_meta(url: &str) -> Result<Option<(Scale, NuRandC)>, tokio_postgres::Error> {
+pub(crate) async fn read_meta(
+    url: &str,
+) -> Result<Option<(Scale, NuRandC)>, tokio_postgres::Error> {
     let client = connect(url).await?;
     let Some(meta) = get_meta(&client, "tpcc").await? else {
         return Ok(None);
@@ -161,7 +163,9 @@ impl Tpcc {
         isolation: Isolation,
     ) -> Result<Option<Tpcc>, tokio_postgres::Error> {
         Ok(read_meta(url).await?.map(|(scale, c)| {
-            let active = warehouses.unwrap_or(scale.warehouses).clamp(1, scale.warehouses);
+            let active = warehouses
+                .unwrap_or(scale.warehouses)
+                .clamp(1, scale.warehouses);
             Tpcc {
                 scale,
                 active_warehouses: active,

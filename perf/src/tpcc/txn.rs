@@ -10,7 +10,7 @@ use tokio_postgres::{Client, Statement, Transaction};
 
 use super::{last_name, results, NuRandC, Scale, DISTRICTS};
 use crate::conn::Isolation;
-use crate::driver::{OpError, Workload, Worker};
+use crate::driver::{OpError, Worker, Workload};
 use crate::gen::nurand;
 use crate::stats::Summary;
 
@@ -289,7 +289,7 @@ async fn customer_id(
                     "no customer named {name} in warehouse {w} district {d}"
                 )));
             }
-            Ok(rows[(rows.len() + 1) / 2 - 1].get(0))
+            Ok(rows[rows.len().div_ceil(2) - 1].get(0))
         }
     }
 }
@@ -331,7 +331,13 @@ impl TpccWorker {
                 let item = if rollback && i == count - 1 {
                     t.scale.items as i32 + 1 // unused: the transaction rolls back
                 } else {
-                    nurand(&mut self.rng, 8191, 1, u64::from(t.scale.items), t.c.ol_i_id) as i32
+                    nurand(
+                        &mut self.rng,
+                        8191,
+                        1,
+                        u64::from(t.scale.items),
+                        t.c.ol_i_id,
+                    ) as i32
                 };
                 let supply = if self.rng.random_range(0..100) == 0 {
                     self.other_warehouse()
@@ -344,7 +350,13 @@ impl TpccWorker {
         lines.sort_unstable_by_key(|&(item, supply, _)| (supply, item));
         TpccOp::NewOrder {
             d: self.rng.random_range(1..=DISTRICTS as i32),
-            c: nurand(&mut self.rng, 1023, 1, u64::from(t.scale.customers), t.c.c_id) as i32,
+            c: nurand(
+                &mut self.rng,
+                1023,
+                1,
+                u64::from(t.scale.customers),
+                t.c.c_id,
+            ) as i32,
             lines,
         }
     }
@@ -367,7 +379,6 @@ impl TpccWorker {
             amount_cents: self.rng.random_range(100..=500_000),
         }
     }
-
 }
 
 impl Worker for TpccWorker {
@@ -518,10 +529,7 @@ impl TpccWorker {
         tx.execute(&st.p_warehouse, &[&w, &amount]).await?;
         let w_name: String = tx.query_one(&st.p_warehouse_read, &[&w]).await?.get(0);
         tx.execute(&st.p_district, &[&w, &d, &amount]).await?;
-        let d_name: String = tx
-            .query_one(&st.p_district_read, &[&w, &d])
-            .await?
-            .get(0);
+        let d_name: String = tx.query_one(&st.p_district_read, &[&w, &d]).await?.get(0);
         let c = customer_id(&tx, &st.customer_by_name, c_w, c_d, customer).await?;
         let row = tx.query_one(&st.p_customer, &[&c_w, &c_d, &c]).await?;
         let credit: String = row.get(10);
