@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_postgres::Client;
@@ -22,6 +24,11 @@ use crate::stats::{progress_line, Recorder, Summary};
 
 /// Retries of one operation after `40001`/`40P01` before it counts as failed.
 pub const RETRIES_MAX: u32 = 32;
+/// First pause before retrying a serialization failure or deadlock; it
+/// doubles per attempt up to the maximum, and the actual pause is a uniform
+/// random fraction of it (full jitter) so that conflicting clients spread out.
+const RETRY_BACKOFF_BASE: Duration = Duration::from_micros(500);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(50);
 /// Violated invariants described on stderr per process; the rest are counted.
 const INVARIANT_REPORTS_MAX: u64 = 10;
 static INVARIANT_REPORTS: AtomicU64 = AtomicU64::new(0);
@@ -271,6 +278,7 @@ impl<W: Workload> ClientTask<W> {
             .rate
             .map(|r| Duration::from_secs_f64(self.opts.concurrency as f64 / r.max(1e-9)));
         let mut next_slot = Instant::now();
+        let mut jitter = SmallRng::seed_from_u64(self.seed(u64::MAX));
         let mut generation = 0;
         let Some(mut worker) = self.open(generation).await else {
             return;
@@ -291,7 +299,7 @@ impl<W: Workload> ClientTask<W> {
                 }
                 None => Instant::now(),
             };
-            let result = self.execute(&mut worker, &op).await;
+            let result = self.execute(&mut worker, &op, &mut jitter).await;
             self.record(kind, begun, result);
             if worker.is_closed() {
                 generation += 1;
@@ -310,21 +318,28 @@ impl<W: Workload> ClientTask<W> {
         &self,
         worker: &mut W::Worker,
         op: &<W::Worker as Worker>::Op,
+        jitter: &mut SmallRng,
     ) -> Result<Option<&'static str>, OpError> {
         let mut attempt = 0;
         loop {
             match worker.execute(op).await {
                 Err(OpError::Db(e)) if is_retryable(&e) && attempt < RETRIES_MAX => {
                     attempt += 1;
-                    let code = sqlstate(&e);
-                    let mut s = self.slot.lock().expect("slot lock");
-                    s.interval.retry(&code);
-                    if Instant::now() >= self.clock.measure_start {
-                        s.measured.retry(&code);
-                    }
+                    self.count_retry(&sqlstate(&e));
+                    let cap =
+                        (RETRY_BACKOFF_BASE * 2u32.pow(attempt.min(16))).min(RETRY_BACKOFF_MAX);
+                    sleep(cap.mul_f64(jitter.random::<f64>())).await;
                 }
                 other => return other,
             }
+        }
+    }
+
+    fn count_retry(&self, code: &str) {
+        let mut s = self.slot.lock().expect("slot lock");
+        s.interval.retry(code);
+        if Instant::now() >= self.clock.measure_start {
+            s.measured.retry(code);
         }
     }
 
