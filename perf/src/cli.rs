@@ -105,7 +105,7 @@ enum BankStep {
         conn: ConnArgs,
         #[command(flatten)]
         run: RunArgs,
-        /// Ignored if given: the account count comes from `init`.
+        /// Accepted for symmetry with `init`; the count `init` recorded is used.
         #[arg(long)]
         accounts: Option<u64>,
         /// Percent of operations that sum every balance.
@@ -281,13 +281,19 @@ async fn bank_cmd(step: BankStep) -> Result<(), CliError> {
         BankStep::Run {
             conn,
             run,
-            accounts: _,
+            accounts,
             sum_percent,
             isolation,
         } => {
             let bank = bank::Bank::from_meta(&conn.url, sum_percent.min(100), isolation)
                 .await?
                 .ok_or_else(|| missing_init("bank"))?;
+            if accounts.is_some_and(|a| a != bank.accounts) {
+                eprintln!(
+                    "bank: --accounts ignored: the database holds {} accounts (from init)",
+                    bank.accounts
+                );
+            }
             drive(Arc::new(bank), &conn.url, &run).await
         }
         BankStep::Check { conn } => report_check("bank", bank::check(&conn.url).await?),
@@ -367,6 +373,12 @@ async fn tpcc_cmd(step: TpccStep) -> Result<(), CliError> {
             let tpcc = tpcc::Tpcc::from_meta(&conn.url, warehouses, think_time, isolation)
                 .await?
                 .ok_or_else(|| missing_init("tpcc"))?;
+            if warehouses.is_some_and(|w| w != tpcc.active_warehouses) {
+                eprintln!(
+                    "tpcc: driving {} of the {} loaded warehouses",
+                    tpcc.active_warehouses, tpcc.scale.warehouses
+                );
+            }
             drive(Arc::new(tpcc), &conn.url, &run).await
         }
         TpccStep::Check { conn } => report_check("tpcc", tpcc::check::check(&conn.url).await?),

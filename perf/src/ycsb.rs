@@ -15,8 +15,9 @@
 //! records present; `latest` favours the most recently inserted. Inserted rows
 //! are added to the count `init` recorded, which `check` verifies.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use clap::ValueEnum;
 use rand::rngs::SmallRng;
@@ -195,15 +196,42 @@ pub struct Ycsb {
     zipfian: Zipfian,
 }
 
-/// The insert key sequence all clients share.
+/// The insert key sequence all clients share. Like YCSB's acknowledged
+/// counter, keys are drawn only below the first record number whose insert
+/// has not finished yet, so that reads do not chase rows still in flight.
 #[derive(Debug)]
 struct KeySequence {
     /// Next record number to insert.
     next_insert: AtomicU64,
-    /// Records known to exist: keys are drawn below this.
+    /// Every record number below this has finished its insert.
     acked: AtomicU64,
+    /// Finished inserts at or above `acked` (out of order).
+    finished: Mutex<BTreeSet<u64>>,
     /// Rows this run inserted.
     inserted: AtomicU64,
+}
+
+impl KeySequence {
+    fn new(present: u64) -> Self {
+        KeySequence {
+            next_insert: AtomicU64::new(present),
+            acked: AtomicU64::new(present),
+            finished: Mutex::new(BTreeSet::new()),
+            inserted: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks record `n`'s insert finished, successful or not (a failed one
+    /// must not hold the others back; reading it just finds nothing).
+    fn finish(&self, n: u64) {
+        let mut finished = self.finished.lock().expect("key sequence lock");
+        finished.insert(n);
+        let mut acked = self.acked.load(Ordering::Relaxed);
+        while finished.remove(&acked) {
+            acked += 1;
+        }
+        self.acked.store(acked, Ordering::Relaxed);
+    }
 }
 
 impl Ycsb {
@@ -231,11 +259,7 @@ impl Ycsb {
             workload,
             distribution: distribution.unwrap_or(workload.distribution()),
             max_scan_length,
-            keys: Arc::new(KeySequence {
-                next_insert: AtomicU64::new(present),
-                acked: AtomicU64::new(present),
-                inserted: AtomicU64::new(0),
-            }),
+            keys: Arc::new(KeySequence::new(present)),
             zipfian: Zipfian::new(present),
         }))
     }
@@ -429,8 +453,9 @@ impl Worker for YcsbWorker {
                 let key = key(*n);
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key];
                 params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
-                self.client.execute(&self.insert, &params).await?;
-                self.keys.acked.fetch_max(n + 1, Ordering::Relaxed);
+                let done = self.client.execute(&self.insert, &params).await;
+                self.keys.finish(*n);
+                done?;
                 self.keys.inserted.fetch_add(1, Ordering::Relaxed);
             }
             YcsbOp::Scan { start, len } => {
@@ -448,5 +473,20 @@ impl Worker for YcsbWorker {
 
     fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledged_limit_waits_for_the_gap() {
+        let keys = KeySequence::new(10);
+        keys.finish(11);
+        keys.finish(12);
+        assert_eq!(keys.acked.load(Ordering::Relaxed), 10);
+        keys.finish(10);
+        assert_eq!(keys.acked.load(Ordering::Relaxed), 13);
     }
 }
