@@ -6,8 +6,9 @@
 #     --workloads "bank ycsb-a ycsb-c tpcc"   which workloads (ycsb-<a..f>)
 #     --duration S        measured seconds per run (default 30)
 #     --ramp-up S         unmeasured warm-up per run (default 5)
-#     --concurrency N     clients (default 16)
+#     --concurrency N     clients (default 16; TPC-C uses 10 per warehouse)
 #     --accounts N --records N --warehouses N   scale (defaults 10000 / 100000 / 1)
+#     --isolation L       bank and tpcc isolation (default serializable, TellerDB's)
 #     --out DIR           results directory (default perf/results/<UTC timestamp>)
 #     --postgres-only     skip TellerDB (until its SQL layer stores tables)
 #     --teller-url URL    use a running TellerDB instead of starting one
@@ -31,6 +32,7 @@ concurrency=16
 accounts=10000
 records=100000
 warehouses=1
+isolation=serializable
 out="perf/results/$(date -u +%Y%m%dT%H%M%SZ)"
 postgres_only=0
 teller_url=""
@@ -45,6 +47,7 @@ while [[ $# -gt 0 ]]; do
     --records) records="$2"; shift 2 ;;
     --warehouses) warehouses="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --isolation) isolation="$2"; shift 2 ;;
     --postgres-only) postgres_only=1; shift ;;
     --teller-url) teller_url="$2"; shift 2 ;;
     --pg-url) pg_url="$2"; shift 2 ;;
@@ -106,18 +109,20 @@ fi
 run_side() {
   local side=$1 url=$2 w=$3 kind init run
   case "$w" in
-    bank) kind=bank; init="--accounts $accounts"; run="" ;;
+    bank) kind=bank; init="--accounts $accounts"; run="--isolation $isolation" ;;
     ycsb-?) kind=ycsb; init="--records $records"; run="--workload ${w#ycsb-}" ;;
-    tpcc) kind=tpcc; init="--warehouses $warehouses"; run="" ;;
+    tpcc) kind=tpcc; init="--warehouses $warehouses"; run="--terminals --isolation $isolation" ;;
     *) echo "unknown workload $w" >&2; return 1 ;;
   esac
-  local log="$out/$side-$w.log" status=ok
+  local log="$out/$side-$w.log" status=ok clients=$concurrency
+  # TPC-C: the specification's ten terminals per warehouse, not --concurrency.
+  if [[ $run == --terminals* ]]; then run=${run#--terminals }; clients=$((10 * warehouses)); fi
   {
     # YCSB workloads share one load per side.
     if [[ $kind != ycsb || ! -e "$out/$side-ycsb.loaded" ]]; then
       $driver $kind init --url "$url" $init && { [[ $kind != ycsb ]] || touch "$out/$side-ycsb.loaded"; }
     fi &&
-    $driver $kind run --url "$url" $run --concurrency "$concurrency" --duration "$duration" \
+    $driver $kind run --url "$url" $run --concurrency "$clients" --duration "$duration" \
       --ramp-up "$ramp_up" --quiet --json "$out/$side-$w.json" &&
     $driver $kind check --url "$url"
   } >"$log" 2>&1 || status=failed
