@@ -134,3 +134,51 @@ fn run_without_init_fails_clearly() {
         workload(&format!("bank run --url {} --duration 1", pg.url)).expect_err("no bank tables");
     assert!(err.to_string().contains("bank init"), "{err}");
 }
+
+#[test]
+fn rate_limit_and_reconnection() {
+    let pg = PgServer::start();
+    let url = pg.url.clone();
+    workload(&format!("bank init --url {url} --accounts 100")).expect("init");
+
+    // --rate schedules operations: 2 s at 100 ops/s is about 200 operations.
+    let result = run_json(
+        &pg,
+        "rate",
+        "bank run --concurrency 2 --duration 2 --rate 100",
+    );
+    let ops = result["ops"].as_u64().unwrap_or(0);
+    assert!(
+        (150..=210).contains(&ops),
+        "{ops} operations at 100 ops/s for 2 s"
+    );
+
+    // Killed sessions are counted under their SQLSTATE and clients reconnect.
+    let killer = std::thread::spawn({
+        let pg_url = url.clone();
+        move || {
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            rt.block_on(async {
+                let client = teller_perf::conn::connect(&pg_url).await.expect("connect");
+                client
+                    .batch_execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                    )
+                    .await
+                    .expect("terminate sessions");
+            });
+        }
+    });
+    let result = run_json(&pg, "killed", "bank run --concurrency 4 --duration 3");
+    killer.join().expect("killer thread");
+    let errors = result["errors"].as_object().expect("errors");
+    assert!(
+        errors.keys().any(|k| k == "57P01" || k.starts_with("08")),
+        "no connection errors counted: {result}"
+    );
+    // Work went on after the reconnection.
+    assert!(result["ops"].as_u64().unwrap_or(0) > 100, "{result}");
+    workload(&format!("bank check --url {url}")).expect("total unchanged");
+}
