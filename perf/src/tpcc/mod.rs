@@ -6,7 +6,7 @@
 //! - [`txn`]: New-Order, Payment, Order-Status, Delivery and Stock-Level
 //!   (clauses 2.4-2.8) as prepared statements; a client is a terminal bound
 //!   to one home warehouse (and one district for Stock-Level).
-//! - [`check`]: consistency conditions 1-4 and 5-9 of clause 3.3.2.
+//! - [`check`]: consistency conditions 1-10 and 12 of clause 3.3.2.
 //!
 //! Deviations, all for a workload driver rather than an audited result:
 //! keying and think times are off unless `--think-time`; Delivery runs in the
