@@ -21,7 +21,13 @@ pub struct PgServer {
 
 fn find_bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("TELLER_PG_BIN") {
-        return PathBuf::from(dir);
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.join("initdb").is_file(),
+            "TELLER_PG_BIN={} holds no initdb",
+            dir.display()
+        );
+        return dir;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     if let Some(dir) = std::env::split_paths(&path).find(|d| d.join("initdb").is_file()) {
