@@ -81,7 +81,7 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
             &[],
         )
         .await?;
-    let (count, sum): (i64, i64) = (row.get(0), row.get(1));
+    let (count, sum): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
     let expected = accounts as i64 * initial;
     report.add(
         "row count",
@@ -183,13 +183,18 @@ impl BankWorker {
             .start()
             .await?;
         let rows = tx.query(&self.read, &[&from, &to]).await?;
-        let balance = |id: i64| {
-            rows.iter()
-                .find(|r| r.get::<_, i64>(0) == id)
-                .map(|r| r.get::<_, i64>(1))
-                .ok_or_else(|| OpError::Invariant(format!("account {id} missing")))
-        };
-        let (from_balance, to_balance) = (balance(from)?, balance(to)?);
+        let (mut from_balance, mut to_balance) = (None, None);
+        for row in &rows {
+            let (id, balance): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            if id == from {
+                from_balance = Some(balance);
+            } else if id == to {
+                to_balance = Some(balance);
+            }
+        }
+        let missing = |id: i64| OpError::Invariant(format!("account {id} missing"));
+        let from_balance = from_balance.ok_or_else(|| missing(from))?;
+        let to_balance = to_balance.ok_or_else(|| missing(to))?;
         tx.execute(&self.write, &[&(from_balance - amount), &from])
             .await?;
         tx.execute(&self.write, &[&(to_balance + amount), &to])
@@ -200,7 +205,7 @@ impl BankWorker {
 
     async fn balance_sum(&mut self) -> Result<(), OpError> {
         let row = self.client.query_one(&self.sum, &[]).await?;
-        let (count, sum): (i64, i64) = (row.get(0), row.get(1));
+        let (count, sum): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let expected = self.bank.accounts as i64 * self.bank.initial_balance;
         if count != self.bank.accounts as i64 || sum != expected {
             return Err(OpError::Invariant(format!(

@@ -15,14 +15,17 @@ pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
-/// The SQLSTATE of an error, or a connection-class code for errors that
-/// never reached the server (`08006` when the connection is gone, `08000`
-/// for any other client-side failure).
+/// The SQLSTATE of an error; for errors the server did not send,
+/// `08006` (connection failure) when the connection is gone or failed with
+/// an I/O error, and `client` for anything else the client rejected (a
+/// result that does not decode as the expected type, for instance).
 pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    use std::error::Error as _;
     match e.code() {
         Some(code) => code.code().to_string(),
         None if e.is_closed() => "08006".to_string(),
-        None => "08000".to_string(),
+        None if e.source().is_some_and(|s| s.is::<std::io::Error>()) => "08006".to_string(),
+        None => "client".to_string(),
     }
 }
 
@@ -92,7 +95,10 @@ pub async fn get_meta(
             &[&workload],
         )
         .await?;
-    Ok(row.and_then(|r| serde_json::from_str(r.get::<_, &str>(0)).ok()))
+    match row {
+        Some(r) => Ok(serde_json::from_str(r.try_get::<_, &str>(0)?).ok()),
+        None => Ok(None),
+    }
 }
 
 /// Reads an integer parameter from recorded metadata.

@@ -149,7 +149,7 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
     let count: i64 = client
         .query_one("SELECT count(*) FROM usertable", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     report.add(
         "row count",
         count == expected as i64,
@@ -165,7 +165,7 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     report.add(
         "field sizes",
         bad == 0,
@@ -177,7 +177,7 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
             &[&key(0)],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     report.add(
         "record 0 present",
         first == 1,

@@ -21,12 +21,12 @@ async fn by_district(
     client: &Client,
     sql: &str,
 ) -> Result<BTreeMap<Key, i64>, tokio_postgres::Error> {
-    Ok(client
+    client
         .query(sql, &[])
         .await?
         .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect())
+        .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?)))
+        .collect()
 }
 
 /// Compares two per-key maps; returns a description of the first mismatches.
@@ -46,7 +46,7 @@ fn compare(left: &BTreeMap<Key, i64>, right: &BTreeMap<Key, i64>, what: &str) ->
 }
 
 async fn count(client: &Client, sql: &str) -> Result<i64, tokio_postgres::Error> {
-    Ok(client.query_one(sql, &[]).await?.get(0))
+    client.query_one(sql, &[]).await?.try_get(0)
 }
 
 /// Runs the conditions; `Err` only for database errors.
@@ -79,17 +79,26 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
         "SELECT o_w_id, o_d_id, max(o_id)::BIGINT FROM orders GROUP BY o_w_id, o_d_id",
     )
     .await?;
-    let no = client
+    // (warehouse, district, max, min, count) of NEW-ORDER per district.
+    let no: Vec<(i32, i32, i64, i64, i64)> = client
         .query(
             "SELECT no_w_id, no_d_id, max(no_o_id)::BIGINT, min(no_o_id)::BIGINT, count(*) \
              FROM new_order GROUP BY no_w_id, no_d_id",
             &[],
         )
-        .await?;
-    let max_no: BTreeMap<Key, i64> = no
+        .await?
         .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect();
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let max_no: BTreeMap<Key, i64> = no.iter().map(|r| ((r.0, r.1), r.2)).collect();
     let (ok_o, detail_o) = compare(&next, &max_o, "districts (orders)");
     // A district whose backlog was fully delivered has no NEW-ORDER rows.
     let next_with_no: BTreeMap<Key, i64> = next
@@ -107,9 +116,9 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
     // 3: max(NO_O_ID) - min(NO_O_ID) + 1 = count(NEW_ORDER).
     let gaps: Vec<String> = no
         .iter()
-        .filter(|r| r.get::<_, i64>(2) - r.get::<_, i64>(3) + 1 != r.get::<_, i64>(4))
+        .filter(|r| r.2 - r.3 + 1 != r.4)
         .take(3)
-        .map(|r| format!("({}, {})", r.get::<_, i32>(0), r.get::<_, i32>(1)))
+        .map(|r| format!("({}, {})", r.0, r.1))
         .collect();
     report.add(
         "3 NEW_ORDER ids contiguous",
@@ -143,10 +152,7 @@ pub async fn check(url: &str) -> Result<CheckReport, tokio_postgres::Error> {
          GROUP BY o_w_id, o_d_id",
     )
     .await?;
-    let backlog: BTreeMap<Key, i64> = no
-        .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(4)))
-        .collect();
+    let backlog: BTreeMap<Key, i64> = no.iter().map(|r| ((r.0, r.1), r.4)).collect();
     let (ok, detail) = compare(&undelivered, &backlog, "districts");
     report.add("5 undelivered orders = NEW_ORDER rows", ok, detail);
 

@@ -289,7 +289,7 @@ async fn customer_id(
                     "no customer named {name} in warehouse {w} district {d}"
                 )));
             }
-            Ok(rows[rows.len().div_ceil(2) - 1].get(0))
+            Ok(rows[rows.len().div_ceil(2) - 1].try_get(0)?)
         }
     }
 }
@@ -470,7 +470,7 @@ impl TpccWorker {
         let st = &self.st;
         tx.query_one(&st.no_warehouse, &[&w]).await?;
         let district = tx.query_one(&st.no_district, &[&w, &d]).await?;
-        let o_id: i32 = district.get(1);
+        let o_id: i32 = district.try_get(1)?;
         tx.execute(&st.no_district_next, &[&w, &d, &(o_id + 1)])
             .await?;
         tx.query_one(&st.no_customer, &[&w, &d, &c]).await?;
@@ -482,7 +482,7 @@ impl TpccWorker {
         let mut prices = Vec::with_capacity(lines.len());
         for &(item, _, _) in lines {
             match tx.query_opt(&st.no_item, &[&item]).await? {
-                Some(row) => prices.push(row.get::<_, i64>(0)),
+                Some(row) => prices.push(row.try_get::<_, i64>(0)?),
                 None => {
                     // The 1% of New-Orders with an unused item (2.4.2.3).
                     tx.rollback().await?;
@@ -493,8 +493,8 @@ impl TpccWorker {
         let stock = &st.no_stock[(d - 1) as usize];
         for (number, (&(item, supply, qty), price)) in lines.iter().zip(prices).enumerate() {
             let row = tx.query_one(stock, &[&supply, &item]).await?;
-            let quantity: i32 = row.get(0);
-            let dist_info: String = row.get(2);
+            let quantity: i32 = row.try_get(0)?;
+            let dist_info: String = row.try_get(2)?;
             let left = if quantity >= qty + 10 {
                 quantity - qty
             } else {
@@ -527,12 +527,18 @@ impl TpccWorker {
         let tx = begin(&mut self.client, self.tpcc.isolation).await?;
         let st = &self.st;
         tx.execute(&st.p_warehouse, &[&w, &amount]).await?;
-        let w_name: String = tx.query_one(&st.p_warehouse_read, &[&w]).await?.get(0);
+        let w_name: String = tx
+            .query_one(&st.p_warehouse_read, &[&w])
+            .await?
+            .try_get(0)?;
         tx.execute(&st.p_district, &[&w, &d, &amount]).await?;
-        let d_name: String = tx.query_one(&st.p_district_read, &[&w, &d]).await?.get(0);
+        let d_name: String = tx
+            .query_one(&st.p_district_read, &[&w, &d])
+            .await?
+            .try_get(0)?;
         let c = customer_id(&tx, &st.customer_by_name, c_w, c_d, customer).await?;
         let row = tx.query_one(&st.p_customer, &[&c_w, &c_d, &c]).await?;
-        let credit: String = row.get(10);
+        let credit: String = row.try_get(10)?;
         if credit == "BC" {
             let data = format!("{c} {c_d} {c_w} {d} {w} {amount}|");
             tx.execute(&st.p_customer_bc, &[&c_w, &c_d, &c, &amount, &data])
@@ -559,7 +565,7 @@ impl TpccWorker {
         let c = customer_id(&tx, &st.customer_by_name, w, d, customer).await?;
         tx.query_one(&st.os_customer, &[&w, &d, &c]).await?;
         if let Some(order) = tx.query_opt(&st.os_order, &[&w, &d, &c]).await? {
-            let o_id: i32 = order.get(0);
+            let o_id: i32 = order.try_get(0)?;
             tx.query(&st.os_lines, &[&w, &d, &o_id]).await?;
         }
         tx.commit().await?;
@@ -576,19 +582,22 @@ impl TpccWorker {
                 skipped = true; // nothing to deliver in this district (2.7.4.2)
                 continue;
             };
-            let o_id: i32 = row.get(0);
+            let o_id: i32 = row.try_get(0)?;
             if tx.execute(&st.d_delete, &[&w, &d, &o_id]).await? == 0 {
                 skipped = true; // taken by a concurrent Delivery
                 continue;
             }
-            let c: i32 = tx.query_one(&st.d_order, &[&w, &d, &o_id]).await?.get(0);
+            let c: i32 = tx
+                .query_one(&st.d_order, &[&w, &d, &o_id])
+                .await?
+                .try_get(0)?;
             tx.execute(&st.d_order_update, &[&w, &d, &o_id, &carrier])
                 .await?;
             tx.execute(&st.d_lines_update, &[&w, &d, &o_id]).await?;
             let total: i64 = tx
                 .query_one(&st.d_lines_sum, &[&w, &d, &o_id])
                 .await?
-                .get(0);
+                .try_get(0)?;
             tx.execute(&st.d_customer, &[&w, &d, &c, &total]).await?;
         }
         tx.commit().await?;
@@ -599,7 +608,7 @@ impl TpccWorker {
         let (w, d) = (self.w, self.stock_level_d);
         let tx = begin(&mut self.client, self.tpcc.isolation).await?;
         let st = &self.st;
-        let next: i32 = tx.query_one(&st.sl_next, &[&w, &d]).await?.get(0);
+        let next: i32 = tx.query_one(&st.sl_next, &[&w, &d]).await?.try_get(0)?;
         tx.query_one(&st.sl_count, &[&w, &d, &next, &threshold])
             .await?;
         tx.commit().await?;
