@@ -154,18 +154,28 @@ fn rate_limit_and_reconnection() {
     );
 
     // Killed sessions are counted under their SQLSTATE and clients reconnect.
+    // The killer waits until the four clients are connected, then kills them.
     let killer = std::thread::spawn({
         let pg_url = url.clone();
         move || {
-            std::thread::sleep(std::time::Duration::from_millis(1000));
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
             rt.block_on(async {
                 let client = teller_perf::conn::connect(&pg_url).await.expect("connect");
+                let others = "FROM pg_stat_activity \
+                              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+                for _ in 0..200 {
+                    let row = client
+                        .query_one(&format!("SELECT count(*) {others}"), &[])
+                        .await
+                        .expect("count sessions");
+                    if row.get::<_, i64>(0) >= 4 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                 client
-                    .batch_execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                    )
+                    .batch_execute(&format!("SELECT pg_terminate_backend(pid) {others}"))
                     .await
                     .expect("terminate sessions");
             });
