@@ -280,3 +280,62 @@ fn or_none(s: String) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        let mut a = Recorder::new(2);
+        let mut b = Recorder::new(2);
+        for ms in 1..=100 {
+            a.success(0, Duration::from_millis(ms));
+        }
+        b.success(1, Duration::from_secs(120)); // clamped to the histogram's top
+        b.failure(1, "40001");
+        b.retry("40001");
+        b.event("new_order_rollback");
+        a.merge(&b);
+        Summary {
+            workload: "test".into(),
+            names: vec!["fast", "slow"],
+            concurrency: 2,
+            seed: 1,
+            elapsed: Duration::from_secs(2),
+            recorder: a,
+        }
+    }
+
+    #[test]
+    fn json_has_the_stable_fields() {
+        let s = summary();
+        let v = s.to_json(Map::new());
+        assert_eq!(v["ops"], 101);
+        assert_eq!(v["ops_per_sec"], 50.5);
+        assert_eq!(v["errors"]["40001"], 1);
+        assert_eq!(v["retries"]["40001"], 1);
+        assert_eq!(v["events"]["new_order_rollback"], 1);
+        let fast = &v["operations"]["fast"];
+        assert_eq!(fast["count"], 100);
+        let p50 = fast["p50_ms"].as_f64().expect("p50");
+        assert!((49.9..=50.1).contains(&p50), "{p50}");
+        for key in ["p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"] {
+            assert!(v[key].is_f64(), "{key}");
+        }
+        let slow_max = v["operations"]["slow"]["max_ms"].as_f64().expect("max");
+        assert!(
+            slow_max <= LATENCY_MAX_US as f64 / 1000.0 * 1.001,
+            "{slow_max}"
+        );
+        assert_eq!(s.count("fast"), 100);
+    }
+
+    #[test]
+    fn summary_and_progress_name_every_active_operation() {
+        let s = summary();
+        let text = s.render(&Map::new());
+        assert!(text.contains("fast") && text.contains("slow") && text.contains("40001=1"));
+        let line = progress_line(&s.names, &s.recorder, s.elapsed, s.elapsed);
+        assert!(line.contains("fast") && line.contains("errors 1"), "{line}");
+    }
+}
