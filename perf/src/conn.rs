@@ -1,0 +1,172 @@
+//! Connections, SQLSTATE classification, isolation levels and the small
+//! metadata table in which `init` leaves the parameters `run` and `check` need.
+
+use clap::ValueEnum;
+use serde_json::Value;
+use tokio_postgres::{Client, IsolationLevel, NoTls};
+
+/// Opens one connection and drives it on a background task.
+pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        // The client sees the failure on its next request; nothing to do here.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The SQLSTATE of an error; for errors the server did not send,
+/// `08006` (connection failure) when the connection is gone or failed with
+/// an I/O error, and `client` for anything else the client rejected (a
+/// result that does not decode as the expected type, for instance).
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    use std::error::Error as _;
+    match e.code() {
+        Some(code) => code.code().to_string(),
+        None if e.is_closed() => "08006".to_string(),
+        None if e.source().is_some_and(|s| s.is::<std::io::Error>()) => "08006".to_string(),
+        None => "client".to_string(),
+    }
+}
+
+/// Serialization failure and deadlock: the transaction may be retried as is.
+pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code().map(|c| c.code()), Some("40001" | "40P01"))
+}
+
+/// Transaction isolation requested for multi-statement transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    Serializable,
+    RepeatableRead,
+    ReadCommitted,
+}
+
+impl Isolation {
+    pub fn level(self) -> IsolationLevel {
+        match self {
+            Isolation::Serializable => IsolationLevel::Serializable,
+            Isolation::RepeatableRead => IsolationLevel::RepeatableRead,
+            Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
+        }
+    }
+}
+
+/// SQL string literal for generated text (alphanumeric in practice, but
+/// quoted properly anyway).
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+const META_DDL: &str = "CREATE TABLE IF NOT EXISTS teller_workload_meta \
+     (workload VARCHAR(32) PRIMARY KEY, params TEXT NOT NULL)";
+
+/// Records a workload's load parameters (replacing earlier ones).
+pub async fn put_meta(
+    client: &Client,
+    workload: &str,
+    params: &Value,
+) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(META_DDL).await?;
+    client
+        .execute(
+            "DELETE FROM teller_workload_meta WHERE workload = $1",
+            &[&workload],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO teller_workload_meta (workload, params) VALUES ($1, $2)",
+            &[&workload, &params.to_string()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The parameters `init` recorded, if any.
+pub async fn get_meta(
+    client: &Client,
+    workload: &str,
+) -> Result<Option<Value>, tokio_postgres::Error> {
+    client.batch_execute(META_DDL).await?;
+    let row = client
+        .query_opt(
+            "SELECT params FROM teller_workload_meta WHERE workload = $1",
+            &[&workload],
+        )
+        .await?;
+    match row {
+        Some(r) => Ok(serde_json::from_str(r.try_get::<_, &str>(0)?).ok()),
+        None => Ok(None),
+    }
+}
+
+/// Reads an integer parameter from recorded metadata.
+pub fn meta_u64(meta: &Value, key: &str) -> Option<u64> {
+    meta.get(key).and_then(Value::as_u64)
+}
+
+/// Runs the SQL that `sql(job)` renders for every job, over `concurrency`
+/// connections pulling from one shared queue. Loaders use literal multi-row
+/// `INSERT`s (simple protocol): one round trip per batch of rows, no
+/// parameter-count limit, and nothing about the values needs binding.
+pub async fn load_parallel<J, F>(
+    url: &str,
+    concurrency: usize,
+    jobs: Vec<J>,
+    sql: F,
+) -> Result<(), tokio_postgres::Error>
+where
+    J: Send + Sync + 'static,
+    F: Fn(&J) -> String + Send + Sync + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let jobs = Arc::new(jobs);
+    let sql = Arc::new(sql);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.clamp(1, jobs.len().max(1)) {
+        let client = connect(url).await?;
+        let (jobs, sql, next) = (jobs.clone(), sql.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else {
+                    return Ok(());
+                };
+                client.batch_execute(&sql(job)).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("loader task panicked")?;
+    }
+    Ok(())
+}
+
+/// Outcome of a workload's `check`: each condition and whether it held.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub conditions: Vec<(String, bool, String)>,
+}
+
+impl CheckReport {
+    pub fn add(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
+        self.conditions.push((name.into(), ok, detail.into()));
+    }
+
+    pub fn passed(&self) -> bool {
+        self.conditions.iter().all(|(_, ok, _)| *ok)
+    }
+
+    pub fn render(&self) -> String {
+        self.conditions
+            .iter()
+            .map(|(name, ok, detail)| {
+                format!("{} {name}: {detail}\n", if *ok { "ok  " } else { "FAIL" })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,194 @@
+//! Every workload at tiny scale against a private PostgreSQL: init, a short
+//! run, check. Benchmarks cannot rot, and `check` is shown to catch a broken
+//! invariant, not only to pass.
+
+mod common;
+
+use common::{run_json, sql, workload, PgServer};
+use serde_json::Value;
+
+fn ops(result: &Value, op: &str) -> u64 {
+    result["operations"][op]["count"].as_u64().unwrap_or(0)
+}
+
+fn assert_result_shape(result: &Value) {
+    assert!(
+        result["ops_per_sec"].as_f64().unwrap_or(0.0) > 0.0,
+        "{result}"
+    );
+    for key in ["p50_ms", "p99_ms", "p999_ms"] {
+        assert!(result[key].is_f64(), "{key} missing: {result}");
+    }
+    assert!(result["errors"].is_object(), "{result}");
+    for (name, op) in result["operations"].as_object().expect("operations") {
+        for key in ["count", "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"] {
+            assert!(op.get(key).is_some(), "{name}.{key} missing: {result}");
+        }
+    }
+}
+
+#[test]
+fn bank_keeps_the_total() {
+    let pg = PgServer::start();
+    let url = &pg.url;
+    workload(&format!("bank init --url {url} --accounts 100")).expect("init");
+    let result = run_json(
+        &pg,
+        "bank",
+        "bank run --concurrency 4 --duration 2 --sum-percent 10",
+    );
+    assert_result_shape(&result);
+    assert!(ops(&result, "transfer") > 0, "{result}");
+    assert!(ops(&result, "balance_sum") > 0, "{result}");
+    assert!(result["errors"].get("invariant").is_none(), "{result}");
+    workload(&format!("bank check --url {url}")).expect("the total is unchanged");
+
+    // A lost update breaks the total: check must say so.
+    sql(
+        &pg,
+        "UPDATE bank_accounts SET balance = balance + 1 WHERE id = 0",
+    );
+    assert!(workload(&format!("bank check --url {url}")).is_err());
+}
+
+#[test]
+fn ycsb_core_workloads_run() {
+    let pg = PgServer::start();
+    let url = &pg.url;
+    workload(&format!("ycsb init --url {url} --records 1000")).expect("init");
+    workload(&format!("ycsb check --url {url}")).expect("loaded rows check");
+    let mut inserted = 0;
+    for (w, secs) in [
+        ("a", 0.6),
+        ("b", 0.2),
+        ("c", 0.2),
+        ("d", 0.4),
+        ("e", 0.4),
+        ("f", 0.3),
+    ] {
+        let result = run_json(
+            &pg,
+            &format!("ycsb-{w}"),
+            &format!("ycsb run --workload {w} --concurrency 4 --duration {secs}"),
+        );
+        assert_result_shape(&result);
+        assert_eq!(result["errors"], serde_json::json!({}), "{w}: {result}");
+        let expected: &[&str] = match w {
+            "a" | "b" => &["read", "update"],
+            "c" => &["read"],
+            "d" => &["read", "insert"],
+            "e" => &["scan", "insert"],
+            _ => &["read", "read_modify_write"],
+        };
+        for op in expected {
+            assert!(ops(&result, op) > 0, "{w}: no {op}: {result}");
+        }
+        inserted += ops(&result, "insert");
+    }
+    assert!(inserted > 0);
+    // Row count = loaded + inserted, all fields 100 bytes.
+    workload(&format!("ycsb check --url {url}")).expect("ycsb check");
+
+    // An operation budget stops the run; uniform distribution works.
+    let result = run_json(
+        &pg,
+        "ycsb-budget",
+        "ycsb run --workload a --distribution uniform --concurrency 2 --operations 200 --seed 7",
+    );
+    assert_eq!(result["ops"].as_u64(), Some(200), "{result}");
+
+    sql(
+        &pg,
+        "DELETE FROM usertable WHERE ycsb_key IN (SELECT ycsb_key FROM usertable LIMIT 1)",
+    );
+    assert!(workload(&format!("ycsb check --url {url}")).is_err());
+}
+
+#[test]
+fn tpcc_stays_consistent() {
+    let pg = PgServer::start();
+    let url = &pg.url;
+    workload(&format!(
+        "tpcc init --url {url} --warehouses 2 --items 1000 --customers 30"
+    ))
+    .expect("init");
+    workload(&format!("tpcc check --url {url}")).expect("consistent after load");
+    let result = run_json(&pg, "tpcc", "tpcc run --concurrency 4 --duration 2");
+    assert_result_shape(&result);
+    for op in ["new_order", "payment"] {
+        assert!(ops(&result, op) > 0, "no {op}: {result}");
+    }
+    assert!(result["tpmC"].as_f64().unwrap_or(0.0) > 0.0, "{result}");
+    assert!(result["efficiency_pct"].is_f64(), "{result}");
+    workload(&format!("tpcc check --url {url}")).expect("consistent after run");
+
+    // Condition 1 catches a warehouse YTD that drifted from its districts'.
+    sql(&pg, "UPDATE warehouse SET w_ytd = w_ytd + 1 WHERE w_id = 1");
+    assert!(workload(&format!("tpcc check --url {url}")).is_err());
+}
+
+#[test]
+fn run_without_init_fails_clearly() {
+    let pg = PgServer::start();
+    let err =
+        workload(&format!("bank run --url {} --duration 1", pg.url)).expect_err("no bank tables");
+    assert!(err.to_string().contains("bank init"), "{err}");
+}
+
+#[test]
+fn rate_limit_and_reconnection() {
+    let pg = PgServer::start();
+    let url = pg.url.clone();
+    workload(&format!("bank init --url {url} --accounts 100")).expect("init");
+
+    // --rate schedules operations: 2 s at 100 ops/s is about 200 operations.
+    let result = run_json(
+        &pg,
+        "rate",
+        "bank run --concurrency 2 --duration 2 --rate 100",
+    );
+    let ops = result["ops"].as_u64().unwrap_or(0);
+    assert!(
+        (150..=210).contains(&ops),
+        "{ops} operations at 100 ops/s for 2 s"
+    );
+
+    // Killed sessions are counted under their SQLSTATE and clients reconnect.
+    // The killer waits until the four clients are connected, then kills them.
+    let killer = std::thread::spawn({
+        let pg_url = url.clone();
+        move || {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            rt.block_on(async {
+                let client = teller_perf::conn::connect(&pg_url).await.expect("connect");
+                let others = "FROM pg_stat_activity \
+                              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
+                for _ in 0..200 {
+                    let row = client
+                        .query_one(&format!("SELECT count(*) {others}"), &[])
+                        .await
+                        .expect("count sessions");
+                    if row.get::<_, i64>(0) >= 4 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                client
+                    .batch_execute(&format!("SELECT pg_terminate_backend(pid) {others}"))
+                    .await
+                    .expect("terminate sessions");
+            });
+        }
+    });
+    let result = run_json(&pg, "killed", "bank run --concurrency 4 --duration 3");
+    killer.join().expect("killer thread");
+    let errors = result["errors"].as_object().expect("errors");
+    assert!(
+        errors.keys().any(|k| k == "57P01" || k.starts_with("08")),
+        "no connection errors counted: {result}"
+    );
+    // Work went on after the reconnection.
+    assert!(result["ops"].as_u64().unwrap_or(0) > 100, "{result}");
+    workload(&format!("bank check --url {url}")).expect("total unchanged");
+}
