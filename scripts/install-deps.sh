@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test TellerDB:
-# the Rust toolchain components (rustfmt, clippy) and PostgreSQL's client tools
-# (psql, used by the end-to-end tests). Idempotent and quick when all is there.
+# the Rust toolchain components (rustfmt, clippy), PostgreSQL's client tools
+# (psql, used by the end-to-end tests) and server (the workload tests compare
+# against a private PostgreSQL). Idempotent and quick when all is there.
 set -euo pipefail
 
 need_apt=()
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+# The workload tests (perf/) run a private PostgreSQL server.
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || need_apt+=(postgresql)
+command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 \
+  || need_apt+=(postgresql-contrib)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+use glommio::{CpuSet, Latency, LocalExecutorBuilder, Placement, Shares};
 use teller_node::mesh::{Envelope, Handler, Mesh, ShardId};
 
 /// Requests in flight in the pipelined variant.
@@ -61,6 +61,12 @@ fn placements() -> [Placement; 2] {
 
 /// Runs `iters` operations from shard 0 to shard 1; returns shard 0's timing.
 fn run(iters: u64, mode: Mode) -> Duration {
+    run_with_spin(iters, mode, Duration::ZERO)
+}
+
+/// As [`run`], with executors that spin for `spin` before parking when idle
+/// (the node's `spin_before_park_us`).
+fn run_with_spin(iters: u64, mode: Mode, spin: Duration) -> Duration {
     let builder: MeshBuilder<Envelope<u64, u64>, _> = MeshBuilder::full(2, 1024);
     let [p0, p1] = placements();
     let mut handles = Vec::new();
@@ -69,57 +75,73 @@ fn run(iters: u64, mode: Mode) -> Duration {
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("bench-shard-{shard}"))
             .io_memory(512 * 1024)
+            .spin_before_park(spin)
             .spawn(move || async move {
-                let queue = glommio::executor().current_task_queue();
+                // As in the node: mesh work runs in its own queue with high
+                // shares and `Latency::NotImportant` (see shard.rs for why).
+                let queue = glommio::executor().create_task_queue(
+                    Shares::Static(1000),
+                    Latency::NotImportant,
+                    "mesh",
+                );
                 let echo = Rc::new(Echo::default());
                 let mesh = Mesh::join(builder, shard, echo.clone(), queue)
                     .await
                     .expect("joining the mesh");
-                if shard == 1 {
-                    // Serve until shard 0 says it is done.
-                    while !echo.done.get() {
-                        glommio::timer::sleep(Duration::from_micros(200)).await;
-                    }
-                    return Duration::ZERO;
-                }
-                let started = Instant::now();
-                match mode {
-                    Mode::RoundTrip => {
-                        for i in 0..iters {
-                            let reply = mesh.request(1, i).await.expect("reply");
-                            assert_eq!(reply, i);
+                let work = async move {
+                    if shard == 1 {
+                        // Serve until shard 0 says it is done.
+                        while !echo.done.get() {
+                            glommio::timer::sleep(Duration::from_millis(20)).await;
                         }
+                        return Duration::ZERO;
                     }
-                    Mode::Pipelined => {
-                        // PIPELINE_DEPTH tasks, each issuing its share of
-                        // requests back to back: that many are in flight.
-                        let workers: Vec<_> = (0..PIPELINE_DEPTH as u64)
-                            .map(|w| {
-                                let mesh = mesh.clone();
-                                let share = iters / PIPELINE_DEPTH as u64
-                                    + u64::from(w < iters % PIPELINE_DEPTH as u64);
-                                glommio::spawn_local(async move {
-                                    for i in 0..share {
-                                        mesh.request(1, i).await.expect("reply");
-                                    }
+                    let started = Instant::now();
+                    match mode {
+                        Mode::RoundTrip => {
+                            for i in 0..iters {
+                                let reply = mesh.request(1, i).await.expect("reply");
+                                assert_eq!(reply, i);
+                            }
+                        }
+                        Mode::Pipelined => {
+                            // PIPELINE_DEPTH tasks, each issuing its share of
+                            // requests back to back: that many are in flight.
+                            let workers: Vec<_> = (0..PIPELINE_DEPTH as u64)
+                                .map(|w| {
+                                    let mesh = mesh.clone();
+                                    let share = iters / PIPELINE_DEPTH as u64
+                                        + u64::from(w < iters % PIPELINE_DEPTH as u64);
+                                    glommio::spawn_local_into(
+                                        async move {
+                                            for i in 0..share {
+                                                mesh.request(1, i).await.expect("reply");
+                                            }
+                                        },
+                                        queue,
+                                    )
+                                    .expect("spawning")
                                 })
-                            })
-                            .collect();
-                        for worker in workers {
-                            worker.await;
+                                .collect();
+                            for worker in workers {
+                                worker.await;
+                            }
+                        }
+                        Mode::OneWay => {
+                            for i in 0..iters {
+                                mesh.send_one_way(1, i).await.expect("send");
+                            }
+                            // The rings are FIFO: this reply comes after all of them.
+                            mesh.request(1, 0).await.expect("fence");
                         }
                     }
-                    Mode::OneWay => {
-                        for i in 0..iters {
-                            mesh.send_one_way(1, i).await.expect("send");
-                        }
-                        // The rings are FIFO: this reply comes after all of them.
-                        mesh.request(1, 0).await.expect("fence");
-                    }
-                }
-                let elapsed = started.elapsed();
-                mesh.send_one_way(1, DONE).await.expect("done");
-                elapsed
+                    let elapsed = started.elapsed();
+                    mesh.send_one_way(1, DONE).await.expect("done");
+                    elapsed
+                };
+                glommio::spawn_local_into(work, queue)
+                    .expect("spawning")
+                    .await
             })
             .expect("starting an executor");
         handles.push(handle);
@@ -168,6 +190,13 @@ fn bench_mesh(c: &mut Criterion) {
     });
     group.bench_function("one_way", |b| {
         b.iter_custom(|iters| run(iters, Mode::OneWay))
+    });
+    let spin = Duration::from_micros(200);
+    group.bench_function("round_trip_spin_50us", |b| {
+        b.iter_custom(|iters| run_with_spin(iters, Mode::RoundTrip, spin))
+    });
+    group.bench_function("one_way_spin_50us", |b| {
+        b.iter_custom(|iters| run_with_spin(iters, Mode::OneWay, spin))
     });
     group.bench_function("baseline_std_mpsc_round_trip", |b| {
         b.iter_custom(run_std_mpsc)

@@ -17,6 +17,7 @@ use teller_node::config::{Config, Overrides};
         teller start                                  # 127.0.0.1:5433, ./teller-data, one shard per CPU\n  \
         teller start --listen 0.0.0.0:5433 --shards 4 --data-dir /var/lib/teller\n  \
         teller start --config teller.toml             # see `teller config` for every setting\n  \
+        teller workload bank run --url postgres://teller@127.0.0.1:5433/teller --duration 30\n  \
         psql -h 127.0.0.1 -p 5433 -U teller -c 'select 1'"
 )]
 struct Cli {
@@ -45,6 +46,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Run a workload (bank, ycsb, tpcc) against any PostgreSQL-compatible URL.
+    #[command(after_help = "Examples:\n  \
+        teller workload bank init --url postgres://teller@127.0.0.1:5433/teller --accounts 10000\n  \
+        teller workload bank run --url postgres://teller@127.0.0.1:5433/teller --concurrency 16 --duration 30\n  \
+        teller workload ycsb run --workload a --url URL --concurrency 16 --duration 60 --json a.json\n  \
+        teller workload tpcc check --url URL\n\n\
+        `teller workload <bank|ycsb|tpcc> --help` lists each workload's options.")]
+    Workload {
+        /// The workload, its phase (init, run, check) and their options.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// Print the version.
     Version,
     /// Print the embedded default configuration, documenting every setting.
@@ -58,6 +75,8 @@ fn main() -> ExitCode {
             println!("teller {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        // Runs its own (tokio) client runtime; no shard executors are involved.
+        Command::Workload { args } => teller_perf::run_cli(args),
         Command::Config => {
             print!("{}", teller_node::config::DEFAULT_CONFIG);
             ExitCode::SUCCESS

@@ -146,6 +146,12 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
     );
     let background_queue =
         executor.create_task_queue(Shares::Static(100), Latency::NotImportant, "background");
+    // Mesh traffic gets the client queue's shares but not `Latency::Matters`:
+    // glommio's latency-queue wake-up path lost a wake-up under 64-deep
+    // pipelined mesh traffic (1 run in 5 hung, see perf/RESULTS.md), and it
+    // bought no measurable latency for mesh messages.
+    let mesh_queue =
+        executor.create_task_queue(Shares::Static(1000), Latency::NotImportant, "mesh");
     probe_data_device(&node, id).await?;
 
     let limits = Limits {
@@ -171,7 +177,7 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         let handler = Rc::new(ShardHandler {
             shard: shard.clone(),
         });
-        let mesh = Mesh::join(mesh, id, handler, latency_queue).await?;
+        let mesh = Mesh::join(mesh, id, handler, mesh_queue).await?;
         *shard.mesh.borrow_mut() = Some(mesh);
     }
 
@@ -207,9 +213,12 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
 /// layer's probe opens a small non-empty file on the data device first.
 async fn probe_data_device(node: &NodeShared, id: ShardId) -> Result<(), String> {
     let dir = node.shard_dir(id);
-    teller_storage::disk::probe_device(&dir)
-        .await
-        .map_err(|e| format!("shard {id}: probing the data device at {}: {e}", dir.display()))
+    teller_storage::disk::probe_device(&dir).await.map_err(|e| {
+        format!(
+            "shard {id}: probing the data device at {}: {e}",
+            dir.display()
+        )
+    })
 }
 
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, node: &Arc<NodeShared>) {

@@ -2,7 +2,7 @@
 # Side-by-side comparison: the same workloads, same client, same machine,
 # against a TellerDB node and a private PostgreSQL.
 #
-#   perf/scripts/compare-postgres.sh [options]
+#   scripts/compare-postgres.sh [options]
 #     --workloads "bank ycsb-a ycsb-c tpcc"   which workloads (ycsb-<a..f>)
 #     --duration S        measured seconds per run (default 30)
 #     --ramp-up S         unmeasured warm-up per run (default 5)
@@ -23,7 +23,7 @@
 # PostgreSQL is started as in the tests: initdb into $OUT/pg, as the
 # `postgres` user when run as root (Debian package `postgresql`).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 
 workloads="bank ycsb-a ycsb-c tpcc"
 duration=30
