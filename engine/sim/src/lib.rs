@@ -1,0 +1,90 @@
+//! teller-sim: a deterministic whole-cluster simulator for `teller-raft`.
+//!
+//! One thread, one seed. Three or five replicas of one Raft group run over a
+//! simulated network (delay, loss, duplication, reordering, symmetric and
+//! asymmetric partitions), simulated disks (asynchronous fsync; a crash
+//! loses unacknowledged writes, or keeps a prefix of them) and skewed,
+//! jittery clocks. Clients append to a replicated list with retries and
+//! issue ReadIndex reads. After every event the [`checker`] verifies the
+//! Raft safety properties; at the end every replica must hold the same list
+//! containing every acknowledged append exactly once.
+//!
+//! Everything derives from the seed, so a failure replays exactly:
+//! `cargo run -p teller-sim -- --seed N --profile faults --trace`.
+
+pub mod app;
+pub mod checker;
+pub mod profile;
+pub mod rng;
+mod sim;
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pub use profile::{Knobs, Profile};
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub nodes: u64,
+    pub events: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub acked_appends: u64,
+    pub reads_served: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub snapshots_sent: u64,
+    pub leaders: u64,
+    pub max_term: u64,
+    pub committed: u64,
+    pub final_len: u64,
+}
+
+/// A failed run: the invariant (or panic) and how to replay it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub profile: Profile,
+    pub reason: String,
+    /// The event trace, if the run was traced.
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} profile {} failed: {}\n  replay: scripts/sim.sh {} {} --trace",
+            self.seed,
+            self.profile.name(),
+            self.reason,
+            self.seed,
+            self.profile.name()
+        )
+    }
+}
+
+/// Runs one simulation. Deterministic in (`seed`, `profile`).
+pub fn run_seed(seed: u64, profile: Profile) -> Result<Stats, Failure> {
+    run_seed_traced(seed, profile, false)
+}
+
+/// As [`run_seed`], recording a readable event trace into the failure.
+pub fn run_seed_traced(seed: u64, profile: Profile, trace: bool) -> Result<Stats, Failure> {
+    let mut sim = sim::Sim::new(seed, profile, trace);
+    let outcome = catch_unwind(AssertUnwindSafe(|| sim.run()));
+    let reason = match outcome {
+        Ok(Ok(())) => return Ok(sim.stats.clone()),
+        Ok(Err(violation)) => violation,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("panic: {msg}")
+        }
+    };
+    Err(Failure { seed, profile, reason, trace: sim.trace.take().unwrap_or_default() })
+}
