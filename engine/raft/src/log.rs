@@ -97,8 +97,14 @@ impl RaftLog {
         }
         // Contiguity and term order are asserted where entries are added
         // (`append`), so the O(1) checks here suffice after every input.
-        debug_assert!(self.entries.front().is_none_or(|e| e.index == self.offset() + 1));
-        debug_assert!(self.entries.front().is_none_or(|e| e.term >= self.snapshot.meta.term));
+        debug_assert!(self
+            .entries
+            .front()
+            .is_none_or(|e| e.index == self.offset() + 1));
+        debug_assert!(self
+            .entries
+            .front()
+            .is_none_or(|e| e.term >= self.snapshot.meta.term));
     }
 
     pub(crate) fn offset(&self) -> Index {

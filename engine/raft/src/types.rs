@@ -265,7 +265,16 @@ impl std::fmt::Display for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{}", self.index, self.term)?;
         match self.kind {
-            EntryKind::Normal => write!(f, ":{}", String::from_utf8_lossy(&self.data)),
+            EntryKind::Normal if self.data.iter().all(u8::is_ascii_graphic) => {
+                write!(f, ":{}", String::from_utf8_lossy(&self.data))
+            }
+            EntryKind::Normal => {
+                write!(f, ":0x")?;
+                self.data
+                    .iter()
+                    .take(16)
+                    .try_for_each(|b| write!(f, "{b:02x}"))
+            }
             EntryKind::ConfChange => write!(f, ":conf"),
             EntryKind::Empty => Ok(()),
         }

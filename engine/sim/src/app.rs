@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 /// A value appended by a client: `(client, seq)` packed into a u64.
 pub fn encode_op(client: u32, seq: u32) -> Vec<u8> {
-    ((u64::from(client) << 32) | u64::from(seq)).to_le_bytes().to_vec()
+    ((u64::from(client) << 32) | u64::from(seq))
+        .to_le_bytes()
+        .to_vec()
 }
 
 pub fn decode_op(data: &[u8]) -> Option<(u32, u32)> {
@@ -31,7 +33,12 @@ impl App {
         if seq <= *last {
             return false;
         }
-        assert_eq!(seq, *last + 1, "client {client} skipped a seq: {} -> {seq}", *last);
+        assert_eq!(
+            seq,
+            *last + 1,
+            "client {client} skipped a seq: {} -> {seq}",
+            *last
+        );
         *last = seq;
         self.list.push((client, seq));
         true
@@ -55,7 +62,8 @@ impl App {
         if data.is_empty() {
             return app;
         }
-        let word = |i: usize| u64::from_le_bytes(data[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        let word =
+            |i: usize| u64::from_le_bytes(data[8 * i..8 * i + 8].try_into().expect("8 bytes"));
         let n = word(0) as usize;
         for i in 0..n {
             let (c, s) = decode_op(&data[8 * (i + 1)..8 * (i + 2)]).expect("op");

@@ -42,8 +42,14 @@ impl Checker {
     /// A node handed out `entries` to persist: they are now in its log.
     pub fn on_log_entries(&mut self, node: &RawNode, entries: &[Entry]) -> Result<(), Violation> {
         for e in entries {
-            let prev_term = node.log_term(e.index - 1).expect("entry follows its predecessor");
-            let fp = EntryFingerprint { prev_term, kind: e.kind, data: e.data.clone() };
+            let prev_term = node
+                .log_term(e.index - 1)
+                .expect("entry follows its predecessor");
+            let fp = EntryFingerprint {
+                prev_term,
+                kind: e.kind,
+                data: e.data.clone(),
+            };
             match self.entries.get(&(e.index, e.term)) {
                 Some(seen) if *seen != fp => {
                     return Err(format!(
@@ -84,7 +90,10 @@ impl Checker {
         if node.role() == teller_raft::Role::Leader {
             match self.leaders.get(&node.term()) {
                 Some(&other) if other != id => {
-                    return Err(format!("election safety: nodes {other} and {id} lead term {}", node.term()));
+                    return Err(format!(
+                        "election safety: nodes {other} and {id} lead term {}",
+                        node.term()
+                    ));
                 }
                 Some(_) => {}
                 None => {
@@ -141,13 +150,18 @@ impl Checker {
         let quorum = stores.len() / 2 + 1;
         // Durable snapshots only move forward, so entries covered by a quorum
         // of them stay safe for good: check only what lies above.
-        let mut snaps: Vec<Index> = stores.iter().map(|p| p.snapshot.as_ref().map_or(0, |s| s.meta.index)).collect();
+        let mut snaps: Vec<Index> = stores
+            .iter()
+            .map(|p| p.snapshot.as_ref().map_or(0, |s| s.meta.index))
+            .collect();
         snaps.sort_unstable_by(|a, b| b.cmp(a));
         self.durable_floor = self.durable_floor.max(snaps[quorum - 1]);
         for (&index, &term) in self.committed.range(self.durable_floor + 1..) {
             let holders = stores.iter().filter(|p| holds(p, index, term)).count();
             if holders < quorum {
-                return Err(format!("durability: committed {index}@{term} is durable on {holders} stores only"));
+                return Err(format!(
+                    "durability: committed {index}@{term} is durable on {holders} stores only"
+                ));
             }
         }
         Ok(())
@@ -172,5 +186,7 @@ fn holds(p: &Persisted, index: Index, term: Term) -> bool {
     if index < first {
         return false;
     }
-    p.entries.get((index - first) as usize).is_some_and(|e| e.index == index && e.term == term)
+    p.entries
+        .get((index - first) as usize)
+        .is_some_and(|e| e.index == index && e.term == term)
 }

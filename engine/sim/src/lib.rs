@@ -35,6 +35,7 @@ pub struct Stats {
     pub crashes: u64,
     pub partitions: u64,
     pub snapshots_sent: u64,
+    pub transfers: u64,
     pub leaders: u64,
     pub max_term: u64,
     pub committed: u64,
@@ -65,17 +66,47 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Runs one simulation. Deterministic in (`seed`, `profile`).
-pub fn run_seed(seed: u64, profile: Profile) -> Result<Stats, Failure> {
-    run_seed_traced(seed, profile, false)
+/// How to run one seed.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Record a readable event trace (returned in a `Failure`).
+    pub trace: bool,
+    /// Length of the fault phase in ticks (the run adds a settle phase).
+    pub fault_phase_ticks: u64,
 }
 
-/// As [`run_seed`], recording a readable event trace into the failure.
-pub fn run_seed_traced(seed: u64, profile: Profile, trace: bool) -> Result<Stats, Failure> {
-    let mut sim = sim::Sim::new(seed, profile, trace);
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            trace: false,
+            fault_phase_ticks: profile::FAULT_PHASE_TICKS_DEFAULT,
+        }
+    }
+}
+
+/// Runs one simulation. Deterministic in (`seed`, `profile`).
+pub fn run_seed(seed: u64, profile: Profile) -> Result<Stats, Failure> {
+    run_seed_with(seed, profile, &RunOptions::default())
+}
+
+/// As [`run_seed`] with explicit options. The same seed, profile and
+/// options always produce the same run.
+pub fn run_seed_with(seed: u64, profile: Profile, opts: &RunOptions) -> Result<Stats, Failure> {
+    run_seed_traced(seed, profile, opts).0
+}
+
+/// As [`run_seed_with`], also returning the event trace (empty unless
+/// `opts.trace`), whether the run passed or failed.
+pub fn run_seed_traced(
+    seed: u64,
+    profile: Profile,
+    opts: &RunOptions,
+) -> (Result<Stats, Failure>, Vec<String>) {
+    let mut sim = sim::Sim::new(seed, profile, opts);
     let outcome = catch_unwind(AssertUnwindSafe(|| sim.run()));
+    let trace = sim.trace.take().unwrap_or_default();
     let reason = match outcome {
-        Ok(Ok(())) => return Ok(sim.stats.clone()),
+        Ok(Ok(())) => return (Ok(sim.stats.clone()), trace),
         Ok(Err(violation)) => violation,
         Err(panic) => {
             let msg = panic
@@ -86,5 +117,11 @@ pub fn run_seed_traced(seed: u64, profile: Profile, trace: bool) -> Result<Stats
             format!("panic: {msg}")
         }
     };
-    Err(Failure { seed, profile, reason, trace: sim.trace.take().unwrap_or_default() })
+    let failure = Failure {
+        seed,
+        profile,
+        reason,
+        trace: trace.clone(),
+    };
+    (Err(failure), trace)
 }

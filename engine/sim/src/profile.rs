@@ -56,6 +56,12 @@ pub struct Knobs {
     /// Client request timeout before retrying elsewhere.
     pub client_timeout: u64,
     pub read_pct: u64,
+    /// Chance that a node crashes right after it voted or acknowledged an
+    /// append, before that is durable (aims crashes at the windows where
+    /// persistence ordering matters).
+    pub buggify_crash_ppm: u32,
+    /// Mean units between leadership-transfer requests.
+    pub transfer_interval: u64,
     /// Faults stop (network heals, nodes restart) at this time.
     pub faults_end: u64,
     /// Clients stop issuing requests at this time.
@@ -64,19 +70,48 @@ pub struct Knobs {
     pub end: u64,
 }
 
+/// Default length of the fault phase of a run, in ticks (a hundred
+/// election timeouts or so).
+pub const FAULT_PHASE_TICKS_DEFAULT: u64 = 1500;
+/// Ticks after the fault phase during which clients still run.
+const CLIENT_TAIL_TICKS: u64 = 200;
+/// Ticks after clients stop for the cluster to converge.
+const SETTLE_TICKS: u64 = 400;
+
 impl Knobs {
-    pub fn draw(profile: Profile, rng: &mut Rng) -> Knobs {
+    /// Draws the knobs of one run; `fault_phase_ticks` sets its length.
+    pub fn draw(profile: Profile, fault_phase_ticks: u64, rng: &mut Rng) -> Knobs {
         let faults = profile == Profile::Faults;
-        let faults_end = 2000 * TICK_UNITS;
+        let faults_end = fault_phase_ticks * TICK_UNITS;
         Knobs {
             nodes: if rng.flip() { 3 } else { 5 },
-            loss_ppm: if faults { rng.range(0, 100_000) as u32 } else { 0 },
-            dup_ppm: if faults { rng.range(0, 50_000) as u32 } else { 0 },
-            delay_max: if faults { rng.range(1, 4 * TICK_UNITS) } else { rng.range(1, TICK_UNITS) },
+            loss_ppm: if faults {
+                rng.range(0, 100_000) as u32
+            } else {
+                0
+            },
+            dup_ppm: if faults {
+                rng.range(0, 50_000) as u32
+            } else {
+                0
+            },
+            delay_max: if faults {
+                rng.range(1, 4 * TICK_UNITS)
+            } else {
+                rng.range(1, TICK_UNITS)
+            },
             disk_delay_max: rng.range(1, 2 * TICK_UNITS),
             tick_skew_pct: if faults { rng.range(0, 25) } else { 0 },
-            tick_jitter: if faults { rng.range(0, TICK_UNITS / 2) } else { 0 },
-            fault_interval: if faults { rng.range(20, 200) * TICK_UNITS } else { 0 },
+            tick_jitter: if faults {
+                rng.range(0, TICK_UNITS / 2)
+            } else {
+                0
+            },
+            fault_interval: if faults {
+                rng.range(5, 200) * TICK_UNITS
+            } else {
+                0
+            },
             compact_every: rng.range(5, 60),
             inflight_max: rng.range(1, 16) as usize,
             append_entries_max: rng.range(1, 32) as usize,
@@ -87,8 +122,14 @@ impl Knobs {
             client_timeout: 60 * TICK_UNITS,
             read_pct: rng.range(0, 30),
             faults_end,
-            clients_end: faults_end + 200 * TICK_UNITS,
-            end: faults_end + 600 * TICK_UNITS,
+            transfer_interval: rng.range(100, 400) * TICK_UNITS,
+            buggify_crash_ppm: if faults && rng.flip() {
+                rng.range(0, 100_000) as u32
+            } else {
+                0
+            },
+            clients_end: faults_end + CLIENT_TAIL_TICKS * TICK_UNITS,
+            end: faults_end + (CLIENT_TAIL_TICKS + SETTLE_TICKS) * TICK_UNITS,
         }
     }
 }

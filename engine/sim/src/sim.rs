@@ -4,15 +4,15 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 
 use teller_raft::{
-    Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted, ProposeError,
-    RawNode, Ready, Role, Snapshot, SnapshotMeta, Term,
+    Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,
+    ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, Term,
 };
 
 use crate::app::{decode_op, encode_op, App};
 use crate::checker::{Checker, Violation};
 use crate::profile::{Knobs, Profile, TICK_UNITS};
 use crate::rng::Rng;
-use crate::Stats;
+use crate::{RunOptions, Stats};
 
 /// Events between durability checks (each walks every committed entry).
 const DURABILITY_CHECK_EVENTS: u64 = 64;
@@ -27,7 +27,9 @@ enum Event {
     Client(usize),
     Fault,
     Restart(NodeId),
+    Crash { node: NodeId, epoch: u64 },
     EndFaults,
+    Transfer,
 }
 
 struct Scheduled {
@@ -118,9 +120,10 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(seed: u64, profile: Profile, trace: bool) -> Sim {
+    pub fn new(seed: u64, profile: Profile, opts: &RunOptions) -> Sim {
         let mut rng = Rng::new(seed);
-        let knobs = Knobs::draw(profile, &mut rng);
+        let knobs = Knobs::draw(profile, opts.fault_phase_ticks, &mut rng);
+        let trace = opts.trace;
         let mut sim = Sim {
             knobs,
             now: 0,
@@ -136,7 +139,11 @@ impl Sim {
             trace: trace.then(Vec::new),
             rng,
         };
-        sim.log(format!("seed {seed} profile {} knobs {:?}", profile.name(), sim.knobs));
+        sim.log(format!(
+            "seed {seed} profile {} knobs {:?}",
+            profile.name(),
+            sim.knobs
+        ));
         for id in 1..=sim.knobs.nodes {
             let skew = sim.knobs.tick_skew_pct;
             let pct = sim.rng.range(100 - skew, 100 + skew);
@@ -167,6 +174,8 @@ impl Sim {
             let at = sim.rng.range(1, sim.knobs.client_interval);
             sim.schedule(at, Event::Client(i));
         }
+        let at = sim.knobs.transfer_interval;
+        sim.schedule(at, Event::Transfer);
         if sim.knobs.fault_interval > 0 {
             let at = sim.rng.range(1, sim.knobs.fault_interval);
             sim.schedule(at, Event::Fault);
@@ -184,7 +193,11 @@ impl Sim {
 
     fn schedule(&mut self, delay: u64, event: Event) {
         self.seq += 1;
-        self.queue.push(Scheduled { time: self.now + delay, seq: self.seq, event });
+        self.queue.push(Scheduled {
+            time: self.now + delay,
+            seq: self.seq,
+            event,
+        });
     }
 
     fn node(&mut self, id: NodeId) -> &mut SimNode {
@@ -217,11 +230,18 @@ impl Sim {
                 if n.epoch != epoch {
                     return Ok(());
                 }
-                let Some(raft) = n.raft.as_mut() else { return Ok(()) };
+                let Some(raft) = n.raft.as_mut() else {
+                    return Ok(());
+                };
                 raft.tick();
                 let period = n.tick_period;
                 let jitter = self.knobs.tick_jitter;
-                let delay = period + if jitter > 0 { self.rng.below(jitter + 1) } else { 0 };
+                let delay = period
+                    + if jitter > 0 {
+                        self.rng.below(jitter + 1)
+                    } else {
+                        0
+                    };
                 self.schedule(delay, Event::Tick { node, epoch });
                 self.drive(node)
             }
@@ -236,9 +256,35 @@ impl Sim {
                 Ok(())
             }
             Event::Restart(id) => self.restart(id),
+            Event::Crash { node, epoch } => {
+                if self.node(node).epoch == epoch
+                    && self.node(node).raft.is_some()
+                    && self.now < self.knobs.faults_end
+                {
+                    self.crash(node);
+                    // A supervisor restarts the process at once: the node is
+                    // back while the messages it sent are still in flight.
+                    let delay = self.rng.range(1, 2 * TICK_UNITS);
+                    self.schedule(delay, Event::Restart(node));
+                }
+                Ok(())
+            }
+            Event::Transfer => {
+                if self.now < self.knobs.clients_end {
+                    let i = self.knobs.transfer_interval;
+                    let delay = self.rng.range(i / 2, i * 3 / 2);
+                    self.schedule(delay, Event::Transfer);
+                }
+                self.transfer()
+            }
             Event::EndFaults => {
                 self.log("faults end: heal, restart all, no loss".into());
-                self.queue.retain(|s| !matches!(s.event, Event::Fault | Event::Restart(_)));
+                self.queue.retain(|s| {
+                    !matches!(
+                        s.event,
+                        Event::Fault | Event::Restart(_) | Event::Crash { .. }
+                    )
+                });
                 self.cut.clear();
                 self.knobs.loss_ppm = 0;
                 self.knobs.dup_ppm = 0;
@@ -258,7 +304,11 @@ impl Sim {
             self.log(format!("lose {m}"));
             return;
         }
-        let copies = if self.rng.chance(self.knobs.dup_ppm) { 2 } else { 1 };
+        let copies = if self.rng.chance(self.knobs.dup_ppm) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = self.rng.range(1, self.knobs.delay_max);
             self.schedule(delay, Event::Deliver(m.clone()));
@@ -278,7 +328,8 @@ impl Sim {
         }
         self.log(format!("recv {m}"));
         let raft = self.node(to).raft.as_mut().expect("up");
-        raft.step(m).map_err(|e| format!("step refused a message: {e:?}"))?;
+        raft.step(m)
+            .map_err(|e| format!("step refused a message: {e:?}"))?;
         self.drive(to)
     }
 
@@ -288,12 +339,17 @@ impl Sim {
     fn drive(&mut self, id: NodeId) -> Result<(), Violation> {
         loop {
             let n = self.node(id);
-            let Some(raft) = n.raft.as_mut() else { return Ok(()) };
+            let Some(raft) = n.raft.as_mut() else {
+                return Ok(());
+            };
             if !raft.has_ready() {
                 break;
             }
             let rd = raft.ready();
-            self.checker.on_log_entries(self.nodes[(id - 1) as usize].raft.as_ref().expect("up"), &rd.entries)?;
+            self.checker.on_log_entries(
+                self.nodes[(id - 1) as usize].raft.as_ref().expect("up"),
+                &rd.entries,
+            )?;
             self.handle_ready(id, rd)?;
         }
         self.compact(id);
@@ -310,17 +366,47 @@ impl Sim {
     }
 
     fn handle_ready(&mut self, id: NodeId, rd: Ready) -> Result<(), Violation> {
-        let Ready { number, hard_state, snapshot, entries, messages, persisted_messages, committed_entries, read_states } = rd;
+        let Ready {
+            number,
+            hard_state,
+            snapshot,
+            entries,
+            messages,
+            persisted_messages,
+            committed_entries,
+            read_states,
+        } = rd;
         for m in messages {
             self.send(m);
         }
         if let Some(s) = &snapshot {
-            self.log(format!("n{id} installs snapshot {}@{}", s.meta.index, s.meta.term));
+            self.log(format!(
+                "n{id} installs snapshot {}@{}",
+                s.meta.index, s.meta.term
+            ));
             let n = self.node(id);
             n.app = App::decode(&s.data);
             n.applied = s.meta.index;
         }
-        let job = DiskJob { number, snapshot, entries, hard_state, messages: persisted_messages };
+        let vouches = persisted_messages.iter().any(|m| {
+            matches!(
+                m.kind,
+                MessageKind::VoteResponse { granted: true, .. }
+                    | MessageKind::AppendResponse { reject: false, .. }
+            )
+        });
+        if vouches && self.rng.chance(self.knobs.buggify_crash_ppm) {
+            let epoch = self.node(id).epoch;
+            let delay = self.rng.range(0, self.knobs.disk_delay_max);
+            self.schedule(delay, Event::Crash { node: id, epoch });
+        }
+        let job = DiskJob {
+            number,
+            snapshot,
+            entries,
+            hard_state,
+            messages: persisted_messages,
+        };
         let n = self.node(id);
         n.disk.push_back(job);
         if n.disk_busy == 0 {
@@ -331,7 +417,10 @@ impl Sim {
         }
         for rs in read_states {
             let acked_before = self.reads_in_flight.remove(&rs.ctx).unwrap_or(0);
-            self.node(id).reads.push(PendingRead { index: rs.index, acked_before });
+            self.node(id).reads.push(PendingRead {
+                index: rs.index,
+                acked_before,
+            });
         }
         self.serve_reads(id)
     }
@@ -364,12 +453,19 @@ impl Sim {
     fn serve_reads(&mut self, id: NodeId) -> Result<(), Violation> {
         let n = &mut self.nodes[(id - 1) as usize];
         let applied = n.applied;
-        let (ready, waiting): (Vec<_>, Vec<_>) = n.reads.drain(..).partition(|r| r.index <= applied);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            n.reads.drain(..).partition(|r| r.index <= applied);
         n.reads = waiting;
         for r in ready {
             let n = &self.nodes[(id - 1) as usize];
-            if let Some(&(c, s)) = self.acked[..r.acked_before].iter().find(|(c, s)| !n.app.contains(*c, *s)) {
-                return Err(format!("stale read on n{id} at index {}: misses acknowledged append {c}:{s}", r.index));
+            if let Some(&(c, s)) = self.acked[..r.acked_before]
+                .iter()
+                .find(|(c, s)| !n.app.contains(*c, *s))
+            {
+                return Err(format!(
+                    "stale read on n{id} at index {}: misses acknowledged append {c}:{s}",
+                    r.index
+                ));
             }
             self.stats.reads_served += 1;
         }
@@ -384,12 +480,21 @@ impl Sim {
         }
         let data = n.app.encode();
         let raft = n.raft.as_mut().expect("up");
-        let Some(index) = raft.compact(data.clone()) else { return };
+        let Some(index) = raft.compact(data.clone()) else {
+            return;
+        };
         let term = raft.log_term(index).expect("snapshot term");
         let voters = raft.voters().to_vec();
         n.last_compact = index;
         n.durable.entries.retain(|e| e.index > index);
-        n.durable.snapshot = Some(Snapshot { meta: SnapshotMeta { index, term, voters }, data });
+        n.durable.snapshot = Some(Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters,
+            },
+            data,
+        });
     }
 
     // ----- disk --------------------------------------------------------------
@@ -431,9 +536,20 @@ impl Sim {
 
     fn fault(&mut self) -> Result<(), Violation> {
         let nodes = self.knobs.nodes;
+        // Faults aimed at the leader shake out the interesting cases:
+        // uncommitted suffixes, competing terms, lost acknowledgements.
+        let leader = self
+            .nodes
+            .iter()
+            .find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader))
+            .map(|n| n.id);
+        let victim = match leader {
+            Some(l) if self.rng.flip() => l,
+            _ => self.rng.range(1, nodes),
+        };
         match self.rng.below(100) {
             0..=29 => {
-                let id = self.rng.range(1, nodes);
+                let id = victim;
                 if self.node(id).raft.is_some() {
                     self.crash(id);
                     let delay = self.rng.range(5, 100) * TICK_UNITS;
@@ -442,7 +558,11 @@ impl Sim {
             }
             30..=54 => {
                 self.cut.clear();
-                let side: Vec<bool> = (0..nodes).map(|_| self.rng.flip()).collect();
+                let mut side: Vec<bool> = (0..nodes).map(|_| self.rng.flip()).collect();
+                if self.rng.flip() {
+                    // Isolate the victim (often the leader) alone.
+                    side = (1..=nodes).map(|id| id == victim).collect();
+                }
                 for a in 1..=nodes {
                     for b in 1..=nodes {
                         if side[(a - 1) as usize] != side[(b - 1) as usize] {
@@ -473,12 +593,33 @@ impl Sim {
         Ok(())
     }
 
+    /// Asks the current leader (if any) to hand over to a random voter.
+    fn transfer(&mut self) -> Result<(), Violation> {
+        let leader = self
+            .nodes
+            .iter()
+            .find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
+        let Some(id) = leader.map(|n| n.id) else {
+            return Ok(());
+        };
+        let target = self.rng.range(1, self.knobs.nodes);
+        let raft = self.node(id).raft.as_mut().expect("up");
+        let outcome = raft.transfer_leader(target);
+        self.log(format!("transfer n{id} -> n{target}: {outcome:?}"));
+        self.stats.transfers += u64::from(outcome.is_ok());
+        self.drive(id)
+    }
+
     fn crash(&mut self, id: NodeId) {
         self.stats.crashes += 1;
         // Half the time, a random prefix of the unacknowledged writes reached
         // the disk before the crash (the fsync finished, its ack did not).
         let pending = self.node(id).disk.len() as u64;
-        let survive = if self.rng.flip() { self.rng.range(0, pending) as usize } else { 0 };
+        let survive = if self.rng.flip() {
+            self.rng.range(0, pending) as usize
+        } else {
+            0
+        };
         let n = self.node(id);
         let jobs: Vec<DiskJob> = n.disk.drain(..).collect();
         for job in jobs.iter().take(survive) {
@@ -489,7 +630,10 @@ impl Sim {
         n.epoch += 1;
         n.reads.clear();
         n.traced = None;
-        self.log(format!("crash n{id} ({survive} of {} unacknowledged writes survive)", jobs.len()));
+        self.log(format!(
+            "crash n{id} ({survive} of {} unacknowledged writes survive)",
+            jobs.len()
+        ));
     }
 
     fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
@@ -507,7 +651,8 @@ impl Sim {
             None => (App::default(), 0),
         };
         cfg.applied = applied;
-        let raft = RawNode::new(cfg, n.durable.clone()).map_err(|e| format!("n{id} cannot restart: {e:?}"))?;
+        let raft = RawNode::new(cfg, n.durable.clone())
+            .map_err(|e| format!("n{id} cannot restart: {e:?}"))?;
         n.raft = Some(raft);
         n.app = app;
         n.applied = applied;
@@ -559,9 +704,15 @@ impl Sim {
         }
         match raft.propose(encode_op(cid, seq)) {
             Ok(index) => {
-                self.log(format!("client {cid} proposes {cid}:{seq} at n{target} index {index}"));
+                self.log(format!(
+                    "client {cid} proposes {cid}:{seq} at n{target} index {index}"
+                ));
                 let deadline = self.now + self.knobs.client_timeout;
-                self.clients[c].outstanding = Some(Outstanding { node: target, index, deadline });
+                self.clients[c].outstanding = Some(Outstanding {
+                    node: target,
+                    index,
+                    deadline,
+                });
             }
             Err(e) => self.clients[c].leader_hint = hint(e),
         }
