@@ -853,7 +853,9 @@ impl RawNode {
     fn broadcast_append(&mut self) {
         let peers: Vec<NodeId> = self.progress.keys().copied().collect();
         for to in peers {
-            self.send_append(to, true);
+            if self.send_append(to, true) {
+                self.send_pipeline(to);
+            }
         }
     }
 

@@ -9,7 +9,7 @@
 //!
 //! Commands:
 //! * `cluster N [prevote=off] [checkquorum=off] [batch=1]`: nodes 1..=N
-//!   (`batch=1`: one entry per append)
+//!   (`batch=1`: one entry per append) [window=2] (two appends in flight)
 //! * `tick ID|all [COUNT]`: tick nodes (nothing is delivered)
 //! * `deliver N`: drain readies, deliver only the first N queued messages
 //! * `stabilize`: drain readies and deliver messages until quiet, printing
@@ -47,6 +47,9 @@ impl Cluster {
         cfg.check_quorum = !options.contains("checkquorum=off");
         if options.contains("batch=1") {
             cfg.append_entries_max = 1;
+        }
+        if options.contains("window=2") {
+            cfg.inflight_appends_max = 2;
         }
         let mut c = Cluster {
             nodes: BTreeMap::new(),
