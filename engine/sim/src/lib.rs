@@ -1,6 +1,7 @@
 //! teller-sim: a deterministic whole-cluster simulator for `teller-raft`.
 //!
-//! One thread, one seed. Three or five replicas of one Raft group run over a
+//! One thread, one seed. Three or five nodes, each hosting a replica of one
+//! to three Raft groups (one disk per node, shared by its groups), run over a
 //! simulated network (delay, loss, duplication, reordering, symmetric and
 //! asymmetric partitions), simulated disks (asynchronous fsync; a crash
 //! loses unacknowledged writes, or keeps a prefix of them) and skewed,
@@ -27,6 +28,7 @@ pub use profile::{Knobs, Profile};
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub nodes: u64,
+    pub groups: u64,
     pub events: u64,
     pub delivered: u64,
     pub dropped: u64,

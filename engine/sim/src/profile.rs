@@ -35,6 +35,8 @@ impl Profile {
 #[derive(Clone, Debug)]
 pub struct Knobs {
     pub nodes: u64,
+    /// Raft groups, each with a replica on every node.
+    pub groups: usize,
     pub loss_ppm: u32,
     pub dup_ppm: u32,
     /// Network delay is uniform in `[1, delay_max]` units.
@@ -85,6 +87,11 @@ impl Knobs {
         let faults_end = fault_phase_ticks * TICK_UNITS;
         Knobs {
             nodes: if rng.flip() { 3 } else { 5 },
+            groups: if rng.flip() {
+                1
+            } else {
+                rng.range(2, 3) as usize
+            },
             loss_ppm: if faults {
                 rng.range(0, 100_000) as u32
             } else {

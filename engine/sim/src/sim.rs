@@ -1,7 +1,11 @@
 //! The discrete-event simulation: nodes, simulated network and disks, clients.
+//!
+//! Each node hosts one replica of every Raft group (like a shard hosting many
+//! ranges). A node has one disk: one fsync covers the queued writes of all its
+//! groups (group commit), and a crash takes down all its replicas at once.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use teller_raft::{
     Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,
@@ -14,10 +18,12 @@ use crate::profile::{Knobs, Profile, TICK_UNITS};
 use crate::rng::Rng;
 use crate::{RunOptions, Stats};
 
-/// Events between durability checks (each walks every committed entry).
+/// Events between durability checks (each walks recent committed entries).
 const DURABILITY_CHECK_EVENTS: u64 = 64;
 /// Most events one run may process: a runaway run is a failure, not a hang.
-const EVENTS_MAX: u64 = 5_000_000;
+const EVENTS_MAX: u64 = 10_000_000;
+
+type Group = usize;
 
 #[derive(Debug)]
 enum Event {
@@ -58,6 +64,7 @@ impl Ord for Scheduled {
 
 /// One `Ready`'s durable writes and the messages waiting on them.
 struct DiskJob {
+    group: Group,
     number: u64,
     snapshot: Option<Snapshot>,
     entries: Vec<Entry>,
@@ -67,24 +74,30 @@ struct DiskJob {
 
 struct PendingRead {
     index: Index,
-    /// Appends acknowledged before the read was issued.
+    /// Appends of this group acknowledged before the read was issued.
     acked_before: usize,
+}
+
+/// One group's replica on one node.
+struct Replica {
+    raft: Option<RawNode>,
+    durable: Persisted,
+    app: App,
+    applied: Index,
+    last_compact: Index,
+    reads: Vec<PendingRead>,
+    traced: Option<(Role, Term)>,
 }
 
 struct SimNode {
     id: NodeId,
-    raft: Option<RawNode>,
+    up: bool,
     epoch: u64,
-    durable: Persisted,
     disk: VecDeque<DiskJob>,
     /// Jobs at the front of `disk` covered by the fsync in flight.
     disk_busy: usize,
-    app: App,
-    applied: Index,
-    last_compact: Index,
     tick_period: u64,
-    reads: Vec<PendingRead>,
-    traced: Option<(Role, Term)>,
+    replicas: Vec<Replica>,
 }
 
 struct Outstanding {
@@ -95,6 +108,7 @@ struct Outstanding {
 
 struct Client {
     id: u32,
+    group: Group,
     /// Seq of the op being appended (acknowledged ops have lower seqs).
     seq: u32,
     outstanding: Option<Outstanding>,
@@ -111,10 +125,11 @@ pub struct Sim {
     nodes: Vec<SimNode>,
     cut: BTreeSet<(NodeId, NodeId)>,
     clients: Vec<Client>,
-    acked: Vec<(u32, u32)>,
-    /// Outstanding reads by ctx: appends acknowledged before issue.
-    reads_in_flight: std::collections::BTreeMap<Vec<u8>, usize>,
-    checker: Checker,
+    /// Per group: acknowledged appends, in acknowledgement order.
+    acked: Vec<Vec<(u32, u32)>>,
+    /// Outstanding reads by (group, ctx): appends acknowledged before issue.
+    reads_in_flight: BTreeMap<(Group, Vec<u8>), usize>,
+    checkers: Vec<Checker>,
     pub stats: Stats,
     pub trace: Option<Vec<String>>,
 }
@@ -123,7 +138,7 @@ impl Sim {
     pub fn new(seed: u64, profile: Profile, opts: &RunOptions) -> Sim {
         let mut rng = Rng::new(seed);
         let knobs = Knobs::draw(profile, opts.fault_phase_ticks, &mut rng);
-        let trace = opts.trace;
+        let groups = knobs.groups;
         let mut sim = Sim {
             knobs,
             now: 0,
@@ -132,40 +147,48 @@ impl Sim {
             nodes: Vec::new(),
             cut: BTreeSet::new(),
             clients: Vec::new(),
-            acked: Vec::new(),
-            reads_in_flight: Default::default(),
-            checker: Checker::default(),
+            acked: vec![Vec::new(); groups],
+            reads_in_flight: BTreeMap::new(),
+            checkers: (0..groups).map(|_| Checker::default()).collect(),
             stats: Stats::default(),
-            trace: trace.then(Vec::new),
+            trace: opts.trace.then(Vec::new),
             rng,
         };
-        sim.log(format!(
+        let line = format!(
             "seed {seed} profile {} knobs {:?}",
             profile.name(),
             sim.knobs
-        ));
+        );
+        sim.log(line);
         for id in 1..=sim.knobs.nodes {
             let skew = sim.knobs.tick_skew_pct;
             let pct = sim.rng.range(100 - skew, 100 + skew);
+            let replicas = (0..groups)
+                .map(|_| Replica {
+                    raft: None,
+                    durable: Persisted::default(),
+                    app: App::default(),
+                    applied: 0,
+                    last_compact: 0,
+                    reads: Vec::new(),
+                    traced: None,
+                })
+                .collect();
             sim.nodes.push(SimNode {
                 id,
-                raft: None,
+                up: false,
                 epoch: 0,
-                durable: Persisted::default(),
                 disk: VecDeque::new(),
                 disk_busy: 0,
-                app: App::default(),
-                applied: 0,
-                last_compact: 0,
                 tick_period: (TICK_UNITS * pct / 100).max(1),
-                reads: Vec::new(),
-                traced: None,
+                replicas,
             });
             sim.restart(id).expect("fresh node starts");
         }
         for i in 0..sim.knobs.clients {
             sim.clients.push(Client {
                 id: i as u32 + 1,
+                group: i % groups,
                 seq: 1,
                 outstanding: None,
                 leader_hint: None,
@@ -182,6 +205,7 @@ impl Sim {
             sim.schedule(sim.knobs.faults_end, Event::EndFaults);
         }
         sim.stats.nodes = sim.knobs.nodes;
+        sim.stats.groups = groups as u64;
         sim
     }
 
@@ -193,8 +217,9 @@ impl Sim {
 
     fn schedule(&mut self, delay: u64, event: Event) {
         self.seq += 1;
+        let time = self.now + delay;
         self.queue.push(Scheduled {
-            time: self.now + delay,
+            time,
             seq: self.seq,
             event,
         });
@@ -202,6 +227,24 @@ impl Sim {
 
     fn node(&mut self, id: NodeId) -> &mut SimNode {
         &mut self.nodes[(id - 1) as usize]
+    }
+
+    fn replica(&mut self, id: NodeId, g: Group) -> &mut Replica {
+        &mut self.nodes[(id - 1) as usize].replicas[g]
+    }
+
+    fn raft(&mut self, id: NodeId, g: Group) -> Option<&mut RawNode> {
+        self.replica(id, g).raft.as_mut()
+    }
+
+    /// The node currently leading group `g`, if any (the highest term wins).
+    fn leader_of(&self, g: Group) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.replicas[g].raft.as_ref())
+            .filter(|r| r.role() == Role::Leader)
+            .max_by_key(|r| r.term())
+            .map(|r| r.id())
     }
 
     /// Runs to the end. Returns the first violated invariant.
@@ -225,31 +268,12 @@ impl Sim {
 
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
-            Event::Tick { node, epoch } => {
-                let n = self.node(node);
-                if n.epoch != epoch {
-                    return Ok(());
-                }
-                let Some(raft) = n.raft.as_mut() else {
-                    return Ok(());
-                };
-                raft.tick();
-                let period = n.tick_period;
-                let jitter = self.knobs.tick_jitter;
-                let delay = period
-                    + if jitter > 0 {
-                        self.rng.below(jitter + 1)
-                    } else {
-                        0
-                    };
-                self.schedule(delay, Event::Tick { node, epoch });
-                self.drive(node)
-            }
+            Event::Tick { node, epoch } => self.tick(node, epoch),
             Event::Deliver(m) => self.deliver(m),
             Event::DiskDone { node, epoch } => self.disk_done(node, epoch),
             Event::Client(c) => self.client(c),
             Event::Fault => {
-                self.fault()?;
+                self.fault();
                 let i = self.knobs.fault_interval;
                 let delay = self.rng.range(i / 2, i * 3 / 2);
                 self.schedule(delay, Event::Fault);
@@ -257,10 +281,8 @@ impl Sim {
             }
             Event::Restart(id) => self.restart(id),
             Event::Crash { node, epoch } => {
-                if self.node(node).epoch == epoch
-                    && self.node(node).raft.is_some()
-                    && self.now < self.knobs.faults_end
-                {
+                let n = self.node(node);
+                if n.epoch == epoch && n.up && self.now < self.knobs.faults_end {
                     self.crash(node);
                     // A supervisor restarts the process at once: the node is
                     // back while the messages it sent are still in flight.
@@ -296,12 +318,33 @@ impl Sim {
         }
     }
 
+    fn tick(&mut self, id: NodeId, epoch: u64) -> Result<(), Violation> {
+        let n = self.node(id);
+        if n.epoch != epoch || !n.up {
+            return Ok(());
+        }
+        let period = n.tick_period;
+        for g in 0..self.knobs.groups {
+            self.raft(id, g).expect("up").tick();
+            self.drive(id, g)?;
+        }
+        let jitter = self.knobs.tick_jitter;
+        let delay = period
+            + if jitter > 0 {
+                self.rng.below(jitter + 1)
+            } else {
+                0
+            };
+        self.schedule(delay, Event::Tick { node: id, epoch });
+        Ok(())
+    }
+
     // ----- network -----------------------------------------------------------
 
     fn send(&mut self, m: Message) {
         if self.rng.chance(self.knobs.loss_ppm) {
             self.stats.dropped += 1;
-            self.log(format!("lose {m}"));
+            self.log(format!("g{} lose {m}", m.group));
             return;
         }
         let copies = if self.rng.chance(self.knobs.dup_ppm) {
@@ -316,56 +359,58 @@ impl Sim {
     }
 
     fn deliver(&mut self, m: Message) -> Result<(), Violation> {
-        let to = m.to;
-        if self.cut.contains(&(m.from, to)) || self.node(to).raft.is_none() {
+        let (to, g) = (m.to, m.group as Group);
+        if self.cut.contains(&(m.from, to)) || !self.node(to).up {
             self.stats.dropped += 1;
-            self.log(format!("drop {m}"));
+            self.log(format!("g{g} drop {m}"));
             return Ok(());
         }
         self.stats.delivered += 1;
         if matches!(m.kind, MessageKind::InstallSnapshot { .. }) {
             self.stats.snapshots_sent += 1;
         }
-        self.log(format!("recv {m}"));
-        let raft = self.node(to).raft.as_mut().expect("up");
+        self.log(format!("g{g} recv {m}"));
+        let raft = self.raft(to, g).expect("up");
         raft.step(m)
             .map_err(|e| format!("step refused a message: {e:?}"))?;
-        self.drive(to)
+        self.drive(to, g)
     }
 
-    // ----- node driver -------------------------------------------------------
+    // ----- replica driver ----------------------------------------------------
 
-    /// Drains a node's readies: send, queue disk writes, apply.
-    fn drive(&mut self, id: NodeId) -> Result<(), Violation> {
+    /// Drains a replica's readies: send, queue disk writes, apply.
+    fn drive(&mut self, id: NodeId, g: Group) -> Result<(), Violation> {
         loop {
-            let n = self.node(id);
-            let Some(raft) = n.raft.as_mut() else {
+            let Some(raft) = self.raft(id, g) else {
                 return Ok(());
             };
             if !raft.has_ready() {
                 break;
             }
             let rd = raft.ready();
-            self.checker.on_log_entries(
-                self.nodes[(id - 1) as usize].raft.as_ref().expect("up"),
-                &rd.entries,
-            )?;
-            self.handle_ready(id, rd)?;
+            let raft = self.nodes[(id - 1) as usize].replicas[g]
+                .raft
+                .as_ref()
+                .expect("up");
+            self.checkers[g].on_log_entries(raft, &rd.entries)?;
+            self.handle_ready(id, g, rd)?;
         }
-        self.compact(id);
-        let n = &self.nodes[(id - 1) as usize];
-        let raft = n.raft.as_ref().expect("up");
+        self.compact(id, g);
+        let raft = self.nodes[(id - 1) as usize].replicas[g]
+            .raft
+            .as_ref()
+            .expect("up");
         let state = (raft.role(), raft.term());
         self.stats.max_term = self.stats.max_term.max(state.1);
-        self.checker.on_node(raft)?;
-        if n.traced != Some(state) {
-            self.node(id).traced = Some(state);
-            self.log(format!("n{id} is {:?} in term {}", state.0, state.1));
+        self.checkers[g].on_node(raft)?;
+        if self.replica(id, g).traced != Some(state) {
+            self.replica(id, g).traced = Some(state);
+            self.log(format!("g{g} n{id} is {:?} in term {}", state.0, state.1));
         }
         Ok(())
     }
 
-    fn handle_ready(&mut self, id: NodeId, rd: Ready) -> Result<(), Violation> {
+    fn handle_ready(&mut self, id: NodeId, g: Group, rd: Ready) -> Result<(), Violation> {
         let Ready {
             number,
             hard_state,
@@ -381,12 +426,12 @@ impl Sim {
         }
         if let Some(s) = &snapshot {
             self.log(format!(
-                "n{id} installs snapshot {}@{}",
+                "g{g} n{id} installs snapshot {}@{}",
                 s.meta.index, s.meta.term
             ));
-            let n = self.node(id);
-            n.app = App::decode(&s.data);
-            n.applied = s.meta.index;
+            let r = self.replica(id, g);
+            r.app = App::decode(&s.data);
+            r.applied = s.meta.index;
         }
         let vouches = persisted_messages.iter().any(|m| {
             matches!(
@@ -401,6 +446,7 @@ impl Sim {
             self.schedule(delay, Event::Crash { node: id, epoch });
         }
         let job = DiskJob {
+            group: g,
             number,
             snapshot,
             entries,
@@ -413,35 +459,36 @@ impl Sim {
             self.start_fsync(id);
         }
         for e in committed_entries {
-            self.apply(id, e)?;
+            self.apply(id, g, e)?;
         }
         for rs in read_states {
-            let acked_before = self.reads_in_flight.remove(&rs.ctx).unwrap_or(0);
-            self.node(id).reads.push(PendingRead {
+            let acked_before = self.reads_in_flight.remove(&(g, rs.ctx)).unwrap_or(0);
+            let read = PendingRead {
                 index: rs.index,
                 acked_before,
-            });
+            };
+            self.replica(id, g).reads.push(read);
         }
-        self.serve_reads(id)
+        self.serve_reads(id, g)
     }
 
-    fn apply(&mut self, id: NodeId, e: Entry) -> Result<(), Violation> {
-        self.checker.on_applied(id, &e)?;
-        let n = self.node(id);
-        assert_eq!(e.index, n.applied + 1, "applied out of order");
-        n.applied = e.index;
+    fn apply(&mut self, id: NodeId, g: Group, e: Entry) -> Result<(), Violation> {
+        self.checkers[g].on_applied(id, &e)?;
+        let r = self.replica(id, g);
+        assert_eq!(e.index, r.applied + 1, "applied out of order");
+        r.applied = e.index;
         if e.kind != EntryKind::Normal {
             return Ok(());
         }
-        n.app.apply(&e.data);
+        r.app.apply(&e.data);
         let (client, seq) = decode_op(&e.data).expect("op");
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().filter(|c| c.group == g) {
             let Some(o) = &c.outstanding else { continue };
             if o.node != id || o.index != e.index {
                 continue;
             }
             if c.id == client && c.seq == seq {
-                self.acked.push((client, seq));
+                self.acked[g].push((client, seq));
                 self.stats.acked_appends += 1;
                 c.seq += 1;
             }
@@ -450,21 +497,19 @@ impl Sim {
         Ok(())
     }
 
-    fn serve_reads(&mut self, id: NodeId) -> Result<(), Violation> {
-        let n = &mut self.nodes[(id - 1) as usize];
-        let applied = n.applied;
+    fn serve_reads(&mut self, id: NodeId, g: Group) -> Result<(), Violation> {
+        let r = &mut self.nodes[(id - 1) as usize].replicas[g];
+        let applied = r.applied;
         let (ready, waiting): (Vec<_>, Vec<_>) =
-            n.reads.drain(..).partition(|r| r.index <= applied);
-        n.reads = waiting;
-        for r in ready {
-            let n = &self.nodes[(id - 1) as usize];
-            if let Some(&(c, s)) = self.acked[..r.acked_before]
-                .iter()
-                .find(|(c, s)| !n.app.contains(*c, *s))
-            {
+            r.reads.drain(..).partition(|read| read.index <= applied);
+        r.reads = waiting;
+        for read in ready {
+            let app = &self.nodes[(id - 1) as usize].replicas[g].app;
+            let acked = &self.acked[g][..read.acked_before];
+            if let Some(&(c, s)) = acked.iter().find(|(c, s)| !app.contains(*c, *s)) {
                 return Err(format!(
-                    "stale read on n{id} at index {}: misses acknowledged append {c}:{s}",
-                    r.index
+                    "stale read in g{g} on n{id} at index {}: misses acknowledged append {c}:{s}",
+                    read.index
                 ));
             }
             self.stats.reads_served += 1;
@@ -472,29 +517,27 @@ impl Sim {
         Ok(())
     }
 
-    fn compact(&mut self, id: NodeId) {
+    fn compact(&mut self, id: NodeId, g: Group) {
         let every = self.knobs.compact_every;
-        let n = self.node(id);
-        if n.applied < n.last_compact + every {
+        let r = self.replica(id, g);
+        if r.applied < r.last_compact + every {
             return;
         }
-        let data = n.app.encode();
-        let raft = n.raft.as_mut().expect("up");
+        let data = r.app.encode();
+        let raft = r.raft.as_mut().expect("up");
         let Some(index) = raft.compact(data.clone()) else {
             return;
         };
         let term = raft.log_term(index).expect("snapshot term");
         let voters = raft.voters().to_vec();
-        n.last_compact = index;
-        n.durable.entries.retain(|e| e.index > index);
-        n.durable.snapshot = Some(Snapshot {
-            meta: SnapshotMeta {
-                index,
-                term,
-                voters,
-            },
-            data,
-        });
+        r.last_compact = index;
+        r.durable.entries.retain(|e| e.index > index);
+        let meta = SnapshotMeta {
+            index,
+            term,
+            voters,
+        };
+        r.durable.snapshot = Some(Snapshot { meta, data });
     }
 
     // ----- disk --------------------------------------------------------------
@@ -508,59 +551,64 @@ impl Sim {
         self.schedule(delay, Event::DiskDone { node: id, epoch });
     }
 
+    /// One fsync finished: every job it covered, across groups, is durable.
     fn disk_done(&mut self, id: NodeId, epoch: u64) -> Result<(), Violation> {
         let n = self.node(id);
-        if n.epoch != epoch || n.raft.is_none() {
+        if n.epoch != epoch || !n.up {
             return Ok(());
         }
         let jobs: Vec<DiskJob> = n.disk.drain(..n.disk_busy).collect();
         n.disk_busy = 0;
-        let mut last = 0;
+        let mut last: BTreeMap<Group, u64> = BTreeMap::new();
         let mut out = Vec::new();
         for job in jobs {
-            persist(&mut n.durable, &job);
-            last = job.number;
+            persist(&mut n.replicas[job.group].durable, &job);
+            last.insert(job.group, job.number);
             out.extend(job.messages);
         }
-        n.raft.as_mut().expect("up").on_persisted(last);
+        for (&g, &number) in &last {
+            n.replicas[g]
+                .raft
+                .as_mut()
+                .expect("up")
+                .on_persisted(number);
+        }
         if !n.disk.is_empty() {
             self.start_fsync(id);
         }
         for m in out {
             self.send(m);
         }
-        self.drive(id)
+        for &g in last.keys() {
+            self.drive(id, g)?;
+        }
+        Ok(())
     }
 
     // ----- faults ------------------------------------------------------------
 
-    fn fault(&mut self) -> Result<(), Violation> {
+    fn fault(&mut self) {
         let nodes = self.knobs.nodes;
-        // Faults aimed at the leader shake out the interesting cases:
+        // Faults aimed at a leader shake out the interesting cases:
         // uncommitted suffixes, competing terms, lost acknowledgements.
-        let leader = self
-            .nodes
-            .iter()
-            .find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader))
-            .map(|n| n.id);
-        let victim = match leader {
+        let g = self.rng.below(self.knobs.groups as u64) as Group;
+        let victim = match self.leader_of(g) {
             Some(l) if self.rng.flip() => l,
             _ => self.rng.range(1, nodes),
         };
         match self.rng.below(100) {
             0..=29 => {
-                let id = victim;
-                if self.node(id).raft.is_some() {
-                    self.crash(id);
+                if self.node(victim).up {
+                    self.crash(victim);
                     let delay = self.rng.range(5, 100) * TICK_UNITS;
-                    self.schedule(delay, Event::Restart(id));
+                    self.schedule(delay, Event::Restart(victim));
                 }
             }
             30..=54 => {
                 self.cut.clear();
                 let mut side: Vec<bool> = (0..nodes).map(|_| self.rng.flip()).collect();
                 if self.rng.flip() {
-                    // Isolate the victim (often the leader) alone.
+                    // Isolate the victim (often a leader) alone.
                     side = (1..=nodes).map(|id| id == victim).collect();
                 }
                 for a in 1..=nodes {
@@ -571,7 +619,7 @@ impl Sim {
                     }
                 }
                 self.stats.partitions += 1;
-                self.log(format!("partition {:?}", side));
+                self.log(format!("partition {side:?}"));
             }
             55..=69 => {
                 self.cut.clear();
@@ -590,24 +638,19 @@ impl Sim {
                 self.log("heal".into());
             }
         }
-        Ok(())
     }
 
-    /// Asks the current leader (if any) to hand over to a random voter.
+    /// Asks the leader of a random group to hand over to a random voter.
     fn transfer(&mut self) -> Result<(), Violation> {
-        let leader = self
-            .nodes
-            .iter()
-            .find(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
-        let Some(id) = leader.map(|n| n.id) else {
+        let g = self.rng.below(self.knobs.groups as u64) as Group;
+        let Some(id) = self.leader_of(g) else {
             return Ok(());
         };
         let target = self.rng.range(1, self.knobs.nodes);
-        let raft = self.node(id).raft.as_mut().expect("up");
-        let outcome = raft.transfer_leader(target);
-        self.log(format!("transfer n{id} -> n{target}: {outcome:?}"));
+        let outcome = self.raft(id, g).expect("up").transfer_leader(target);
+        self.log(format!("g{g} transfer n{id} -> n{target}: {outcome:?}"));
         self.stats.transfers += u64::from(outcome.is_ok());
-        self.drive(id)
+        self.drive(id, g)
     }
 
     fn crash(&mut self, id: NodeId) {
@@ -623,47 +666,59 @@ impl Sim {
         let n = self.node(id);
         let jobs: Vec<DiskJob> = n.disk.drain(..).collect();
         for job in jobs.iter().take(survive) {
-            persist(&mut n.durable, job);
+            persist(&mut n.replicas[job.group].durable, job);
         }
         n.disk_busy = 0;
-        n.raft = None;
+        n.up = false;
         n.epoch += 1;
-        n.reads.clear();
-        n.traced = None;
+        for r in &mut n.replicas {
+            r.raft = None;
+            r.reads.clear();
+            r.traced = None;
+        }
+        let total = jobs.len();
         self.log(format!(
-            "crash n{id} ({survive} of {} unacknowledged writes survive)",
-            jobs.len()
+            "crash n{id} ({survive} of {total} unacknowledged writes survive)"
         ));
     }
 
     fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
-        if self.node(id).raft.is_some() {
+        if self.node(id).up {
             return Ok(());
         }
-        let mut cfg = Config::new(id, (1..=self.knobs.nodes).collect(), self.rng.next_u64());
-        cfg.pre_vote = self.knobs.pre_vote;
-        cfg.check_quorum = self.knobs.check_quorum;
-        cfg.inflight_appends_max = self.knobs.inflight_max;
-        cfg.append_entries_max = self.knobs.append_entries_max;
+        for g in 0..self.knobs.groups {
+            let voters = (1..=self.knobs.nodes).collect();
+            let mut cfg = Config::new(id, voters, self.rng.next_u64());
+            cfg.group = g as u64;
+            cfg.pre_vote = self.knobs.pre_vote;
+            cfg.check_quorum = self.knobs.check_quorum;
+            cfg.inflight_appends_max = self.knobs.inflight_max;
+            cfg.append_entries_max = self.knobs.append_entries_max;
+            let r = self.replica(id, g);
+            let (app, applied) = match &r.durable.snapshot {
+                Some(s) => (App::decode(&s.data), s.meta.index),
+                None => (App::default(), 0),
+            };
+            cfg.applied = applied;
+            let raft = RawNode::new(cfg, r.durable.clone())
+                .map_err(|e| format!("g{g} n{id} cannot restart: {e:?}"))?;
+            r.raft = Some(raft);
+            r.app = app;
+            r.applied = applied;
+            r.last_compact = applied;
+            self.checkers[g].on_restart(id);
+            self.log(format!("g{g} start n{id} from snapshot {applied}"));
+        }
         let n = self.node(id);
-        let (app, applied) = match &n.durable.snapshot {
-            Some(s) => (App::decode(&s.data), s.meta.index),
-            None => (App::default(), 0),
-        };
-        cfg.applied = applied;
-        let raft = RawNode::new(cfg, n.durable.clone())
-            .map_err(|e| format!("n{id} cannot restart: {e:?}"))?;
-        n.raft = Some(raft);
-        n.app = app;
-        n.applied = applied;
-        n.last_compact = applied;
+        n.up = true;
         n.epoch += 1;
         let (epoch, period) = (n.epoch, n.tick_period);
-        self.checker.on_restart(id);
-        self.log(format!("start n{id} from snapshot {applied}"));
         let first = self.rng.range(1, period);
         self.schedule(first, Event::Tick { node: id, epoch });
-        self.drive(id)
+        for g in 0..self.knobs.groups {
+            self.drive(id, g)?;
+        }
+        Ok(())
     }
 
     // ----- clients -----------------------------------------------------------
@@ -686,9 +741,14 @@ impl Sim {
             None => self.rng.range(1, self.knobs.nodes),
         };
         let is_read = self.rng.below(100) < self.knobs.read_pct;
-        let (cid, seq) = (self.clients[c].id, self.clients[c].seq);
+        let (cid, seq, g) = (
+            self.clients[c].id,
+            self.clients[c].seq,
+            self.clients[c].group,
+        );
         let ctx = encode_op(cid, self.clients[c].reads_issued as u32);
-        let Some(raft) = self.nodes[(target - 1) as usize].raft.as_mut() else {
+        let acked_now = self.acked[g].len();
+        let Some(raft) = self.raft(target, g) else {
             self.clients[c].leader_hint = None;
             return Ok(());
         };
@@ -696,16 +756,16 @@ impl Sim {
             match raft.read_index(ctx.clone()) {
                 Ok(()) => {
                     self.clients[c].reads_issued += 1;
-                    self.reads_in_flight.insert(ctx, self.acked.len());
+                    self.reads_in_flight.insert((g, ctx), acked_now);
                 }
                 Err(e) => self.clients[c].leader_hint = hint(e),
             }
-            return self.drive(target);
+            return self.drive(target, g);
         }
         match raft.propose(encode_op(cid, seq)) {
             Ok(index) => {
                 self.log(format!(
-                    "client {cid} proposes {cid}:{seq} at n{target} index {index}"
+                    "g{g} client {cid} proposes {cid}:{seq} at n{target} index {index}"
                 ));
                 let deadline = self.now + self.knobs.client_timeout;
                 self.clients[c].outstanding = Some(Outstanding {
@@ -716,48 +776,63 @@ impl Sim {
             }
             Err(e) => self.clients[c].leader_hint = hint(e),
         }
-        self.drive(target)
+        self.drive(target, g)
     }
 
     // ----- checks ------------------------------------------------------------
 
     fn check_durability(&mut self) -> Result<(), Violation> {
-        let stores: Vec<&Persisted> = self.nodes.iter().map(|n| &n.durable).collect();
-        self.checker.check_durability(&stores)
+        for g in 0..self.knobs.groups {
+            let stores: Vec<&Persisted> =
+                self.nodes.iter().map(|n| &n.replicas[g].durable).collect();
+            self.checkers[g]
+                .check_durability(&stores)
+                .map_err(|v| format!("g{g}: {v}"))?;
+        }
+        Ok(())
     }
 
     fn final_checks(&mut self) -> Result<(), Violation> {
         self.check_durability()?;
-        let reference = self.nodes[0].app.clone();
+        for g in 0..self.knobs.groups {
+            self.final_checks_group(g)
+                .map_err(|v| format!("g{g}: {v}"))?;
+            self.stats.leaders += self.checkers[g].leaders_elected() as u64;
+            self.stats.committed += self.checkers[g].committed_count() as u64;
+        }
+        Ok(())
+    }
+
+    fn final_checks_group(&mut self, g: Group) -> Result<(), Violation> {
+        let reference = self.nodes[0].replicas[g].app.clone();
         for n in &self.nodes {
-            if n.raft.is_none() {
+            let r = &n.replicas[g];
+            if r.raft.is_none() {
                 return Err(format!("n{} is down at the end", n.id));
             }
-            if n.app != reference {
+            if r.app != reference {
                 return Err(format!(
                     "no convergence: n{} applied {} ops (index {}), n1 applied {} ops (index {})",
                     n.id,
-                    n.app.list.len(),
-                    n.applied,
+                    r.app.list.len(),
+                    r.applied,
                     reference.list.len(),
-                    self.nodes[0].applied
+                    self.nodes[0].replicas[g].applied
                 ));
             }
         }
-        for &(c, s) in &self.acked {
+        for &(c, s) in &self.acked[g] {
             if !reference.contains(c, s) {
                 return Err(format!("lost acknowledged append {c}:{s}"));
             }
         }
         for &(c, s) in &reference.list {
-            let client = self.clients.iter().find(|k| k.id == c);
+            let client = self.clients.iter().find(|k| k.id == c && k.group == g);
             if client.is_none_or(|k| s > k.seq) {
                 return Err(format!("applied op {c}:{s} was never proposed"));
             }
         }
-        self.stats.final_len = reference.list.len() as u64;
-        self.stats.leaders = self.checker.leaders_elected() as u64;
-        self.stats.committed = self.checker.committed_count() as u64;
+        self.stats.final_len += reference.list.len() as u64;
         Ok(())
     }
 }
