@@ -5,7 +5,7 @@ use teller_sim::{run_seed_with, Profile, RunOptions};
 
 /// Fault-phase length for the in-suite sweep: short enough that the debug
 /// build runs the sweep in well under a minute.
-const SWEEP_TICKS: u64 = 400;
+const SWEEP_TICKS: u64 = 300;
 const SWEEP_SEEDS_PER_PROFILE: u64 = 100;
 
 fn sweep(profile: Profile, seeds: std::ops::Range<u64>) {
