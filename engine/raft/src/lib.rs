@@ -44,6 +44,7 @@ mod config;
 mod log;
 mod node;
 mod progress;
+mod storage;
 mod types;
 
 #[cfg(test)]

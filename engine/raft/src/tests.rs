@@ -100,7 +100,8 @@ impl Cluster {
             while node.has_ready() {
                 any = true;
                 let rd = node.ready();
-                persist(&mut tn.durable, &rd);
+                tn.durable
+                    .write(rd.snapshot.as_ref(), &rd.entries, rd.hard_state);
                 self.queue.extend(rd.messages);
                 self.queue.extend(rd.persisted_messages);
                 node.on_persisted(rd.number);
@@ -242,8 +243,7 @@ impl Cluster {
                             },
                             data,
                         };
-                        tn.durable.entries.retain(|e| e.index > index);
-                        tn.durable.snapshot = Some(snap);
+                        tn.durable.compact(snap);
                         format!("compacted to {index}\n")
                     }
                     None => "nothing to compact\n".into(),
@@ -298,20 +298,6 @@ impl Cluster {
             "applied" => format!("[{}]\n", self.nodes[&id(1)].applied.join(" ")),
             other => panic!("unknown command {other}"),
         }
-    }
-}
-
-fn persist(d: &mut Persisted, rd: &Ready) {
-    if let Some(s) = &rd.snapshot {
-        d.snapshot = Some(s.clone());
-        d.entries.clear();
-    }
-    if let Some(first) = rd.entries.first() {
-        d.entries.retain(|e| e.index < first.index);
-        d.entries.extend(rd.entries.iter().cloned());
-    }
-    if let Some(hs) = rd.hard_state {
-        d.hard_state = hs;
     }
 }
 

@@ -531,13 +531,12 @@ impl Sim {
         let term = raft.log_term(index).expect("snapshot term");
         let voters = raft.voters().to_vec();
         r.last_compact = index;
-        r.durable.entries.retain(|e| e.index > index);
         let meta = SnapshotMeta {
             index,
             term,
             voters,
         };
-        r.durable.snapshot = Some(Snapshot { meta, data });
+        r.durable.compact(Snapshot { meta, data });
     }
 
     // ----- disk --------------------------------------------------------------
@@ -562,7 +561,11 @@ impl Sim {
         let mut last: BTreeMap<Group, u64> = BTreeMap::new();
         let mut out = Vec::new();
         for job in jobs {
-            persist(&mut n.replicas[job.group].durable, &job);
+            n.replicas[job.group].durable.write(
+                job.snapshot.as_ref(),
+                &job.entries,
+                job.hard_state,
+            );
             last.insert(job.group, job.number);
             out.extend(job.messages);
         }
@@ -666,7 +669,11 @@ impl Sim {
         let n = self.node(id);
         let jobs: Vec<DiskJob> = n.disk.drain(..).collect();
         for job in jobs.iter().take(survive) {
-            persist(&mut n.replicas[job.group].durable, job);
+            n.replicas[job.group].durable.write(
+                job.snapshot.as_ref(),
+                &job.entries,
+                job.hard_state,
+            );
         }
         n.disk_busy = 0;
         n.up = false;
@@ -841,20 +848,5 @@ fn hint(e: ProposeError) -> Option<NodeId> {
     match e {
         ProposeError::NotLeader { leader } => leader,
         _ => None,
-    }
-}
-
-/// Applies one job to a durable store, as a disk would.
-fn persist(d: &mut Persisted, job: &DiskJob) {
-    if let Some(s) = &job.snapshot {
-        d.snapshot = Some(s.clone());
-        d.entries.clear();
-    }
-    if let Some(first) = job.entries.first() {
-        d.entries.retain(|e| e.index < first.index);
-        d.entries.extend(job.entries.iter().cloned());
-    }
-    if let Some(hs) = job.hard_state {
-        d.hard_state = hs;
     }
 }
