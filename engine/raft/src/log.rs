@@ -54,7 +54,7 @@ impl RaftLog {
                     found: entry.index,
                 });
             }
-            if entry.term < prev_term || entry.term > state.hard_state.term {
+            if entry.term < prev_term {
                 return Err(ConfigError::BadTerms);
             }
             expected += 1;

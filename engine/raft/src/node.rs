@@ -76,10 +76,19 @@ impl RawNode {
             return Err(ConfigError::NotAVoter);
         }
         let log = RaftLog::recover(&state, cfg.applied)?;
+        // A crash between writing a Ready's entries and its hard state leaves
+        // entries of a newer term than the durable term. Adopt that term with
+        // no vote: any vote cast in it was never sent, since votes leave only
+        // once the whole Ready is durable.
+        let (term, vote) = if log.last_term() > state.hard_state.term {
+            (log.last_term(), None)
+        } else {
+            (state.hard_state.term, state.hard_state.vote)
+        };
         let mut node = RawNode {
             rng: SplitMix64::new(cfg.seed ^ cfg.id.wrapping_mul(0x2545_F491_4F6C_DD1D)),
-            term: state.hard_state.term,
-            vote: state.hard_state.vote,
+            term,
+            vote,
             role: Role::Follower,
             leader: None,
             commit_high_water: log.committed,

@@ -542,3 +542,39 @@ fn rejects_invalid_config_and_state() {
         })
     );
 }
+
+#[test]
+fn recovers_from_entries_written_without_their_hard_state() {
+    // Crash between the entries and the hard state of one Ready: the log
+    // holds a term-3 entry, the durable term is still 2 (with a vote).
+    let state = Persisted {
+        hard_state: HardState {
+            term: 2,
+            vote: Some(2),
+            commit: 1,
+        },
+        snapshot: None,
+        entries: vec![
+            Entry {
+                term: 1,
+                index: 1,
+                kind: EntryKind::Empty,
+                data: vec![],
+            },
+            Entry {
+                term: 3,
+                index: 2,
+                kind: EntryKind::Empty,
+                data: vec![],
+            },
+        ],
+    };
+    let mut n = RawNode::new(Config::new(1, vec![1, 2, 3], 1), state).expect("recovers");
+    assert_eq!((n.term(), n.hard_state().vote), (3, None));
+    let rd = n.ready();
+    assert_eq!(
+        rd.hard_state.map(|hs| hs.term),
+        Some(3),
+        "the adopted term is persisted"
+    );
+}

@@ -257,7 +257,7 @@ pub enum ConfigError {
         commit: Index,
         last: Index,
     },
-    /// Persisted entry terms decrease or exceed the hard-state term.
+    /// Persisted entry terms decrease.
     BadTerms,
 }
 

@@ -661,6 +661,7 @@ impl Sim {
         // Half the time, a random prefix of the unacknowledged writes reached
         // the disk before the crash (the fsync finished, its ack did not).
         let pending = self.node(id).disk.len() as u64;
+        let torn_inside = self.rng.flip();
         let survive = if self.rng.flip() {
             self.rng.range(0, pending) as usize
         } else {
@@ -674,6 +675,13 @@ impl Sim {
                 &job.entries,
                 job.hard_state,
             );
+        }
+        // The next write may be torn inside: snapshot and entries reached
+        // the disk, its hard state did not.
+        if let Some(job) = jobs.get(survive).filter(|_| torn_inside) {
+            n.replicas[job.group]
+                .durable
+                .write(job.snapshot.as_ref(), &job.entries, None);
         }
         n.disk_busy = 0;
         n.up = false;
