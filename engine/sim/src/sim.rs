@@ -87,6 +87,7 @@ struct Replica {
     last_compact: Index,
     reads: Vec<PendingRead>,
     traced: Option<(Role, Term)>,
+    traced_commit: Index,
 }
 
 struct SimNode {
@@ -172,6 +173,7 @@ impl Sim {
                     last_compact: 0,
                     reads: Vec::new(),
                     traced: None,
+                    traced_commit: 0,
                 })
                 .collect();
             sim.nodes.push(SimNode {
@@ -406,6 +408,14 @@ impl Sim {
         if self.replica(id, g).traced != Some(state) {
             self.replica(id, g).traced = Some(state);
             self.log(format!("g{g} n{id} is {:?} in term {}", state.0, state.1));
+        }
+        if self.trace.is_some() {
+            let commit = raft_commit(&self.nodes[(id - 1) as usize].replicas[g]);
+            let r = self.replica(id, g);
+            if r.traced_commit != commit {
+                r.traced_commit = commit;
+                self.log(format!("g{g} n{id} commit {commit}"));
+            }
         }
         Ok(())
     }
@@ -850,6 +860,10 @@ impl Sim {
         self.stats.final_len += reference.list.len() as u64;
         Ok(())
     }
+}
+
+fn raft_commit(r: &Replica) -> Index {
+    r.raft.as_ref().map_or(0, |raft| raft.commit_index())
 }
 
 fn hint(e: ProposeError) -> Option<NodeId> {
