@@ -18,6 +18,8 @@ pub const IO_MEMORY_AUTO_TOTAL_BYTES: usize = 6 * 1024 * 1024;
 pub const IO_MEMORY_MIN_BYTES: usize = 256 * 1024;
 /// Most shards a node runs.
 pub const SHARDS_MAX: usize = 256;
+/// Longest an idle shard may spin before parking, in microseconds.
+pub const SPIN_BEFORE_PARK_MAX_US: u64 = 10_000;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,7 @@ pub struct ServerConfig {
     pub auth_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub spin_before_park_us: u64,
     pub io_memory_bytes: usize,
 }
 
@@ -145,6 +148,12 @@ impl Config {
         if server.max_frame_bytes < 1024 {
             return Err("server.max_frame_bytes must be at least 1024".into());
         }
+        if server.spin_before_park_us > SPIN_BEFORE_PARK_MAX_US {
+            return Err(format!(
+                "server.spin_before_park_us {} exceeds the maximum {SPIN_BEFORE_PARK_MAX_US}",
+                server.spin_before_park_us
+            ));
+        }
         if server.auth_timeout_secs == 0 {
             return Err("server.auth_timeout_secs must be at least 1".into());
         }
@@ -176,6 +185,10 @@ impl Config {
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.server.idle_timeout_secs > 0)
             .then(|| Duration::from_secs(self.server.idle_timeout_secs))
+    }
+
+    pub fn spin_before_park(&self) -> Duration {
+        Duration::from_micros(self.server.spin_before_park_us)
     }
 
     pub fn auth_timeout(&self) -> Duration {
@@ -211,6 +224,12 @@ mod tests {
         let mut config = Config::default_config();
         config.auth.method = AuthMethodName::ScramSha256;
         assert!(config.validate(2).unwrap_err().contains("at least one"));
+        let mut config = Config::default_config();
+        config.server.spin_before_park_us = SPIN_BEFORE_PARK_MAX_US + 1;
+        assert!(config
+            .validate(2)
+            .unwrap_err()
+            .contains("spin_before_park_us"));
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
             .io_memory(node.config.server.io_memory_bytes)
+            .spin_before_park(node.config.spin_before_park())
             .spawn(move || async move {
                 let result = shard::run(id, node.clone(), mesh).await;
                 if let Err(error) = &result {
