@@ -191,7 +191,7 @@ fn bench_mesh(c: &mut Criterion) {
     group.bench_function("one_way", |b| {
         b.iter_custom(|iters| run(iters, Mode::OneWay))
     });
-    let spin = Duration::from_micros(200);
+    let spin = Duration::from_micros(50);
     group.bench_function("round_trip_spin_50us", |b| {
         b.iter_custom(|iters| run_with_spin(iters, Mode::RoundTrip, spin))
     });
