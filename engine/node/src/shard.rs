@@ -67,6 +67,8 @@ pub struct Shard {
     connections: RefCell<HashMap<i32, ConnEntry>>,
     /// Accepted sockets, admitted or not yet.
     open_sockets: Cell<usize>,
+    /// Sockets closed unserved because twice the connection limit was open.
+    refused_sockets: Cell<u64>,
     next_sequence: Cell<u32>,
     mesh: RefCell<Option<Rc<NodeMesh>>>,
     pub latency_queue: TaskQueueHandle,
@@ -168,6 +170,7 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         config: config.clone(),
         connections: RefCell::new(HashMap::new()),
         open_sockets: Cell::new(0),
+        refused_sockets: Cell::new(0),
         next_sequence: Cell::new(0),
         mesh: RefCell::new(None),
         latency_queue,
@@ -243,24 +246,46 @@ async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, node: &Arc<NodeS
                 continue;
             }
         };
+        // Sockets over the connection limit are held just long enough to be
+        // told why (53300, after their startup packet); past twice the limit
+        // they are closed at once, so a connection flood cannot pile up
+        // sockets for the length of the authentication timeout.
+        let limit = shard.config.server.max_connections_per_shard;
+        if shard.open_sockets.get() >= limit.saturating_mul(2) {
+            drop(stream);
+            let refused = shard.refused_sockets.get() + 1;
+            shard.refused_sockets.set(refused);
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    shard = shard.id,
+                    refused,
+                    "connection flood: closing sockets at once"
+                );
+            }
+            continue;
+        }
         let _ = stream.set_nodelay(true);
-        let task = serve_connection(shard.clone(), stream);
+        // Counted here, not in the task, so a burst of accepts sees itself.
+        let over_limit = shard.open_sockets.get() >= limit;
+        shard.open_sockets.set(shard.open_sockets.get() + 1);
+        let task = serve_connection(shard.clone(), stream, over_limit);
         match glommio::spawn_local_into(task, shard.latency_queue) {
             Ok(task) => {
                 task.detach();
             }
-            Err(error) => tracing::error!(%error, "spawning a connection task"),
+            Err(error) => {
+                shard.open_sockets.set(shard.open_sockets.get() - 1);
+                tracing::error!(%error, "spawning a connection task");
+            }
         }
     }
 }
 
-async fn serve_connection(shard: Rc<Shard>, stream: TcpStream) {
+async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, over_limit: bool) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    let over_limit = shard.open_sockets.get() >= shard.config.server.max_connections_per_shard;
-    shard.open_sockets.set(shard.open_sockets.get() + 1);
     tracing::debug!(shard = shard.id, %peer, "connection accepted");
     let host = ShardConnHost {
         shard: shard.clone(),

@@ -275,6 +275,38 @@ async fn too_many_connections_per_shard_is_53300() {
 }
 
 #[tokio::test]
+async fn a_connection_flood_is_capped_at_twice_the_limit() {
+    let server = TestServer::with_config(1, &[("max_connections_per_shard", "2")], "");
+    // Let the harness's readiness probe connection finish first.
+    std::thread::sleep(Duration::from_millis(500));
+    // Silent sockets: two take the slots, two more wait to be refused, and the
+    // rest are closed at once instead of piling up.
+    let mut silent: Vec<_> = (0..8).map(|_| server.raw()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut closed_at_once = 0;
+    for stream in silent.iter_mut() {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if common::closed_by_server(stream) {
+            closed_at_once += 1;
+        }
+    }
+    assert_eq!(
+        closed_at_once, 4,
+        "sockets beyond twice the limit are closed"
+    );
+    assert!(server.log().contains("connection flood"));
+    drop(silent);
+    // Once the flood is gone the server serves again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.connect_with(&server.url()).await.is_err() {
+        assert!(Instant::now() < deadline, "server did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn idle_connections_are_closed_with_57p05() {
     let server = TestServer::with_config(1, &[("idle_timeout_secs", "1")], "");
     let mut stream = raw_session(&server);
