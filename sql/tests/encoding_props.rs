@@ -17,10 +17,10 @@ use teller_sql::encoding::key::{
 use teller_sql::encoding::row::{RowCodec, RowColumn};
 use teller_sql::kv::memory::MemoryKv;
 use teller_sql::kv::{Batch, Kv, KvTxn, ScanRequest, Span, TxnOptions};
-use testing::{column_compare, nullable, same, Rng, KEY_TYPES};
+use testing::{column_compare, key_types, nullable, same, Rng};
 
 fn random_column(rng: &mut Rng) -> KeyColumn {
-    let ty = rng.pick(&KEY_TYPES);
+    let ty = rng.pick(&key_types());
     let direction = if rng.chance(2) {
         Direction::Asc
     } else {

@@ -4,7 +4,7 @@ use rust_decimal::Decimal;
 use teller_net::types::{Interval, Type, Value};
 
 use super::*;
-use crate::encoding::testing::{column_compare, nullable, same, sql_compare, Rng, KEY_TYPES};
+use crate::encoding::testing::{column_compare, key_types, nullable, same, sql_compare, Rng};
 
 fn enc(value: &Value, col: KeyColumn) -> Vec<u8> {
     let mut out = Vec::new();
@@ -66,7 +66,7 @@ fn check_round_trip(v: &Value, col: KeyColumn) {
 #[test]
 fn property_order_and_round_trip_per_type() {
     let mut rng = Rng::new(0x7e11e4);
-    for ty in KEY_TYPES {
+    for ty in key_types() {
         for _ in 0..3000 {
             let a = nullable(&mut rng, ty, 10);
             let b = if rng.chance(8) {
@@ -92,7 +92,7 @@ fn property_composite_keys() {
         let width = 1 + rng.below(4) as usize;
         let cols: Vec<KeyColumn> = (0..width)
             .map(|_| {
-                let ty = rng.pick(&KEY_TYPES);
+                let ty = rng.pick(&key_types());
                 rng.pick(&all_columns(ty))
             })
             .collect();
@@ -397,7 +397,7 @@ fn corrupt_keys_are_errors_not_panics() {
             bytes[0] = 0x10 + rng.below(14) as u8 + if rng.chance(2) { 0x40 } else { 0 };
         }
         let _ = pretty(&bytes);
-        for ty in KEY_TYPES {
+        for ty in key_types() {
             for col in all_columns(ty) {
                 let mut input = &bytes[..];
                 if let Err(e) = decode_value(&mut input, col) {
@@ -532,5 +532,12 @@ fn golden_encodings() {
             column_compare(&back, &value, col.ty, false, false),
             Ordering::Equal
         );
+    }
+}
+
+#[test]
+fn key_types_are_exactly_the_types_with_a_key_encoding() {
+    for ty in Type::ALL {
+        assert_eq!(key_types().contains(&ty), is_key_type(ty), "{ty:?}");
     }
 }
