@@ -154,7 +154,6 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
     // bought no measurable latency for mesh messages.
     let mesh_queue =
         executor.create_task_queue(Shares::Static(1000), Latency::NotImportant, "mesh");
-    probe_data_device(&node, id).await?;
 
     let limits = Limits {
         max_frame_bytes: config.server.max_frame_bytes,
@@ -183,6 +182,11 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         let mesh = Mesh::join(mesh, id, handler, mesh_queue).await?;
         *shard.mesh.borrow_mut() = Some(mesh);
     }
+
+    // After the mesh join, so that a shard failing here cannot leave the
+    // others waiting for it in `Mesh::join`; they see the stop flag instead.
+    // The join opens no files, so the probe still precedes all device I/O.
+    probe_data_device(&node, id).await?;
 
     let listener = TcpListener::bind(config.listen_addr())
         .map_err(|e| format!("shard {id}: binding {}: {e}", config.server.listen))?;

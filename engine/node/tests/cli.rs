@@ -97,3 +97,44 @@ fn a_port_taken_by_another_program_fails_the_start_cleanly() {
     assert!(err.contains("binding"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_shard_failing_at_start_stops_the_node_instead_of_hanging() {
+    // Shard 0's device probe cannot open its probe file (it is a directory):
+    // the other shard must not wait for it forever.
+    let dir = std::env::temp_dir().join(format!("teller-cli-probe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("shard-0").join("probe")).unwrap();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    drop(holder);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_teller"))
+        .args([
+            "start",
+            "--shards",
+            "2",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("teller hung after a shard failed to start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("probing the data device"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
