@@ -54,6 +54,8 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         shards_listening: AtomicUsize::new(0),
     });
     prepare_data_dir(&node)?;
+    let _lock = lock_data_dir(&node.config.server.data_dir)?;
+    check_address_free(node.config.listen_addr())?;
 
     let cpus: Vec<usize> = CpuSet::online()
         .map_err(|e| format!("reading the online CPUs: {e}"))?
@@ -150,6 +152,51 @@ fn build_verifiers(config: &Config) -> Result<HashMap<String, ScramVerifier>, St
         }
     }
     Ok(verifiers)
+}
+
+/// Name of the lock file that keeps two nodes off one data directory.
+pub const DATA_DIR_LOCK_FILE: &str = "LOCK";
+
+/// Takes an exclusive lock on the data directory for the life of the returned
+/// file, so two nodes never write the same files. The lock file holds the
+/// owner's pid, for the error message of the next one.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join(DATA_DIR_LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    if let Err(error) = file.try_lock() {
+        let mut owner = String::new();
+        let _ = file.read_to_string(&mut owner);
+        return Err(match error {
+            std::fs::TryLockError::WouldBlock => format!(
+                "data directory {} is in use by another teller process (pid {})",
+                data_dir.display(),
+                owner.trim()
+            ),
+            std::fs::TryLockError::Error(e) => format!("locking {}: {e}", path.display()),
+        });
+    }
+    let pid = std::process::id().to_string();
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(pid.as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(file)
+}
+
+/// Every shard binds with SO_REUSEPORT, which would let a second node bind the
+/// same address and silently take part of the connections. Binding once
+/// without it first fails if anything already listens there.
+fn check_address_free(addr: std::net::SocketAddr) -> Result<(), String> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|e| format!("binding {addr}: {e} (is another server listening there?)"))
 }
 
 fn prepare_data_dir(node: &NodeShared) -> Result<(), String> {
