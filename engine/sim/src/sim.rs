@@ -261,7 +261,7 @@ impl Sim {
                 return Err(format!("runaway: more than {EVENTS_MAX} events"));
             }
             self.handle(s.event)?;
-            if self.stats.events % DURABILITY_CHECK_EVENTS == 0 {
+            if self.stats.events.is_multiple_of(DURABILITY_CHECK_EVENTS) {
                 self.check_durability()?;
             }
         }

@@ -624,7 +624,7 @@ fn take_numeric(input: &mut &[u8], mask: u8) -> PgResult<Decimal> {
     }
     // Drop the padding digit (and any zero digits a corrupt key may hold).
     // Terminates: the leading digit is not zero.
-    while mantissa % 10 == 0 {
+    while mantissa.is_multiple_of(10) {
         mantissa /= 10;
         digits -= 1;
     }

@@ -22,7 +22,7 @@ impl AlignedBuf {
     /// A zeroed buffer of `len` bytes; `len` must be a multiple of [`BLOCK_SIZE`].
     pub fn zeroed(len: usize) -> Self {
         assert!(
-            len % BLOCK_SIZE == 0,
+            len.is_multiple_of(BLOCK_SIZE),
             "AlignedBuf length {len} not block-aligned"
         );
         AlignedBuf {

@@ -28,7 +28,7 @@ pub const DMA_IO_CHUNK_BYTES: usize = 1024 * 1024;
 pub const PROBE_FILE_NAME: &str = "probe";
 const PROBE_FILE_BYTES: usize = 4096;
 
-const _: () = assert!(DMA_IO_CHUNK_BYTES % super::BLOCK_SIZE == 0);
+const _: () = assert!(DMA_IO_CHUNK_BYTES.is_multiple_of(super::BLOCK_SIZE));
 
 /// Makes glommio's per-device polled-I/O detection see a non-empty file: ensures
 /// `dir/probe` exists with 4 KiB of data, then opens it with O_DIRECT.

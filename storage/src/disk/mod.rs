@@ -41,7 +41,7 @@ pub const BLOCK_SIZE: usize = 4096;
 pub const SECTOR_SIZE: usize = 512;
 
 const _: () = assert!(BLOCK_SIZE.is_power_of_two());
-const _: () = assert!(BLOCK_SIZE % SECTOR_SIZE == 0);
+const _: () = assert!(BLOCK_SIZE.is_multiple_of(SECTOR_SIZE));
 
 /// How [`Disk::open`] treats a missing or existing file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,7 +167,7 @@ pub trait DiskFile {
 /// Panics unless `offset` and `len` are aligned to [`BLOCK_SIZE`].
 fn assert_aligned(offset: u64, len: usize) {
     assert!(
-        offset % BLOCK_SIZE as u64 == 0 && len % BLOCK_SIZE == 0,
+        offset.is_multiple_of(BLOCK_SIZE as u64) && len.is_multiple_of(BLOCK_SIZE),
         "misaligned direct I/O: offset {offset}, len {len}"
     );
 }

@@ -84,7 +84,7 @@ pub async fn wal_throughput<D: Disk>(
         let t = Instant::now();
         let durable = wal.sync().await?;
         sync_latencies.push(t.elapsed());
-        if sync_latencies.len() as u64 % params.truncate_every_syncs == 0 {
+        if (sync_latencies.len() as u64).is_multiple_of(params.truncate_every_syncs) {
             wal.truncate_before(Lsn(durable.0 + 1)).await?;
         }
     }

@@ -53,7 +53,7 @@ pub struct RecordHeader {
 }
 
 const _: () = assert!(std::mem::size_of::<RecordHeader>() == HEADER_BYTES);
-const _: () = assert!(BLOCK_SIZE % HEADER_BYTES == 0);
+const _: () = assert!(BLOCK_SIZE.is_multiple_of(HEADER_BYTES));
 
 impl RecordHeader {
     pub fn compute_checksum(&self, payload: &[u8]) -> u64 {

@@ -67,7 +67,7 @@ pub const BATCH_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
 pub const SEGMENTS_FREE_MAX_DEFAULT: usize = 4;
 /// Size of the zero writes that fill a new segment file, in bytes.
 const ZERO_FILL_CHUNK_BYTES: usize = 1024 * 1024;
-const _: () = assert!(ZERO_FILL_CHUNK_BYTES % BLOCK_SIZE == 0);
+const _: () = assert!(ZERO_FILL_CHUNK_BYTES.is_multiple_of(BLOCK_SIZE));
 /// Largest record payload, in bytes (further bounded by the segment size).
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
 
@@ -120,7 +120,7 @@ impl Default for WalConfig {
 impl WalConfig {
     fn validate(&self) {
         assert!(
-            self.segment_bytes % BLOCK_SIZE as u64 == 0,
+            self.segment_bytes.is_multiple_of(BLOCK_SIZE as u64),
             "segment size not block-aligned"
         );
         assert!(
@@ -520,7 +520,7 @@ impl<D: Disk> Wal<D> {
         assert_eq!(self.pending.is_empty(), self.batch_lsn.is_none());
         if self.pending.is_empty() && !self.failed {
             assert!(
-                self.tail % BLOCK_SIZE as u64 == 0,
+                self.tail.is_multiple_of(BLOCK_SIZE as u64),
                 "a synced tail is block-aligned"
             );
             assert_eq!(
@@ -554,7 +554,7 @@ impl<D: Disk> Wal<D> {
         if self.pending.last().is_none_or(|p| p.seq != seq) {
             // After a sync the tail is block-aligned; after a roll it is 0.
             assert!(
-                self.tail % BLOCK_SIZE as u64 == 0,
+                self.tail.is_multiple_of(BLOCK_SIZE as u64),
                 "batch starts off a block boundary"
             );
             self.pending.push(Pending {
