@@ -139,61 +139,10 @@ fn a_shard_failing_at_start_stops_the_node_instead_of_hanging() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_second_node_on_the_same_data_dir_or_port_is_refused() {
-    let dir = std::env::temp_dir().join(format!("teller-cli-lock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let port = {
-        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        holder.local_addr().unwrap().port()
-    };
-    let start = |data: &std::path::Path, port: u16| {
-        Command::new(env!("CARGO_BIN_EXE_teller"))
-            .args([
-                "start",
-                "--shards",
-                "1",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--data-dir")
-            .arg(data)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut first = start(&dir.join("a"), port);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "first node did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    // Same data directory, another port.
-    let other_port = {
-        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        holder.local_addr().unwrap().port()
-    };
-    let output = Command::new(env!("CARGO_BIN_EXE_teller"))
-        .args([
-            "start",
-            "--shards",
-            "1",
-            "--listen",
-            &format!("127.0.0.1:{other_port}"),
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("a"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("in use by another teller process"), "{err}");
-    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
-    // Another data directory, same port.
-    let output = Command::new(env!("CARGO_BIN_EXE_teller"))
+/// `teller start --shards 1` on `port` with `data` as its data directory.
+fn start_command(data: &std::path::Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_teller"));
+    command
         .args([
             "start",
             "--shards",
@@ -202,24 +151,55 @@ fn a_second_node_on_the_same_data_dir_or_port_is_refused() {
             &format!("127.0.0.1:{port}"),
         ])
         .arg("--data-dir")
-        .arg(dir.join("b"))
-        .output()
-        .unwrap();
+        .arg(data);
+    command
+}
+
+fn free_port() -> u16 {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    holder.local_addr().unwrap().port()
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Runs a second node that must be refused; returns its stderr.
+fn refused_start(data: &std::path::Path, port: u16) -> String {
+    let output = start_command(data, port).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&output.stderr);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_second_node_on_the_same_data_dir_or_port_is_refused() {
+    let dir = std::env::temp_dir().join(format!("teller-cli-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = free_port();
+    let spawn = |data: &std::path::Path| {
+        start_command(data, port)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn(&dir.join("a"));
+    wait_listening(port, "first node");
+    // Same data directory, another port.
+    let err = refused_start(&dir.join("a"), free_port());
+    assert!(err.contains("in use by another teller process"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    // Another data directory, same port.
+    let err = refused_start(&dir.join("b"), port);
     assert!(err.contains("is another server listening there"), "{err}");
     let _ = first.kill();
     let _ = first.wait();
-    // Once the first node is gone, its data directory can be used again.
-    let mut again = start(&dir.join("a"), port);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "restart after kill failed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Once the first node is gone (SIGKILL), its data directory can be used again.
+    let mut again = spawn(&dir.join("a"));
+    wait_listening(port, "restart after kill");
     let _ = again.kill();
     let _ = again.wait();
     let _ = std::fs::remove_dir_all(&dir);
