@@ -18,7 +18,8 @@ use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
 use teller_net::scram::ScramVerifier;
 use teller_net::session::StartupInfo;
 use teller_net::{PgError, PgResult, SqlState};
-use teller_sql::SqlSession;
+use teller_sql::kv::memory::MemoryKv;
+use teller_sql::{SqlSession, SqlShard};
 
 use crate::config::{AuthMethodName, Config};
 use crate::mesh::{Handler, Mesh, ShardId};
@@ -385,8 +386,11 @@ impl ConnHost for ShardConnHost {
     }
 
     fn open_session(&mut self, startup: &StartupInfo) -> PgResult<Self::Session> {
+        let (kv, sql) = SHARD_SQL.with(|s| s.clone());
         let host = SessionHost {
             shard: self.shard.clone(),
+            kv,
+            sql,
         };
         SqlSession::new(host, startup)
     }
@@ -463,12 +467,33 @@ impl ConnHost for ShardConnHost {
     }
 }
 
+thread_local! {
+    /// INTERIM: the shard's KV store is an in-memory `MemoryKv`, one per
+    /// shard thread, so data lives as long as the process and is not shared
+    /// between shards (tests run with one shard). The engine's routed KV
+    /// client replaces it; the SQL layer does not change. The SQL layer's
+    /// per-shard state (catalog cache, statistics) lives beside it.
+    static SHARD_SQL: (MemoryKv, SqlShard) = (MemoryKv::new(), SqlShard::new());
+}
+
 /// What the SQL layer may ask of the node.
 pub struct SessionHost {
     shard: Rc<Shard>,
+    kv: MemoryKv,
+    sql: SqlShard,
 }
 
 impl teller_sql::Host for SessionHost {
+    type Kv = MemoryKv;
+
+    fn kv(&self) -> &MemoryKv {
+        &self.kv
+    }
+
+    fn sql_shard(&self) -> &SqlShard {
+        &self.sql
+    }
+
     fn shard(&self) -> usize {
         self.shard.id
     }

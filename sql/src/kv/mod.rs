@@ -122,6 +122,26 @@ pub enum Isolation {
     ReadCommitted,
 }
 
+/// The strength of a row lock taken by a locking read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockStrength {
+    /// `FOR SHARE` / `FOR KEY SHARE`: blocks writers, not other sharers.
+    Share,
+    /// `FOR UPDATE` / `FOR NO KEY UPDATE`: blocks writers and other lockers.
+    Exclusive,
+}
+
+/// What a locking read does when a row is locked by another transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockWait {
+    /// Waits in the lock queue.
+    Block,
+    /// Fails at once with [`KvError::LockNotAvailable`] (`NOWAIT`).
+    NoWait,
+    /// Leaves the row out of the result (`SKIP LOCKED`).
+    SkipLocked,
+}
+
 /// How to start a transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxnOptions {
@@ -475,8 +495,10 @@ impl From<KvError> for PgError {
 /// A KV store: the engine's per-shard client, or [`memory::MemoryKv`].
 // Shard-local by design: these futures never cross threads.
 #[allow(async_fn_in_trait)]
-pub trait Kv {
-    type Txn: KvTxn;
+pub trait Kv: 'static {
+    /// Transaction handles are shard-local values (no borrowed state), so
+    /// a portal may keep one across client round trips.
+    type Txn: KvTxn + 'static;
 
     /// Starts a transaction.
     async fn begin(&self, options: TxnOptions) -> Result<Self::Txn, KvError>;
