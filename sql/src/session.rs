@@ -664,6 +664,12 @@ impl<H: Host> SqlSession<H> {
                 Vec::new(),
                 false,
             ),
+            Command::Analyze(tables) => {
+                for t in tables {
+                    exec::scan::count_rows(&mut cx, t).await?;
+                }
+                (Vec::new(), "ANALYZE".to_string(), Vec::new(), false)
+            }
             Command::Query { .. } => return Err(PgError::internal("queries stream")),
         };
         for n in notices {

@@ -63,6 +63,8 @@ pub enum Command {
     Ddl(Box<ddl::Ddl>),
     /// `EXPLAIN`: the plan as text rows.
     Explain(Vec<String>),
+    /// `ANALYZE [table]`: refresh row count statistics.
+    Analyze(Vec<crate::catalog::TableRef>),
 }
 
 impl Command {
@@ -73,7 +75,7 @@ impl Command {
             Command::Insert(p) => p.returning.as_ref().map(|r| r.columns.clone()),
             Command::Update(p) => p.returning.as_ref().map(|r| r.columns.clone()),
             Command::Delete(p) => p.returning.as_ref().map(|r| r.columns.clone()),
-            Command::Ddl(_) => None,
+            Command::Ddl(_) | Command::Analyze(_) => None,
             Command::Explain(_) => Some(vec![Column::new("QUERY PLAN", Type::Text)]),
         }
     }
@@ -407,6 +409,28 @@ pub fn bind_statement(
             };
             let lines = crate::plan::explain::explain(&inner);
             Command::Explain(lines)
+        }
+        ast::Statement::Analyze(a) => {
+            let tables = match &a.table_name {
+                Some(name) => {
+                    let parts = names::object_parts(name)?;
+                    let (schema, table) = binder.resolve_schema(&parts)?;
+                    match env.catalog.relation(schema, table) {
+                        Some(crate::catalog::Relation::Table(id)) => {
+                            vec![env.catalog.table(id).cloned().expect("named relation")]
+                        }
+                        _ => return Err(errors::undefined_table(table)),
+                    }
+                }
+                None => env
+                    .catalog
+                    .tables
+                    .values()
+                    .filter(|t| t.schema_id == env.schema)
+                    .cloned()
+                    .collect(),
+            };
+            Command::Analyze(tables)
         }
         other => match ddl::bind_ddl(&mut binder, other, params)? {
             Some(ddl) => Command::Ddl(Box::new(ddl)),

@@ -43,6 +43,9 @@ struct Body {
     sort: Vec<SortKey>,
     /// Trailing columns of `plan` that only ORDER BY needs.
     junk: usize,
+    /// Output columns that were untyped literals made text: a set
+    /// operation may still resolve them to the other side's type.
+    unknown: Vec<bool>,
 }
 
 /// A select-list entry before binding.
@@ -235,9 +238,9 @@ impl<'a> Binder<'a> {
         &mut self,
         body: &ast::SetExpr,
         params: &mut Vec<Option<Type>>,
-    ) -> PgResult<(Plan, Vec<Column>)> {
+    ) -> PgResult<(Plan, Vec<Column>, Vec<bool>)> {
         let b = self.set_expr(body, &[], params)?;
-        Ok((b.plan, b.columns))
+        Ok((b.plan, b.columns, b.unknown))
     }
 
     /// ORDER BY over a body's output columns only (set operations, VALUES).
@@ -270,11 +273,13 @@ impl<'a> Binder<'a> {
             self.set_scope(saved);
             result?;
         }
+        let unknown = vec![false; columns.len()];
         Ok(Body {
             plan,
             columns,
             sort,
             junk: 0,
+            unknown,
         })
     }
 
@@ -531,6 +536,10 @@ impl<'a> Binder<'a> {
             }
         }
         // Output types: unknowns become text.
+        let unknown: Vec<bool> = exprs
+            .iter()
+            .map(|e| matches!(e, Expr::Const(_, Type::Unknown)))
+            .collect();
         {
             let mut cx = BindContext::new(params);
             for (e, column) in exprs.iter_mut().zip(&mut columns) {
@@ -637,6 +646,7 @@ impl<'a> Binder<'a> {
             columns,
             sort,
             junk,
+            unknown,
         })
     }
 
@@ -1178,8 +1188,8 @@ pub fn cast_columns(
 fn set_operation(
     op: ast::SetOperator,
     quantifier: ast::SetQuantifier,
-    (lplan, lcols): (Plan, Vec<Column>),
-    (rplan, rcols): (Plan, Vec<Column>),
+    (lplan, lcols, lunknown): (Plan, Vec<Column>, Vec<bool>),
+    (rplan, rcols, runknown): (Plan, Vec<Column>, Vec<bool>),
     params: &mut Vec<Option<Type>>,
 ) -> PgResult<(Plan, Vec<Column>)> {
     let (kind, word) = match op {
@@ -1202,8 +1212,11 @@ fn set_operation(
         )));
     }
     let mut types = Vec::with_capacity(lcols.len());
-    for (l, r) in lcols.iter().zip(&rcols) {
-        let t = expr::ops::unify(l.ty, r.ty).ok_or_else(|| {
+    for (i, (l, r)) in lcols.iter().zip(&rcols).enumerate() {
+        // An untyped literal takes the other side's type.
+        let lt = if lunknown[i] { Type::Unknown } else { l.ty };
+        let rt = if runknown[i] { Type::Unknown } else { r.ty };
+        let t = expr::ops::unify(lt, rt).ok_or_else(|| {
             PgError::new(
                 SqlState::DATATYPE_MISMATCH,
                 format!(
@@ -1215,14 +1228,28 @@ fn set_operation(
         })?;
         types.push(if t == Type::Unknown { Type::Text } else { t });
     }
-    let ltypes: Vec<Type> = lcols.iter().map(|c| c.ty).collect();
-    let rtypes: Vec<Type> = rcols.iter().map(|c| c.ty).collect();
-    let left = if ltypes == types {
+    let as_given = |cols: &[Column], unknown: &[bool]| -> Vec<Type> {
+        cols.iter()
+            .zip(unknown)
+            .map(|(c, &u)| if u { Type::Unknown } else { c.ty })
+            .collect()
+    };
+    let ltypes = as_given(&lcols, &lunknown);
+    let rtypes = as_given(&rcols, &runknown);
+    let left = if ltypes
+        .iter()
+        .zip(&types)
+        .all(|(a, b)| a == b || (*a == Type::Unknown && *b == Type::Text))
+    {
         lplan
     } else {
         cast_columns(lplan, &ltypes, &types, params)?
     };
-    let right = if rtypes == types {
+    let right = if rtypes
+        .iter()
+        .zip(&types)
+        .all(|(a, b)| a == b || (*a == Type::Unknown && *b == Type::Text))
+    {
         rplan
     } else {
         cast_columns(rplan, &rtypes, &types, params)?

@@ -366,3 +366,27 @@ impl ScanOp {
         }
     }
 }
+
+/// Counts a table's rows with a full scan and records the count.
+pub async fn count_rows<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    table: &crate::catalog::TableRef,
+) -> PgResult<u64> {
+    let codec = TableCodec::new(table);
+    let mut rows = 0u64;
+    let mut next = Some(Span::prefix(&codec.primary.prefix));
+    while let Some(span) = next.take() {
+        let mut request = ScanRequest::new(span);
+        request.limit_rows = Some(SCAN_BATCH_ROWS);
+        let mut batch = Batch::new();
+        batch.scan(request);
+        let response = cx.txn.batch(batch).await?;
+        let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
+            return Err(PgError::internal("a scan was answered with something else"));
+        };
+        rows += scan.rows.len() as u64;
+        next = scan.resume;
+    }
+    cx.env.shard.set_row_count(table.id, rows);
+    Ok(rows)
+}

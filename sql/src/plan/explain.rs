@@ -23,6 +23,7 @@ pub fn explain(bound: &Bound) -> Vec<String> {
         Command::Delete(p) => delete(p, &mut out),
         Command::Ddl(d) => out.push(d.tag.to_string()),
         Command::Explain(lines) => out.extend(lines.iter().cloned()),
+        Command::Analyze(_) => out.push("Analyze".into()),
     }
     for (i, sub) in bound.subplans.iter().enumerate() {
         out.push(format!("SubPlan {}", i + 1));

@@ -25,8 +25,8 @@ use super::{
 use crate::expr::{BinOp, Expr};
 
 /// A lookup join is chosen when the left side is at most this fraction of
-/// the right side's rows.
-pub const LOOKUP_MAX_LEFT_FRACTION: f64 = 0.25;
+/// the right side's rows (a lookup costs about two rows of a scan).
+pub const LOOKUP_MAX_LEFT_FRACTION: f64 = 0.5;
 
 /// Splits equalities between the two sides into key pairs; the rest is the
 /// residual condition. `lw` is the left width; expressions are over the
@@ -124,29 +124,6 @@ pub fn choose_strategy(
             right_keys,
         };
     };
-    // Merge: both sides ordered on the keys, in key order.
-    if matches!(kind, JoinKind::Inner | JoinKind::Left) {
-        if let (Some(lo), Some(ro), Some(lcols)) =
-            (ordering(left), ordering(right), bare_columns(&left_keys))
-        {
-            let n = lcols.len();
-            let typed = left_keys
-                .iter()
-                .zip(&right_keys)
-                .all(|(l, r)| same_key_family(l.ty(&[]), r.ty(&[])));
-            if lo.len() >= n
-                && ro.len() >= n
-                && lo[..n] == lcols[..]
-                && ro[..n] == rcols[..]
-                && typed
-            {
-                return JoinStrategy::Merge {
-                    left_keys,
-                    right_keys,
-                };
-            }
-        }
-    }
     // Lookup: the right side is a table whose index starts with the keys.
     if matches!(kind, JoinKind::Inner | JoinKind::Left) {
         if let Plan::Scan(scan) = right {
@@ -185,6 +162,29 @@ pub fn choose_strategy(
                     let lk = order.iter().map(|&i| left_keys[i].clone()).collect();
                     return JoinStrategy::Lookup { left_keys: lk };
                 }
+            }
+        }
+    }
+    // Merge: both sides ordered on the keys, in key order.
+    if matches!(kind, JoinKind::Inner | JoinKind::Left) {
+        if let (Some(lo), Some(ro), Some(lcols)) =
+            (ordering(left), ordering(right), bare_columns(&left_keys))
+        {
+            let n = lcols.len();
+            let typed = left_keys
+                .iter()
+                .zip(&right_keys)
+                .all(|(l, r)| same_key_family(l.ty(&[]), r.ty(&[])));
+            if lo.len() >= n
+                && ro.len() >= n
+                && lo[..n] == lcols[..]
+                && ro[..n] == rcols[..]
+                && typed
+            {
+                return JoinStrategy::Merge {
+                    left_keys,
+                    right_keys,
+                };
             }
         }
     }

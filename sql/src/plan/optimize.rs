@@ -26,6 +26,7 @@ use crate::expr::{BinOp, Expr};
 /// Optimizes a plan (see the module docs).
 pub fn optimize(plan: Plan, env: &BindEnv<'_>) -> PgResult<Plan> {
     let plan = push(plan, env)?;
+    let plan = projects(plan)?;
     let plan = orders(plan);
     let width = plan.width();
     let plan = covering(plan, &(0..width).collect::<Vec<_>>());
@@ -203,6 +204,137 @@ fn wrap(plan: Plan, conj: Vec<Expr>) -> Plan {
             predicate,
         },
     }
+}
+
+/// Merges stacked projections and drops those that pass their input
+/// through unchanged.
+fn projects(plan: Plan) -> PgResult<Plan> {
+    let plan = map_inputs(plan, &mut projects)?;
+    // An aggregation reads through a column-only projection directly.
+    if let Plan::Aggregate(mut agg) = plan {
+        if let Plan::Project { input, exprs, .. } = &agg.input {
+            if exprs.iter().all(|e| matches!(e, Expr::Column(..))) {
+                let map: Vec<usize> = exprs
+                    .iter()
+                    .map(|e| match e {
+                        Expr::Column(c, _) => *c,
+                        _ => unreachable!("checked above"),
+                    })
+                    .collect();
+                let remap = |e: Expr| remap_columns(e, &|i| map[i]);
+                agg.group = agg.group.into_iter().map(remap).collect();
+                for call in &mut agg.aggs {
+                    call.args = std::mem::take(&mut call.args)
+                        .into_iter()
+                        .map(remap)
+                        .collect();
+                    call.filter = call.filter.take().map(remap);
+                    for k in &mut call.order {
+                        k.expr = remap(k.expr.clone());
+                    }
+                }
+                agg.input = (**input).clone();
+            }
+        }
+        return Ok(Plan::Aggregate(agg));
+    }
+    let Plan::Project {
+        input,
+        exprs,
+        names,
+    } = plan
+    else {
+        return Ok(plan);
+    };
+    let input = match *input {
+        Plan::Project {
+            input: inner,
+            exprs: inner_exprs,
+            ..
+        } if !inner_exprs.iter().any(has_sublink) => {
+            let exprs = exprs
+                .into_iter()
+                .map(|e| {
+                    super::rewrite(e, &mut |n| {
+                        Ok(match n {
+                            Expr::Column(i, _) => inner_exprs[i].clone(),
+                            other => other,
+                        })
+                    })
+                })
+                .collect::<PgResult<Vec<_>>>()?;
+            return projects(Plan::Project {
+                input: inner,
+                exprs,
+                names,
+            });
+        }
+        other => other,
+    };
+    let identity = exprs.len() == input.width()
+        && exprs
+            .iter()
+            .enumerate()
+            .all(|(i, e)| matches!(e, Expr::Column(c, _) if *c == i));
+    if identity {
+        return Ok(input);
+    }
+    Ok(Plan::Project {
+        input: input.boxed(),
+        exprs,
+        names,
+    })
+}
+
+/// Applies `f` to each input of a plan node.
+fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> PgResult<Plan>) -> PgResult<Plan> {
+    Ok(match plan {
+        Plan::Filter { input, predicate } => Plan::Filter {
+            input: f(*input)?.boxed(),
+            predicate,
+        },
+        Plan::Project {
+            input,
+            exprs,
+            names,
+        } => Plan::Project {
+            input: f(*input)?.boxed(),
+            exprs,
+            names,
+        },
+        Plan::Join(mut j) => {
+            j.left = f(j.left)?;
+            j.right = f(j.right)?;
+            Plan::Join(j)
+        }
+        Plan::Aggregate(mut a) => {
+            a.input = f(a.input)?;
+            Plan::Aggregate(a)
+        }
+        Plan::Sort { input, keys } => Plan::Sort {
+            input: f(*input)?.boxed(),
+            keys,
+        },
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => Plan::Limit {
+            input: f(*input)?.boxed(),
+            limit,
+            offset,
+        },
+        Plan::Distinct { input, on } => Plan::Distinct {
+            input: f(*input)?.boxed(),
+            on,
+        },
+        Plan::SetOp(mut op) => {
+            op.left = f(op.left)?;
+            op.right = f(op.right)?;
+            Plan::SetOp(op)
+        }
+        leaf @ (Plan::Scan(_) | Plan::Values { .. }) => leaf,
+    })
 }
 
 /// Drops sorts an index delivers and pushes limits into scans.
