@@ -23,8 +23,8 @@ use crate::plan::any_node;
 
 /// Most correlated-subquery results memoized per statement.
 pub const MEMO_ENTRIES_MAX: usize = 10_000;
-/// Largest block of sequence values fetched at once.
-pub const SEQUENCE_BLOCK_MAX: usize = 64;
+/// Most sequence values taken in one transaction.
+pub const SEQUENCE_BLOCK_MAX: usize = 1024;
 /// Attempts at a sequence increment that conflicts with another.
 pub const SEQUENCE_RETRIES_MAX: usize = 16;
 /// IN lists longer than this are matched through a hash set.
@@ -214,7 +214,8 @@ pub fn sublink_value(link: &SubLink, lhs: Option<Value>, rows: &SubRows) -> PgRe
     expr::ops::sublink_value(link.kind, lhs.as_ref(), &rows.values)
 }
 
-/// The next value of a sequence, from the statement's block or a new one.
+/// The next value of a sequence: one reserved for this statement, or a
+/// new one.
 async fn nextval<K: Kv>(cx: &mut Cx<'_, K>, seq: u64) -> PgResult<i64> {
     {
         let mut seqs = cx.state.sequences.borrow_mut();
@@ -224,20 +225,35 @@ async fn nextval<K: Kv>(cx: &mut Cx<'_, K>, seq: u64) -> PgResult<i64> {
             }
         }
     }
-    let block = {
-        let seqs = cx.state.sequences.borrow();
-        seqs.get(&seq)
-            .map_or(1, |(_, last)| (last * 2).min(SEQUENCE_BLOCK_MAX))
-    };
-    let values = allocate(cx.kv, cx.env.catalog, seq, block).await?;
+    reserve(cx, seq, 1).await?;
     let mut seqs = cx.state.sequences.borrow_mut();
-    let entry = seqs.entry(seq).or_insert_with(|| (VecDeque::new(), 0));
-    entry.0.extend(values);
-    entry.1 = block;
-    entry
-        .0
-        .pop_front()
+    seqs.get_mut(&seq)
+        .and_then(|(values, _)| values.pop_front())
         .ok_or_else(|| PgError::internal("empty sequence block"))
+}
+
+/// Takes `count` more values of a sequence for this statement in one
+/// transaction (an INSERT reserves one per row of a batch, so a bulk load
+/// does not pay a transaction per row and leaves no gaps).
+pub async fn reserve<K: Kv>(cx: &mut Cx<'_, K>, seq: u64, count: usize) -> PgResult<()> {
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(SEQUENCE_BLOCK_MAX);
+        let values = allocate(cx.kv, cx.env.catalog, seq, n).await?;
+        left -= n;
+        let mut seqs = cx.state.sequences.borrow_mut();
+        let entry = seqs.entry(seq).or_insert_with(|| (VecDeque::new(), 0));
+        entry.1 += values.len();
+        entry.0.extend(values);
+    }
+    Ok(())
+}
+
+impl Prepared {
+    /// The sequences the expressions take values from, one entry per call.
+    pub fn sequence_calls(&self) -> &[u64] {
+        &self.nextvals
+    }
 }
 
 /// Takes `count` values of a sequence in a transaction of their own: like

@@ -693,6 +693,17 @@ pub async fn insert<K: Kv>(cx: &mut Cx<'_, K>, plan: &InsertPlan) -> PgResult<Wr
     let mut result = WriteResult::default();
     let mut conflict_state = ConflictState::default();
     while let Some(batch) = source.next(cx).await? {
+        // Sequence values for the defaults of the whole batch at once.
+        let mut calls: Vec<(u64, usize)> = Vec::new();
+        for &seq in prepared.sequence_calls() {
+            match calls.iter_mut().find(|(s, _)| *s == seq) {
+                Some((_, n)) => *n += batch.len(),
+                None => calls.push((seq, batch.len())),
+            }
+        }
+        for (seq, n) in calls {
+            super::eval::reserve(cx, seq, n).await?;
+        }
         let mut rows = Vec::with_capacity(batch.len());
         for source_row in batch {
             let mut row =
