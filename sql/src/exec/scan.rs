@@ -21,6 +21,23 @@ use crate::table::{dangling, key_value, IndexCodec, TableCodec};
 /// Rows asked of the KV store per scan request.
 pub const SCAN_BATCH_ROWS: u64 = 1024;
 
+/// PostgreSQL's wording for a NOWAIT lock that is not available.
+fn lock_error(plan: &ScanPlan, e: PgError) -> PgError {
+    let nowait = plan
+        .lock
+        .is_some_and(|l| l.wait == crate::kv::LockWait::NoWait);
+    if nowait && e.code == crate::errors::LOCK_NOT_AVAILABLE {
+        return PgError::new(
+            crate::errors::LOCK_NOT_AVAILABLE,
+            format!(
+                "could not obtain lock on row in relation \"{}\"",
+                plan.table.name
+            ),
+        );
+    }
+    e
+}
+
 /// Where a scan reads.
 #[derive(Debug)]
 pub enum Target {
@@ -185,8 +202,40 @@ pub async fn get_rows<K: Kv>(
     keys: Vec<Vec<u8>>,
     must_exist: bool,
 ) -> PgResult<Vec<Row>> {
+    get_rows_locking(cx, codec, keys, must_exist, None).await
+}
+
+/// [`get_rows`], locking each row read when `lock` is given (a locking
+/// point read is a locking scan of one key). A locked row that another
+/// transaction deleted meanwhile is skipped.
+pub async fn get_rows_locking<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    codec: &TableCodec,
+    keys: Vec<Vec<u8>>,
+    must_exist: bool,
+    lock: Option<crate::kv::RowLock>,
+) -> PgResult<Vec<Row>> {
     if keys.is_empty() {
         return Ok(Vec::new());
+    }
+    if let Some(lock) = lock {
+        let mut batch = Batch::new();
+        for k in &keys {
+            let mut r = ScanRequest::new(Span::point(k));
+            r.lock = Some(lock);
+            batch.scan(r);
+        }
+        let response = cx.txn.batch(batch).await?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for answer in response.responses {
+            let Response::Scan(scan) = answer else {
+                return Err(PgError::internal("a scan was answered with something else"));
+            };
+            for kv in scan.rows {
+                rows.push(codec.decode_row(&kv.key, &kv.value)?);
+            }
+        }
+        return Ok(rows);
     }
     let mut batch = Batch::new();
     for k in keys {
@@ -217,6 +266,18 @@ pub async fn decode_entries<K: Kv>(
     covering: bool,
     entries: Vec<crate::kv::KeyValue>,
 ) -> PgResult<Vec<Row>> {
+    decode_entries_locking(cx, codec, ix, covering, entries, None).await
+}
+
+/// [`decode_entries`], locking the primary rows of a secondary index scan.
+pub async fn decode_entries_locking<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    codec: &TableCodec,
+    ix: &IndexCodec,
+    covering: bool,
+    entries: Vec<crate::kv::KeyValue>,
+    lock: Option<crate::kv::RowLock>,
+) -> PgResult<Vec<Row>> {
     if ix.primary {
         return entries
             .iter()
@@ -234,7 +295,7 @@ pub async fn decode_entries<K: Kv>(
         .iter()
         .map(|r| codec.pk_key(r))
         .collect::<PgResult<Vec<_>>>()?;
-    get_rows(cx, codec, keys, true).await
+    get_rows_locking(cx, codec, keys, lock.is_none(), lock).await
 }
 
 enum State {
@@ -278,6 +339,14 @@ impl ScanOp {
             None => None,
         };
         let mut list = targets(&self.plan, self.index()?, cx.env, cx.outer)?;
+        if self.plan.lock.is_some() {
+            // A locking point lookup is a locking scan of one key.
+            for t in &mut list {
+                if let Target::Point(key) = t {
+                    *t = Target::Span(Span::point(key));
+                }
+            }
+        }
         if self.plan.reverse {
             list.reverse();
         }
@@ -324,9 +393,23 @@ impl ScanOp {
                     let mut request = ScanRequest::new(span);
                     request.limit_rows = Some(want);
                     request.reverse = self.plan.reverse;
+                    let lock = self.plan.lock.map(|l| crate::kv::RowLock {
+                        strength: l.strength,
+                        wait: l.wait,
+                    });
+                    // Rows are locked by the scan itself only when every row
+                    // it returns qualifies; otherwise the qualifying rows are
+                    // locked (and read again) after the filter.
+                    let primary = self.plan.index == self.plan.table.primary.id;
+                    let lock_in_scan = primary && self.plan.filter.is_none();
+                    request.lock = if lock_in_scan { lock } else { None };
                     let mut batch = Batch::new();
                     batch.scan(request);
-                    let response = cx.txn.batch(batch).await?;
+                    let response = cx
+                        .txn
+                        .batch(batch)
+                        .await
+                        .map_err(|e| lock_error(&self.plan, e.into()))?;
                     let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
                         return Err(PgError::internal("a scan was answered with something else"));
                     };
@@ -336,7 +419,26 @@ impl ScanOp {
                     self.read += scan.rows.len() as u64;
                     let ix = self.index()?.clone();
                     let codec = self.codec.clone();
-                    decode_entries(cx, &codec, &ix, self.plan.covering, scan.rows).await?
+                    let covering = self.plan.covering && lock.is_none();
+                    let rows = decode_entries(cx, &codec, &ix, covering, scan.rows).await?;
+                    match lock {
+                        Some(lock) if !lock_in_scan => {
+                            let mut keys = Vec::with_capacity(rows.len());
+                            for row in rows {
+                                let keep = match &self.plan.filter {
+                                    Some(f) => test(f, cx.env, &row, cx.outer)?,
+                                    None => true,
+                                };
+                                if keep {
+                                    keys.push(codec.pk_key(&row)?);
+                                }
+                            }
+                            get_rows_locking(cx, &codec, keys, false, Some(lock))
+                                .await
+                                .map_err(|e| lock_error(&self.plan, e))?
+                        }
+                        _ => rows,
+                    }
                 }
             };
             let mut out = Vec::with_capacity(rows.len());

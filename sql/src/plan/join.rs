@@ -74,7 +74,7 @@ pub fn equi_keys(preds: Vec<Expr>, lw: usize) -> (Vec<Expr>, Vec<Expr>, Vec<Expr
 /// last), if known.
 pub fn ordering(plan: &Plan) -> Option<Vec<usize>> {
     match plan {
-        Plan::Scan(scan) if !scan.reverse && scan.lock.is_none() => {
+        Plan::Scan(scan) if !scan.reverse => {
             let single = match &scan.access {
                 Access::Full => true,
                 Access::Spans(spans) => spans.len() == 1,

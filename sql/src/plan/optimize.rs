@@ -445,9 +445,7 @@ fn sorted_by(mut input: Plan, keys: &[SortKey]) -> Result<Plan, Plan> {
             _ => {}
         }
     }
-    let decision = scan_of(&input, &mut positions).and_then(|scan| {
-        scan_order(scan, &positions).filter(|&reverse| scan.lock.is_none() || !reverse)
-    });
+    let decision = scan_of(&input, &mut positions).and_then(|scan| scan_order(scan, &positions));
     match decision {
         Some(reverse) => {
             set_reverse(&mut input, reverse);
@@ -502,7 +500,7 @@ fn scan_order(scan: &ScanPlan, positions: &[(usize, bool, bool)]) -> Option<bool
 /// rows between them.
 fn push_limit(plan: Plan, need: Expr) -> Plan {
     match plan {
-        Plan::Scan(mut scan) if scan.filter.is_none() && scan.lock.is_none() => {
+        Plan::Scan(mut scan) if scan.filter.is_none() => {
             scan.limit = Some(need);
             Plan::Scan(scan)
         }
@@ -535,7 +533,8 @@ fn covering(plan: Plan, needed: &[usize]) -> Plan {
             if let Some(f) = &scan.filter {
                 columns_used(f, &mut cols);
             }
-            if scan.index != scan.table.primary.id {
+            // A locking read locks the primary rows, so it always visits them.
+            if scan.index != scan.table.primary.id && scan.lock.is_none() {
                 let codec = crate::table::TableCodec::new(&scan.table);
                 scan.covering = codec.index(scan.index).is_some_and(|ix| ix.covers(&cols));
             }
