@@ -68,6 +68,13 @@ pub enum DdlOp {
         tables: Vec<DescId>,
         restart_identity: bool,
     },
+    /// The table's new descriptor (same id), the work on its rows, and new
+    /// sequences it owns (ids and owner table assigned when applied).
+    AlterTable {
+        table: Box<TableDesc>,
+        work: Vec<super::alter::AlterWork>,
+        sequences: Vec<SequenceDesc>,
+    },
 }
 
 fn ddl(op: DdlOp, tag: &'static str) -> Ddl {
@@ -177,6 +184,7 @@ pub fn bind_ddl(
             ddl(DdlOp::CreateSequence(desc), "CREATE SEQUENCE")
         }
         S::Truncate(t) => truncate(binder, t)?,
+        S::AlterTable(alter) => super::alter::bind_alter(binder, alter, params)?,
         _ => return Ok(None),
     }))
 }
@@ -653,7 +661,7 @@ fn create_table(
     ))
 }
 
-fn multiple_primary_keys(table: &str) -> PgError {
+pub fn multiple_primary_keys(table: &str) -> PgError {
     PgError::new(
         errors::INVALID_TABLE_DEFINITION,
         format!("multiple primary keys for table \"{table}\" are not allowed"),

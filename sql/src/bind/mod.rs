@@ -8,6 +8,7 @@
 //! Errors follow PostgreSQL's wording and SQLSTATEs.
 
 pub mod agg;
+pub mod alter;
 pub mod ddl;
 pub mod dml;
 pub mod names;

@@ -225,6 +225,43 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
                 batch.delete(system::SEQUENCE_VALUES.key(&[Value::Int8(id as i64)])?);
             }
         }
+        DdlOp::AlterTable {
+            table,
+            work,
+            sequences,
+        } => {
+            let old = catalog
+                .table(table.id)
+                .cloned()
+                .ok_or_else(|| PgError::internal("altering a missing table"))?;
+            let mut t = (**table).clone();
+            let fresh = t.all_indexes().filter(|i| i.oid == 0).count() as u64;
+            let mut next = allocate_ids(cx, fresh + sequences.len() as u64).await?;
+            for index in std::iter::once(&mut t.primary).chain(t.indexes.iter_mut()) {
+                if index.oid == 0 {
+                    index.oid = next;
+                    next += 1;
+                }
+            }
+            let mut new_sequences = Vec::with_capacity(sequences.len());
+            for seq in sequences {
+                let mut s = seq.clone();
+                s.id = next;
+                next += 1;
+                s.owner = s.owner.map(|(_, c)| (t.id, c));
+                let (k, v) = system::sequence_kv(&s)?;
+                batch.put(k, v);
+                new_sequences.push(s);
+            }
+            write_table(&mut batch, Some(t.id), &t)?;
+            bump_version(catalog, &mut batch)?;
+            cx.txn.batch(batch).await?;
+            let t = std::rc::Rc::new(t);
+            for w in work {
+                super::alter::run(cx, &old, &t, w, &new_sequences).await?;
+            }
+            return Ok(());
+        }
         DdlOp::Truncate {
             tables,
             restart_identity,

@@ -239,7 +239,13 @@ pub async fn reserve<K: Kv>(cx: &mut Cx<'_, K>, seq: u64, count: usize) -> PgRes
     let mut left = count;
     while left > 0 {
         let n = left.min(SEQUENCE_BLOCK_MAX);
-        let values = allocate(cx.kv, cx.env.catalog, seq, n).await?;
+        let desc = cx
+            .env
+            .catalog
+            .sequence(seq)
+            .ok_or_else(|| PgError::internal(format!("sequence {seq} is gone")))?
+            .clone();
+        let values = allocate(cx.kv, &desc, n).await?;
         left -= n;
         let mut seqs = cx.state.sequences.borrow_mut();
         let entry = seqs.entry(seq).or_insert_with(|| (VecDeque::new(), 0));
@@ -260,14 +266,10 @@ impl Prepared {
 /// PostgreSQL, a sequence never rolls back.
 pub async fn allocate<K: Kv>(
     kv: &K,
-    catalog: &crate::catalog::Catalog,
-    seq: u64,
+    desc: &crate::catalog::SequenceDesc,
     count: usize,
 ) -> PgResult<Vec<i64>> {
-    let desc = catalog
-        .sequence(seq)
-        .ok_or_else(|| PgError::internal(format!("sequence {seq} is gone")))?
-        .clone();
+    let seq = desc.id;
     let key = system::SEQUENCE_VALUES.key(&[Value::Int8(seq as i64)])?;
     let mut attempt = 0;
     loop {

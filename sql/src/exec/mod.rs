@@ -13,6 +13,7 @@
 //! fails with `53200`. Streaming operators hold one batch.
 
 pub mod agg;
+pub mod alter;
 pub mod ddl;
 pub mod eval;
 pub mod join;

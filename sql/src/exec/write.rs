@@ -40,7 +40,7 @@ pub struct WriteResult {
 }
 
 /// Text of a value as a "Failing row contains" detail shows it.
-fn show(v: &Value) -> String {
+pub fn show(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         other => {
@@ -337,7 +337,11 @@ fn referenced_index<'c>(
 
 /// Checks that the parent rows of `rows` exist (MATCH SIMPLE: a row with a
 /// NULL in the key is not checked).
-async fn check_parents<K: Kv>(cx: &mut Cx<'_, K>, table: &TableRef, rows: &[Row]) -> PgResult<()> {
+pub async fn check_parents<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    table: &TableRef,
+    rows: &[Row],
+) -> PgResult<()> {
     for fk in &table.foreign_keys {
         let parent = cx.env.catalog.table(fk.ref_table).cloned().ok_or_else(|| {
             PgError::internal(format!(
