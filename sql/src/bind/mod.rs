@@ -12,6 +12,7 @@ pub mod alter;
 pub mod ddl;
 pub mod dml;
 pub mod names;
+pub mod pgfuncs;
 pub mod query;
 pub mod scope;
 
@@ -160,6 +161,11 @@ impl<'a> Binder<'a> {
         self.env.catalog
     }
 
+    /// The scopes of the levels, innermost first (for name lookups).
+    pub fn levels_innermost_first(&self) -> impl Iterator<Item = &Scope> {
+        self.levels.iter().rev().map(|l| &l.scope)
+    }
+
     fn level(&mut self) -> &mut Level {
         self.levels
             .last_mut()
@@ -289,6 +295,7 @@ impl<'a> Binder<'a> {
         }
         let (lhs, ty) = match kind {
             SubLinkKind::Exists => (None, Type::Bool),
+            SubLinkKind::Array => (None, Type::Text),
             SubLinkKind::Scalar => (None, out.columns[0].ty),
             SubLinkKind::Any(_) | SubLinkKind::All(_) => {
                 let lhs = lhs.ok_or_else(|| PgError::internal("ANY without left operand"))?;
@@ -345,6 +352,9 @@ impl Resolver for LevelResolver<'_, '_> {
         if let Some(seq) = dml::sequence_function(self.binder, f)? {
             return Ok(Some(seq));
         }
+        if let Some(e) = pgfuncs::bind_function(self.binder, f, params)? {
+            return Ok(Some(e));
+        }
         let Some(func) = agg::aggregate_name(f) else {
             return Ok(None);
         };
@@ -368,6 +378,19 @@ impl Resolver for LevelResolver<'_, '_> {
         params: &mut Vec<Option<Type>>,
     ) -> PgResult<Expr> {
         self.binder.sublink(query, kind, lhs, params)
+    }
+
+    fn cast(
+        &mut self,
+        expr: &ast::Expr,
+        data_type: &ast::DataType,
+        params: &mut Vec<Option<Type>>,
+    ) -> PgResult<Option<Expr>> {
+        pgfuncs::bind_cast(self.binder, expr, data_type, params)
+    }
+
+    fn array_element(&mut self, expr: &ast::Expr) -> Option<Type> {
+        pgfuncs::array_element(self.binder, expr)
     }
 }
 

@@ -131,7 +131,10 @@ fn push(plan: Plan, env: &BindEnv<'_>) -> PgResult<Plan> {
             op.right = push(op.right, env)?;
             Plan::SetOp(op)
         }
-        leaf @ (Plan::Values { .. } | Plan::Series { .. }) => leaf,
+        leaf @ (Plan::Values { .. }
+        | Plan::Series { .. }
+        | Plan::Virtual(_)
+        | Plan::TableFn { .. }) => leaf,
     })
 }
 
@@ -333,7 +336,11 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> PgResult<Plan>) -> PgResult
             op.right = f(op.right)?;
             Plan::SetOp(op)
         }
-        leaf @ (Plan::Scan(_) | Plan::Values { .. } | Plan::Series { .. }) => leaf,
+        leaf @ (Plan::Scan(_)
+        | Plan::Values { .. }
+        | Plan::Series { .. }
+        | Plan::Virtual(_)
+        | Plan::TableFn { .. }) => leaf,
     })
 }
 
@@ -659,6 +666,9 @@ fn covering(plan: Plan, needed: &[usize]) -> Plan {
             op.right = covering(op.right, &all);
             Plan::SetOp(op)
         }
-        leaf @ (Plan::Values { .. } | Plan::Series { .. }) => leaf,
+        leaf @ (Plan::Values { .. }
+        | Plan::Series { .. }
+        | Plan::Virtual(_)
+        | Plan::TableFn { .. }) => leaf,
     }
 }
