@@ -377,6 +377,17 @@ impl Resolver for LevelResolver<'_, '_> {
         lhs: Option<Expr>,
         params: &mut Vec<Option<Type>>,
     ) -> PgResult<Expr> {
+        let refused = match self.clause {
+            Clause::Default => Some("cannot use subquery in DEFAULT expression"),
+            Clause::Check => Some("cannot use subquery in check constraint"),
+            Clause::Aggregate => Some("subqueries in aggregate arguments are not supported yet"),
+            Clause::GroupBy => Some("subqueries in GROUP BY are not supported yet"),
+            Clause::Returning => Some("subqueries in RETURNING are not supported yet"),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            return Err(PgError::unsupported(message));
+        }
         self.binder.sublink(query, kind, lhs, params)
     }
 

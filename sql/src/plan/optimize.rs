@@ -76,6 +76,11 @@ fn push(plan: Plan, env: &BindEnv<'_>) -> PgResult<Plan> {
                     }
                 }
             }
+            if keep.iter().any(has_sublink) {
+                return Err(teller_net::PgError::unsupported(
+                    "subqueries in outer join conditions are not supported yet",
+                ));
+            }
             let left = push(j.left, env)?;
             let right = place(j.right, to_right, env)?;
             let (lk, rk, rest) = join::equi_keys(keep, lw);
