@@ -258,6 +258,7 @@ impl Txn {
         for _ in 0..BATCH_ATTEMPTS_MAX {
             match self.send_once(&requests, &options, locking).await {
                 Ok(responses) => {
+                    self.track_reads(&requests);
                     self.start_heartbeat();
                     return Ok(responses);
                 }
@@ -313,11 +314,19 @@ impl Txn {
                 }
                 TxnState::track(&mut st.lock_spans, request.span());
             }
+        }
+        (first_seq, st.next_seq - 1)
+    }
+
+    /// Records what a successful batch read, for later refreshes. (Reads of
+    /// a batch still being retried are not refreshed: the retry redoes them.)
+    fn track_reads(&self, requests: &[Request]) {
+        let mut st = self.state.borrow_mut();
+        for request in requests {
             if !matches!(request, Request::Put { .. } | Request::Delete { .. }) {
                 TxnState::track(&mut st.read_spans, request.span());
             }
         }
-        (first_seq, st.next_seq - 1)
     }
 
     /// Handles a newer value at `ts`: READ COMMITTED retries the batch above

@@ -110,6 +110,28 @@ impl KvError {
         )
     }
 
+    /// The SQLSTATE a client sees (`teller_sql::kv::KvError::to_pg_error`
+    /// agrees); internal variants map to `XX000`, as they must never reach a
+    /// client.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            KvError::ConditionFailed { .. } => "23505",
+            KvError::Retry { .. } => "40001",
+            KvError::Deadlock { .. } => "40P01",
+            KvError::LockTimeout { .. } | KvError::LockNotAvailable { .. } => "55P03",
+            KvError::ReadOnly => "25006",
+            KvError::BelowGcThreshold { .. } => "22023",
+            KvError::Unavailable(_) => "58000",
+            KvError::Io(_) => "58030",
+            KvError::Corrupt(_) => "XX001",
+            KvError::WriteTooOld { .. }
+            | KvError::Uncertain { .. }
+            | KvError::Pushed { .. }
+            | KvError::RangeKeyMismatch { .. }
+            | KvError::Internal(_) => "XX000",
+        }
+    }
+
     pub fn retry(reason: RetryReason, key: Option<Bytes>) -> KvError {
         KvError::Retry { reason, key }
     }

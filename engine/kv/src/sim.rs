@@ -299,6 +299,32 @@ impl Sim {
         panic!("simulation did not settle in {SIM_STEPS_MAX} steps");
     }
 
+    /// Moves simulated time forward by `d`, running whatever becomes
+    /// runnable on the way (timers fire in order).
+    pub fn advance(&self, d: Duration) {
+        let target = self
+            .now_nanos()
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        loop {
+            while self.step() {}
+            let next = self
+                .state
+                .timers
+                .borrow()
+                .first_key_value()
+                .map(|(&(d, _), _)| d);
+            match next {
+                Some(deadline) if deadline <= target => {
+                    self.advance_to_timer();
+                }
+                _ => break,
+            }
+        }
+        self.state.now.set(self.state.now.get().max(target));
+        self.fire_timers();
+        while self.step() {}
+    }
+
     /// Runs until no task is runnable, letting at most `time_limit` of
     /// simulated time pass through timers.
     pub fn run_for(&self, time_limit: Duration) {
