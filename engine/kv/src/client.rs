@@ -253,10 +253,23 @@ impl Txn {
         if locking && self.state.borrow().read_only {
             return Err(KvError::ReadOnly);
         }
-        let (first_seq, last_seq) = self.prepare(&requests);
+        let (mut first_seq, mut last_seq) = self.prepare(&requests);
         let mut last_error = None;
-        for _ in 0..BATCH_ATTEMPTS_MAX {
-            match self.send_once(&requests, &options, locking).await {
+        for attempt in 0..BATCH_ATTEMPTS_MAX {
+            if attempt > 0 && locking {
+                // A retried attempt must not see what the failed one wrote:
+                // its sequence numbers are rolled back, the retry takes new
+                // ones.
+                let mut st = self.state.borrow_mut();
+                st.ignored.add(first_seq, last_seq);
+                first_seq = st.next_seq;
+                st.next_seq += requests.len() as u32;
+                last_seq = st.next_seq - 1;
+            }
+            match self
+                .send_once(&requests, &options, locking, first_seq)
+                .await
+            {
                 Ok(responses) => {
                     self.track_reads(&requests);
                     self.start_heartbeat();
@@ -380,6 +393,7 @@ impl Txn {
         requests: &[Request],
         options: &BatchOptions,
         locking: bool,
+        first_seq: u32,
     ) -> Result<Vec<Response>, KvError> {
         let transport = &*self.client.inner.transport;
         let all: Vec<Vec<Piece>> = requests
@@ -405,7 +419,6 @@ impl Txn {
                 st.meta.anchor.clone(),
             )
         };
-        let first_seq = self.state.borrow().next_seq - requests.len() as u32;
         let mut batches = Vec::with_capacity(groups.len());
         let mut create_in = None;
         if create_record {
@@ -512,9 +525,39 @@ impl Txn {
         };
         ctx.read_ts = ts;
         ctx.uncertainty_limit = ctx.uncertainty_limit.max(ts);
+        let mut done = false;
+        for _ in 0..BATCH_ATTEMPTS_MAX {
+            match self.send_refreshes(&spans, from, &ctx).await {
+                Ok(()) => {
+                    done = true;
+                    break;
+                }
+                Err(KvError::RangeKeyMismatch { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if !done {
+            return Err(KvError::Unavailable(
+                "refresh kept meeting moved ranges".into(),
+            ));
+        }
+        let mut st = self.state.borrow_mut();
+        st.read_ts = st.read_ts.max(ts);
+        st.bump_write_ts(ts);
+        Ok(())
+    }
+
+    /// One attempt at refreshing `spans` from `from` to `ctx.read_ts`. A
+    /// failed refresh wins over a re-route (it is final).
+    async fn send_refreshes(
+        &self,
+        spans: &[Span],
+        from: Timestamp,
+        ctx: &TxnCtx,
+    ) -> Result<(), KvError> {
         let transport = &*self.client.inner.transport;
         let mut by_range: BTreeMap<u64, Vec<RangeRequest>> = BTreeMap::new();
-        for span in &spans {
+        for span in spans {
             for (desc, piece) in cut(transport, span)? {
                 by_range
                     .entry(desc.id)
@@ -533,14 +576,15 @@ impl Txn {
             },
             requests,
         });
+        let mut mismatch = None;
         for result in join_all(batches.map(|b| transport.send(b)).collect()).await {
-            let resp = result?;
-            self.observe_clock(resp.clock);
+            match result {
+                Ok(resp) => self.observe_clock(resp.clock),
+                Err(e @ KvError::RangeKeyMismatch { .. }) => mismatch = Some(e),
+                Err(e) => return Err(e),
+            }
         }
-        let mut st = self.state.borrow_mut();
-        st.read_ts = st.read_ts.max(ts);
-        st.bump_write_ts(ts);
-        Ok(())
+        mismatch.map_or(Ok(()), Err)
     }
 
     /// Commits; returns the commit timestamp.

@@ -226,18 +226,16 @@ impl<'a> Evaluator<'a> {
         self.header.txn.as_ref().map(|t| t.meta.id)
     }
 
-    /// `span` limited to this range; a span that starts outside is a routing
-    /// error.
+    /// `span`, which must lie in this range: a client that addressed it
+    /// with a stale descriptor (the range split) re-routes.
     fn clip(&self, span: &Span) -> EvalResult<Span> {
-        if !self.range.contains(&span.start) {
+        if !self.range.covers(span) {
             return Err(KvError::RangeKeyMismatch {
                 key: span.start.clone(),
             }
             .into());
         }
-        Ok(span
-            .intersect(&self.range)
-            .unwrap_or_else(|| Span::point(&span.start)))
+        Ok(span.clone())
     }
 
     fn check_key(&self, key: &Bytes) -> EvalResult<()> {

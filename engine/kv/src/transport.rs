@@ -67,6 +67,11 @@ impl LocalTransport {
         self.stores.borrow_mut().remove(&id);
     }
 
+    /// The store `id`, if it is up.
+    pub fn store(&self, id: StoreId) -> Option<Rc<Store>> {
+        self.stores.borrow().get(&id).cloned()
+    }
+
     /// Every range and its owner, in key order.
     pub fn ranges(&self) -> Vec<(RangeDesc, StoreId)> {
         self.directory.borrow().by_start.values().cloned().collect()
