@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use teller_kv::sim::{Sim, SimCluster};
+use teller_kv::sync::yield_now;
 use teller_kv::{
     Isolation, KvClient, KvConfig, KvError, Request, Response, ScanRequest, Span, TxnOptions,
 };
@@ -69,13 +70,20 @@ impl Transfer {
 }
 
 struct Outcome {
+    /// Set by writer 0 once it holds intents of a transfer (after its third).
+    holding: bool,
     acknowledged: BTreeMap<Bytes, Transfer>,
     in_flight: BTreeMap<Bytes, Transfer>,
     sums: Vec<i64>,
     retries: usize,
 }
 
-async fn transfer_once(client: &KvClient, key: &Bytes, t: Transfer) -> Result<(), KvError> {
+async fn transfer_once(
+    client: &KvClient,
+    key: &Bytes,
+    t: Transfer,
+    holding: Option<&RefCell<Outcome>>,
+) -> Result<(), KvError> {
     let mut txn = client.begin(TxnOptions::default());
     let r = txn
         .batch(vec![
@@ -110,6 +118,12 @@ async fn transfer_once(client: &KvClient, key: &Bytes, t: Transfer) -> Result<()
         },
     ])
     .await?;
+    if let Some(out) = holding {
+        out.borrow_mut().holding = true;
+        // Give the test the chance to crash the gateway right here.
+        yield_now().await;
+        yield_now().await;
+    }
     txn.commit().await?;
     Ok(())
 }
@@ -127,7 +141,8 @@ async fn writer(client: KvClient, sim: Sim, id: usize, out: Rc<RefCell<Outcome>>
         out.borrow_mut().in_flight.insert(key.clone(), t);
         let mut done = false;
         for _ in 0..ATTEMPTS_MAX {
-            match transfer_once(&client, &key, t).await {
+            let holding = (id == 0 && n >= 3).then_some(&*out);
+            match transfer_once(&client, &key, t, holding).await {
                 Ok(()) => {
                     done = true;
                     break;
@@ -290,6 +305,7 @@ fn run(seed: u64, crash: bool) -> Outcome {
     let c = cluster(seed);
     load(&c);
     let out = Rc::new(RefCell::new(Outcome {
+        holding: false,
         acknowledged: BTreeMap::new(),
         in_flight: BTreeMap::new(),
         sums: Vec::new(),
@@ -309,10 +325,12 @@ fn run(seed: u64, crash: bool) -> Outcome {
             .spawn(g, Box::pin(reader(client, isolations[r % 2], out.clone())));
     }
     let crashed = if crash {
-        // Let the run get going, then kill writer 0's gateway mid-flight.
-        c.sim.run_until(Duration::from_secs(60), || {
-            out.borrow().acknowledged.len() >= 10
-        });
+        // Kill writer 0's gateway while it holds intents: the others must
+        // abort it through its record once its heartbeat expires.
+        let holding = c
+            .sim
+            .run_until(Duration::from_secs(60), || out.borrow().holding);
+        assert!(holding, "writer 0 never held intents");
         c.sim.kill(groups[0]);
         Some(0)
     } else {
@@ -341,6 +359,13 @@ fn run(seed: u64, crash: bool) -> Outcome {
     };
     check(&c, &o, crashed);
     let ranges = c.transport.ranges().len();
+    eprintln!(
+        "seed {seed}: {} transfers, {} sums, {} retries, {ranges} ranges, {:.3} s simulated",
+        o.acknowledged.len(),
+        o.sums.len(),
+        o.retries,
+        (c.sim.now_nanos() - teller_kv::sim::SIM_EPOCH_NANOS) as f64 / 1e9
+    );
     assert!(
         ranges > 5,
         "seed {seed}: expected splits during the run, have {ranges} ranges"
