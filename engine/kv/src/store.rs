@@ -42,6 +42,7 @@ use crate::eval::{decode_ts, Conflict, ConflictKind, EvalError, Evaluator};
 use crate::hlc::{Hlc, Timestamp};
 use crate::keys::{self, Span, NS_TXN};
 use crate::latch::LatchSpan;
+use crate::lock::LockRecord;
 use crate::locktable::WaiterGuard;
 use crate::replica::{latch_txn_record, latch_user_span, RangeDesc, Replica};
 use crate::sync::{race, Either};
@@ -490,10 +491,42 @@ impl Store {
         };
         let mut wait = WaitState::default();
         self.evaluate_until_done(replica, &batch, &mut wait).await?;
+        self.gc_abandoned_locks(replica).await?;
         self.gc_records(replica, threshold).await
     }
 
+    /// Resolves lock records whose holders are finished, or expired (then
+    /// aborted through their records): intents nobody else would meet.
+    async fn gc_abandoned_locks(&self, replica: &Rc<Replica>) -> Result<(), KvError> {
+        let expiry = self.cfg.expiry_nanos();
+        let now = self.now();
+        let (start, end) = keys::engine_span(keys::NS_LOCK, &replica.span());
+        let found = self
+            .engine
+            .scan(&start, &end, Timestamp::MAX, false, usize::MAX)
+            .await?;
+        for (engine_key, version) in found {
+            let Some(bytes) = version.value else { continue };
+            let key = keys::user_key(keys::NS_LOCK, &engine_key);
+            let holders = match LockRecord::decode(&bytes)? {
+                LockRecord::Exclusive { holder, .. } => vec![holder],
+                LockRecord::Shared { holders } => holders,
+            };
+            for holder in holders {
+                if !crate::txn::heartbeat_expired(holder.heartbeat_hint, now, expiry) {
+                    continue;
+                }
+                let record = self.push(&holder, PushKind::Abort).await?;
+                if record.status.is_final() {
+                    self.resolve_local(replica, &key, &record).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn gc_records(&self, replica: &Rc<Replica>, threshold: Timestamp) -> Result<(), KvError> {
+        let now = self.now();
         let (start, end) = keys::engine_span(NS_TXN, &replica.span());
         let found = self
             .engine
@@ -502,6 +535,11 @@ impl Store {
         for (_, version) in found {
             let Some(bytes) = version.value else { continue };
             let record = TxnRecord::decode(&bytes)?;
+            if record.is_expired(now, self.cfg.expiry_nanos()) {
+                // Abandoned: abort it now; it is deleted once old enough.
+                self.push(&record.meta, PushKind::Abort).await?;
+                continue;
+            }
             let old = record.last_heartbeat.max(record.meta.write_ts) < threshold;
             if !record.status.is_final() || !old {
                 continue;

@@ -495,3 +495,60 @@ fn a_store_restart_keeps_data_and_pending_transactions_and_pushes_later_writes()
         "a write after the restart went below a read served before it"
     );
 }
+
+#[test]
+fn gc_cleans_up_after_a_gateway_that_died_holding_intents() {
+    let cfg = KvConfig {
+        gc_horizon: Duration::from_secs(10),
+        ..cfg()
+    };
+    let c = cluster(12, Duration::ZERO, cfg);
+    let (client, g) = c.client(0);
+    let txn = c.sim.block_on(g, Duration::from_secs(5), async move {
+        let mut txn = client.begin(TxnOptions::default());
+        txn.batch(vec![
+            Request::Put {
+                key: b("a"),
+                value: b("1"),
+            },
+            Request::Put {
+                key: b("x"),
+                value: b("1"),
+            },
+        ])
+        .await
+        .expect("write");
+        txn
+    });
+    // The gateway dies: no rollback, no heartbeats.
+    std::mem::forget(txn);
+    c.sim.kill(g);
+    let gc_all = |c: &SimCluster| {
+        for id in 0..2 {
+            let store = c.transport.store(id).expect("store");
+            c.sim
+                .block_on(id, Duration::from_secs(5), async move { store.gc().await })
+                .expect("gc");
+        }
+    };
+    gc_all(&c);
+    assert_eq!(
+        count(&**c.engine(0), NS_LOCK) + count(&**c.engine(1), NS_LOCK),
+        2,
+        "live intents are kept"
+    );
+    c.sim.advance(Duration::from_secs(6));
+    gc_all(&c);
+    assert_eq!(
+        count(&**c.engine(0), NS_LOCK) + count(&**c.engine(1), NS_LOCK),
+        0,
+        "expired intents resolved"
+    );
+    c.sim.advance(Duration::from_secs(20));
+    gc_all(&c);
+    assert_eq!(
+        count(&**c.engine(0), NS_TXN) + count(&**c.engine(1), NS_TXN),
+        0,
+        "old records deleted"
+    );
+}
