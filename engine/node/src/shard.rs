@@ -14,6 +14,8 @@ use std::time::Duration;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{Latency, Shares, TaskQueueHandle};
 use rand::RngCore;
+use teller_kv::api::{RangeBatch, RangeBatchResponse};
+use teller_kv::KvError;
 use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
 use teller_net::scram::ScramVerifier;
 use teller_net::session::StartupInfo;
@@ -23,6 +25,7 @@ use teller_sql::SqlSession;
 use crate::config::{AuthMethodName, Config};
 use crate::mesh::{Handler, Mesh, ShardId};
 use crate::node::{NodeMeshBuilder, NodeShared};
+use crate::range::{node_kv_config, KvShard};
 use crate::signal::Flag;
 
 /// How often a shard checks whether the node is shutting down.
@@ -40,12 +43,15 @@ pub enum ShardRequest {
     ConnectionCount,
     /// Answered at once; for liveness checks and benchmarks.
     Ping(u64),
+    /// A KV batch for a range this shard owns.
+    Kv(Box<RangeBatch>),
 }
 
 pub enum ShardResponse {
     Done,
     ConnectionCount(u64),
     Pong(u64),
+    Kv(Box<Result<RangeBatchResponse, KvError>>),
 }
 
 pub type NodeMesh = Mesh<ShardRequest, ShardResponse>;
@@ -71,6 +77,8 @@ pub struct Shard {
     refused_sockets: Cell<u64>,
     next_sequence: Cell<u32>,
     mesh: RefCell<Option<Rc<NodeMesh>>>,
+    /// The ranges this shard owns and its KV client.
+    pub kv: Rc<KvShard>,
     pub latency_queue: TaskQueueHandle,
     pub background_queue: TaskQueueHandle,
 }
@@ -133,6 +141,9 @@ impl Handler<ShardRequest, ShardResponse> for ShardHandler {
                 ShardResponse::ConnectionCount(self.shard.connection_count())
             }
             ShardRequest::Ping(n) => ShardResponse::Pong(n),
+            ShardRequest::Kv(batch) => {
+                ShardResponse::Kv(Box::new(self.shard.kv.execute(*batch).await))
+            }
         }
     }
 }
@@ -160,9 +171,11 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         max_prepared_statements: config.server.max_prepared_statements,
         max_portals: config.server.max_portals,
     };
+    let kv = Rc::new(KvShard::start(id, config.server.shards, node_kv_config()).await?);
     let shard = Rc::new(Shard {
         id,
         shards: config.server.shards,
+        kv: kv.clone(),
         limits,
         verifiers: node.verifiers.clone(),
         mock_secret: node.mock_secret,
@@ -180,6 +193,7 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
             shard: shard.clone(),
         });
         let mesh = Mesh::join(mesh, id, handler, mesh_queue).await?;
+        kv.set_mesh(mesh.clone());
         *shard.mesh.borrow_mut() = Some(mesh);
     }
 
