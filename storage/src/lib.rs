@@ -4,6 +4,7 @@
 //! - [`wal`]: the segmented write-ahead log that doubles as the Raft log.
 //! - [`memtable`]: the arena skiplist of MVCC versions.
 //! - [`rng`]: the deterministic PRNG behind the simulator and seeded tests.
+//! - [`timestamp`]: the MVCC version timestamp, `(wall_nanos, logical)`.
 //!
 //! Everything here is single-threaded per shard (`!Send` futures, no locks) and
 //! touches the outside world only through [`disk::Disk`]. Not yet built: SSTables,
@@ -12,4 +13,7 @@
 pub mod disk;
 pub mod memtable;
 pub mod rng;
+pub mod timestamp;
 pub mod wal;
+
+pub use timestamp::Timestamp;

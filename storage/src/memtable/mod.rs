@@ -23,6 +23,7 @@
 mod tests;
 
 use crate::rng::SimRng;
+use crate::timestamp::Timestamp;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -56,7 +57,7 @@ pub enum Value<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry<'a> {
     pub key: &'a [u8],
-    pub ts: u64,
+    pub ts: Timestamp,
     pub value: Value<'a>,
 }
 
@@ -99,7 +100,7 @@ struct Node {
     key_len: u32,
     value_at: u32,
     value_len: u32,
-    ts: u64,
+    ts: Timestamp,
     /// Index of this node's first link in `links`; the tower has `height` links.
     tower: u32,
     height: u8,
@@ -129,7 +130,7 @@ impl Memtable {
             key_len: 0,
             value_at: 0,
             value_len: 0,
-            ts: 0,
+            ts: Timestamp::ZERO,
             tower: 0,
             height: HEIGHT_MAX as u8,
             tombstone: false,
@@ -146,7 +147,12 @@ impl Memtable {
     }
 
     /// Inserts a version. Panics if the memtable is frozen (a caller bug).
-    pub fn insert(&mut self, key: &[u8], ts: u64, value: Value<'_>) -> Result<(), MemtableError> {
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        ts: Timestamp,
+        value: Value<'_>,
+    ) -> Result<(), MemtableError> {
         assert!(!self.frozen, "insert into a frozen memtable");
         let value_bytes = match value {
             Value::Put(v) => v,
@@ -195,7 +201,7 @@ impl Memtable {
     }
 
     /// The newest version of `key` with timestamp `<= read_ts` (a tombstone included).
-    pub fn get(&self, key: &[u8], read_ts: u64) -> Option<Entry<'_>> {
+    pub fn get(&self, key: &[u8], read_ts: Timestamp) -> Option<Entry<'_>> {
         let found = self.find(key, read_ts, None);
         (found != NIL && self.key(found) == key).then(|| self.entry(found))
     }
@@ -209,7 +215,7 @@ impl Memtable {
     }
 
     /// Versions from the first one at or after `(key, ts)` in (key asc, ts desc) order.
-    pub fn seek(&self, key: &[u8], ts: u64) -> Iter<'_> {
+    pub fn seek(&self, key: &[u8], ts: Timestamp) -> Iter<'_> {
         Iter {
             memtable: self,
             cursor: Cursor::seek(self, key, ts),
@@ -218,10 +224,10 @@ impl Memtable {
 
     /// For each key `>= start`, its newest version visible at `read_ts`
     /// (tombstones included, so a merge with older layers can hide deleted keys).
-    pub fn scan_at(&self, start: &[u8], read_ts: u64) -> VisibleIter<'_> {
+    pub fn scan_at(&self, start: &[u8], read_ts: Timestamp) -> VisibleIter<'_> {
         VisibleIter {
             memtable: self,
-            cursor: Cursor::seek(self, start, u64::MAX),
+            cursor: Cursor::seek(self, start, Timestamp::MAX),
             read_ts,
         }
     }
@@ -330,7 +336,7 @@ impl Memtable {
     }
 
     /// Order of `node` against `(key, ts)`: key ascending, then timestamp descending.
-    fn cmp_node(&self, node: u32, key: &[u8], ts: u64) -> Ordering {
+    fn cmp_node(&self, node: u32, key: &[u8], ts: Timestamp) -> Ordering {
         self.key(node)
             .cmp(key)
             .then_with(|| ts.cmp(&self.nodes[node as usize].ts))
@@ -338,7 +344,7 @@ impl Memtable {
 
     /// The first node at or after `(key, ts)`, or `NIL`; fills the predecessor at
     /// every level when asked.
-    fn find(&self, key: &[u8], ts: u64, mut preds: Option<&mut [u32; HEIGHT_MAX]>) -> u32 {
+    fn find(&self, key: &[u8], ts: Timestamp, mut preds: Option<&mut [u32; HEIGHT_MAX]>) -> u32 {
         let mut x = HEAD;
         for level in (0..HEIGHT_MAX).rev() {
             if level < self.height {
@@ -375,7 +381,7 @@ impl Cursor {
     }
 
     /// At the first version at or after `(key, ts)`.
-    pub fn seek(memtable: &Memtable, key: &[u8], ts: u64) -> Self {
+    pub fn seek(memtable: &Memtable, key: &[u8], ts: Timestamp) -> Self {
         Cursor {
             node: memtable.find(key, ts, None),
         }
@@ -418,7 +424,7 @@ impl<'a> Iterator for Iter<'a> {
 pub struct VisibleIter<'a> {
     memtable: &'a Memtable,
     cursor: Cursor,
-    read_ts: u64,
+    read_ts: Timestamp,
 }
 
 impl<'a> Iterator for VisibleIter<'a> {
@@ -429,7 +435,7 @@ impl<'a> Iterator for VisibleIter<'a> {
             let entry = self.cursor.entry(self.memtable)?;
             if entry.ts <= self.read_ts {
                 // The newest visible version of this key: skip its older ones.
-                self.cursor = Cursor::seek(self.memtable, entry.key, 0);
+                self.cursor = Cursor::seek(self.memtable, entry.key, Timestamp::ZERO);
                 while self
                     .cursor
                     .entry(self.memtable)
