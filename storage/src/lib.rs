@@ -10,9 +10,12 @@
 //! touches the outside world only through [`disk::Disk`]. Not yet built: SSTables,
 //! the block cache, compaction (see `docs/storage.md`).
 
+pub mod codec;
 pub mod disk;
 pub mod memtable;
 pub mod rng;
+pub mod spans;
+pub mod sst;
 pub mod timestamp;
 pub mod wal;
 
