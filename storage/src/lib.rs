@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod disk;
+pub mod manifest;
 pub mod memtable;
 pub mod rng;
 pub mod spans;
