@@ -57,15 +57,19 @@ fn matches_btreemap_model() {
                 v
             });
             let v = value.as_deref().map_or(Value::Delete, Value::Put);
-            let result = mt.insert(&key, at, v);
-            let slot = (key.clone(), Reverse(at));
-            match model.entry(slot) {
-                std::collections::btree_map::Entry::Occupied(_) => {
-                    assert_eq!(result, Err(MemtableError::Exists), "seed {seed}")
-                }
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    assert_eq!(result, Ok(()), "seed {seed}");
-                    v.insert(value);
+            // Writing an existing (key, ts) again replaces its value.
+            assert_eq!(mt.insert(&key, at, v), Ok(()), "seed {seed}");
+            model.insert((key.clone(), Reverse(at)), value);
+            if rng.chance(3) {
+                let (a, b) = (random_key(&mut rng), random_key(&mut rng));
+                let erased = mt.delete_range(&a, &b);
+                let before = model.len();
+                model.retain(|(k, _), _| {
+                    !(a.as_slice() <= k.as_slice() && k.as_slice() < b.as_slice())
+                });
+                assert_eq!(erased, before - model.len(), "seed {seed}: erased");
+                if a < b {
+                    assert!(mt.range_dels().covers(&a), "seed {seed}");
                 }
             }
             if rng.chance(10) {
@@ -79,6 +83,14 @@ fn matches_btreemap_model() {
         }
         mt.assert_invariants();
         assert_eq!(mt.len(), model.len());
+        let mut back = Vec::new();
+        let mut c = Cursor::last(&mt);
+        while let Some(e) = c.entry(&mt) {
+            back.push(owned(e));
+            c.retreat(&mt);
+        }
+        back.reverse();
+        assert_eq!(back, model_entries(model.iter()), "seed {seed}: backwards");
         assert_eq!(
             mt.iter().map(owned).collect::<Vec<_>>(),
             model_entries(model.iter()),
@@ -89,6 +101,9 @@ fn matches_btreemap_model() {
             let got: Vec<_> = mt.seek(&key, at).map(owned).collect();
             let want = model_entries(model.range((key.clone(), Reverse(at))..));
             assert_eq!(got, want, "seed {seed}: seek");
+            let before = Cursor::seek_before(&mt, &key, at).entry(&mt).map(owned);
+            let want = model_entries(model.range(..(key.clone(), Reverse(at)))).pop();
+            assert_eq!(before, want, "seed {seed}: seek_before");
             let read_ts = ts(rng.below(60));
             let visible: Vec<_> = mt.scan_at(&key, read_ts).map(owned).collect();
             let mut want = Vec::new();
@@ -198,4 +213,34 @@ fn tombstones_and_mvcc_reads() {
     );
     let at_25: Vec<_> = mt.scan_at(b"", ts(25)).map(|e| (e.key, e.ts)).collect();
     assert_eq!(at_25, [(&b"a"[..], ts(20)), (b"b", ts(5))]);
+}
+
+#[test]
+fn overwrite_and_range_delete() {
+    let mut mt = Memtable::new(MEMTABLE_BYTES_DEFAULT, 9);
+    mt.insert(b"lock", Timestamp::ZERO, Value::Put(b"txn1"))
+        .unwrap();
+    mt.insert(b"lock", Timestamp::ZERO, Value::Put(b"txn2"))
+        .unwrap();
+    assert_eq!(mt.len(), 1);
+    let got = mt.get(b"lock", Timestamp::MAX).map(|e| e.value);
+    assert_eq!(got, Some(Value::Put(&b"txn2"[..])));
+    mt.insert(b"lock", Timestamp::ZERO, Value::Delete).unwrap();
+    let got = mt.get(b"lock", Timestamp::ZERO).map(|e| e.value);
+    assert_eq!(got, Some(Value::Delete));
+    for k in [b"a", b"b", b"c", b"d"] {
+        mt.insert(k, ts(5), Value::Put(k)).unwrap();
+    }
+    assert_eq!(mt.delete_range(b"b", b"d"), 2);
+    assert_eq!(mt.get(b"b", ts(9)), None);
+    assert!(mt.range_dels().covers(b"c") && !mt.range_dels().covers(b"d"));
+    // Written again after the deletion: visible, the erased node revived.
+    mt.insert(b"b", ts(5), Value::Put(b"again")).unwrap();
+    let got = mt.get(b"b", ts(9)).map(|e| e.value);
+    assert_eq!(got, Some(Value::Put(&b"again"[..])));
+    let keys: Vec<_> = mt.iter().map(|e| e.key.to_vec()).collect();
+    assert_eq!(keys, [&b"a"[..], b"b", b"d", b"lock"]);
+    mt.assert_invariants();
+    assert_eq!(mt.max_ts(), ts(5));
+    assert_eq!(mt.min_ts(), Timestamp::ZERO);
 }
