@@ -12,12 +12,15 @@
 
 pub mod codec;
 pub mod disk;
+pub mod engine;
 pub mod manifest;
 pub mod memtable;
 pub mod rng;
 pub mod spans;
 pub mod sst;
+pub mod sync;
 pub mod timestamp;
 pub mod wal;
 
+pub use engine::{Engine, EngineConfig, EngineError, Snapshot, WriteBatch};
 pub use timestamp::Timestamp;

@@ -271,6 +271,30 @@ impl Memtable {
         erased
     }
 
+    /// The byte bound given at creation.
+    pub fn bytes_max(&self) -> usize {
+        self.bytes_max
+    }
+
+    /// Key and value bytes of the live versions in `[start, end)` (`None`:
+    /// unbounded), plus a node's overhead each. Walks the span: O(versions in it).
+    pub fn approximate_span_bytes(&self, start: &[u8], end: Option<&[u8]>) -> usize {
+        let mut bytes = 0;
+        let mut c = Cursor::seek(self, start, Timestamp::MAX);
+        while let Some(e) = c.entry(self) {
+            if end.is_some_and(|end| e.key >= end) {
+                break;
+            }
+            let value = match e.value {
+                Value::Put(v) => v.len(),
+                Value::Delete => 0,
+            };
+            bytes += e.key.len() + value + size_of::<Node>();
+            c.advance(self);
+        }
+        bytes
+    }
+
     /// The range tombstones recorded by [`Memtable::delete_range`].
     pub fn range_dels(&self) -> &SpanSet {
         &self.range_dels
@@ -326,8 +350,13 @@ impl Memtable {
         self.live
     }
 
-    /// Whether nothing was ever written (no version, no range tombstone).
+    /// Whether no live version is left.
     pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Whether nothing was ever written (no version, no range tombstone).
+    pub fn is_untouched(&self) -> bool {
         self.nodes.len() == 1 && self.range_dels.is_empty()
     }
 

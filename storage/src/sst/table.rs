@@ -140,6 +140,23 @@ impl<F: DiskFile> Table<F> {
         self.bloom.may_contain(key_hash)
     }
 
+    /// Where the data blocks end (the meta blocks start).
+    pub fn data_end(&self) -> u64 {
+        self.footer.bloom.offset()
+    }
+
+    /// The file offset of the data block where `key` would be: an estimate of
+    /// the bytes stored below `key` (for split decisions).
+    pub fn approximate_offset(&self, key: &[u8]) -> u64 {
+        let mut index = BlockIter::new(Rc::clone(&self.index));
+        index.seek(key, Timestamp::MAX);
+        if !index.valid() {
+            return self.data_end();
+        }
+        self.handle_at(&index)
+            .map_or(self.data_end(), |h| h.offset())
+    }
+
     /// Memory held by the index and the filter.
     pub fn resident_bytes(&self) -> usize {
         self.index.bytes() + self.bloom.bytes()
