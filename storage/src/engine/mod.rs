@@ -66,6 +66,8 @@ pub mod read;
 mod recover;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_api;
 pub mod version;
 mod write;
 
@@ -456,6 +458,11 @@ impl<D: Disk> Engine<D> {
     /// WAL records below `lsn` are no longer needed by Raft (raft_log mode).
     pub fn set_raft_log_floor(&self, lsn: Lsn) {
         self.state.borrow_mut().raft_floor = lsn;
+    }
+
+    /// The oldest LSN the WAL still holds (truncation moves it up).
+    pub async fn wal_first_lsn(&self) -> Lsn {
+        self.wal.lock().await.first_lsn()
     }
 
     /// Whether writes are refused after a write-path failure (see module docs).
