@@ -23,6 +23,9 @@ pub const UNCOMMITTED_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const APPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Most pending ReadIndex requests a leader queues.
 pub const READS_PENDING_MAX: usize = 4096;
+/// A learner counts as caught up, and may be promoted, once it matches the
+/// leader's log to within this many entries of the commit index.
+pub const LEARNER_LAG_ENTRIES_MAX: u64 = 64;
 
 const _: () = assert!(HEARTBEAT_TICKS_DEFAULT < ELECTION_TICKS_DEFAULT);
 const _: () = assert!(APPEND_ENTRIES_MAX > 0 && INFLIGHT_APPENDS_MAX > 0);
@@ -35,7 +38,10 @@ pub struct Config {
     pub id: NodeId,
     /// Opaque group tag stamped on outgoing messages.
     pub group: u64,
-    /// Voting members when the persisted state has no snapshot.
+    /// Bootstrap configuration: the voters before any configuration entry,
+    /// used when the persisted state has no snapshot. Identical on every
+    /// founding replica; a replica added later passes an empty list and
+    /// learns its configuration from the leader's log or snapshot.
     pub voters: Vec<NodeId>,
     pub election_ticks: u32,
     pub heartbeat_ticks: u32,

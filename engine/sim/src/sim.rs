@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use teller_raft::{
     Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,
-    ProposeError, RawNode, Ready, Role, Snapshot, SnapshotMeta, Term,
+    ProposeError, RawNode, Ready, Role, Snapshot, Term,
 };
 
 use crate::app::{decode_op, encode_op, App};
@@ -535,17 +535,10 @@ impl Sim {
         }
         let data = r.app.encode();
         let raft = r.raft.as_mut().expect("up");
-        let Some(index) = raft.compact(data.clone()) else {
+        let Some(meta) = raft.compact(data.clone()) else {
             return;
         };
-        let term = raft.log_term(index).expect("snapshot term");
-        let voters = raft.voters().to_vec();
-        r.last_compact = index;
-        let meta = SnapshotMeta {
-            index,
-            term,
-            voters,
-        };
+        r.last_compact = meta.index;
         r.durable.compact(Snapshot { meta, data });
     }
 
