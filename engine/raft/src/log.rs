@@ -171,7 +171,7 @@ impl RaftLog {
     }
 
     /// The configuration in force at `index` (at or after the offset).
-    fn membership_at(&self, index: Index) -> &Membership {
+    pub(crate) fn membership_at(&self, index: Index) -> &Membership {
         assert!(index >= self.offset());
         self.confs
             .iter()

@@ -144,6 +144,10 @@ impl RawNode {
     pub fn membership(&self) -> &Membership {
         &self.membership
     }
+    /// The configuration as of the commit index: the latest committed one.
+    pub fn committed_membership(&self) -> &Membership {
+        self.log.membership_at(self.log.committed)
+    }
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
@@ -189,10 +193,18 @@ impl RawNode {
         self.transfer.map(|(t, _)| t)
     }
 
-    /// May this replica campaign? Only voters (of either configuration)
-    /// can; learners and removed or not-yet-added replicas never do.
+    /// May this replica campaign? Voters (of either configuration) can;
+    /// learners and not-yet-added replicas never do. A replica that its
+    /// latest, still uncommitted configuration removes also can, if it
+    /// voted in the previous one (thesis §4.2.2): it may hold the only copy
+    /// of that entry a quorum needs, and must be able to finish the change.
+    /// Its own vote does not count, since tallies use the current
+    /// configuration.
     fn promotable(&self) -> bool {
-        self.membership.is_voter(self.cfg.id)
+        let me = self.cfg.id;
+        self.membership.is_voter(me)
+            || (self.log.conf_index() > self.log.committed
+                && self.log.previous_membership().is_voter(me))
     }
 
     /// Core invariants, asserted after every input.
@@ -516,11 +528,15 @@ impl RawNode {
             {
                 self.send(m.from, MessageKind::HeartbeatResponse { read_seq: 0 });
             }
-            MessageKind::Vote { pre: true, .. } => {
+            // Tell a candidate of a stale term about ours (Raft §5.1): a
+            // candidate whose term lags can otherwise never win, e.g. when
+            // it alone holds the newest log while a removed replica keeps
+            // raising everyone else's term.
+            MessageKind::Vote { pre, .. } => {
                 self.send(
                     m.from,
                     MessageKind::VoteResponse {
-                        pre: true,
+                        pre,
                         granted: false,
                     },
                 );

@@ -38,6 +38,8 @@ pub struct Stats {
     pub partitions: u64,
     pub snapshots_sent: u64,
     pub transfers: u64,
+    /// Membership changes accepted by a leader.
+    pub conf_changes: u64,
     pub leaders: u64,
     pub max_term: u64,
     pub committed: u64,

@@ -88,6 +88,7 @@ fn main() -> ExitCode {
                 totals.partitions += stats.partitions;
                 totals.snapshots_sent += stats.snapshots_sent;
                 totals.transfers += stats.transfers;
+                totals.conf_changes += stats.conf_changes;
                 totals.leaders += stats.leaders;
                 if single {
                     println!("{stats:?}");
@@ -105,7 +106,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "profile {}: {passed} passed, {} failed (seeds {lo}..{hi}); totals: {} events, {} acked appends, {} reads, {} crashes, {} partitions, {} snapshots, {} transfers, {} leaders",
+        "profile {}: {passed} passed, {} failed (seeds {lo}..{hi}); totals: {} events, {} acked appends, {} reads, {} crashes, {} partitions, {} snapshots, {} transfers, {} conf changes, {} leaders",
         profile.name(),
         failed.len(),
         totals.events,
@@ -115,6 +116,7 @@ fn main() -> ExitCode {
         totals.partitions,
         totals.snapshots_sent,
         totals.transfers,
+        totals.conf_changes,
         totals.leaders
     );
     if !failed.is_empty() {

@@ -3,13 +3,16 @@
 //! Each node hosts one replica of every Raft group (like a shard hosting many
 //! ranges). A node has one disk: one fsync covers the queued writes of all its
 //! groups (group commit), and a crash takes down all its replicas at once.
+//! Nodes after the founders start outside every group (an empty
+//! configuration) until membership churn adds them; removed replicas keep
+//! running, as zombies that must not disturb the group.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use teller_raft::{
-    Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,
-    ProposeError, RawNode, Ready, Role, Snapshot, Term,
+    ConfChange, Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
+    Persisted, ProposeError, RawNode, Ready, Role, Snapshot, Term,
 };
 
 use crate::app::{decode_op, encode_op, App};
@@ -22,6 +25,8 @@ use crate::{RunOptions, Stats};
 const DURABILITY_CHECK_EVENTS: u64 = 64;
 /// Most events one run may process: a runaway run is a failure, not a hang.
 const EVENTS_MAX: u64 = 10_000_000;
+/// Membership churn never grows a group beyond this many voters.
+const CHURN_VOTERS_MAX: usize = 5;
 
 type Group = usize;
 
@@ -36,6 +41,7 @@ enum Event {
     Crash { node: NodeId, epoch: u64 },
     EndFaults,
     Transfer,
+    Churn,
 }
 
 struct Scheduled {
@@ -140,6 +146,7 @@ impl Sim {
         let mut rng = Rng::new(seed);
         let knobs = Knobs::draw(profile, opts.fault_phase_ticks, &mut rng);
         let groups = knobs.groups;
+        let knobs_nodes = knobs.nodes;
         let mut sim = Sim {
             knobs,
             now: 0,
@@ -150,7 +157,9 @@ impl Sim {
             clients: Vec::new(),
             acked: vec![Vec::new(); groups],
             reads_in_flight: BTreeMap::new(),
-            checkers: (0..groups).map(|_| Checker::default()).collect(),
+            checkers: (0..groups)
+                .map(|_| Checker::new((1..=knobs_nodes).collect()))
+                .collect(),
             stats: Stats::default(),
             trace: opts.trace.then(Vec::new),
             rng,
@@ -161,7 +170,7 @@ impl Sim {
             sim.knobs
         );
         sim.log(line);
-        for id in 1..=sim.knobs.nodes {
+        for id in 1..=sim.knobs.total_nodes() {
             let skew = sim.knobs.tick_skew_pct;
             let pct = sim.rng.range(100 - skew, 100 + skew);
             let replicas = (0..groups)
@@ -206,7 +215,11 @@ impl Sim {
             sim.schedule(at, Event::Fault);
             sim.schedule(sim.knobs.faults_end, Event::EndFaults);
         }
-        sim.stats.nodes = sim.knobs.nodes;
+        if sim.knobs.churn_interval > 0 {
+            let at = sim.rng.range(1, sim.knobs.churn_interval);
+            sim.schedule(at, Event::Churn);
+        }
+        sim.stats.nodes = sim.knobs.total_nodes();
         sim.stats.groups = groups as u64;
         sim
     }
@@ -301,6 +314,15 @@ impl Sim {
                 }
                 self.transfer()
             }
+            Event::Churn => {
+                if self.now < self.knobs.faults_end {
+                    let i = self.knobs.churn_interval;
+                    let delay = self.rng.range(i / 2, i * 3 / 2);
+                    self.schedule(delay, Event::Churn);
+                    self.churn()?;
+                }
+                Ok(())
+            }
             Event::EndFaults => {
                 self.log("faults end: heal, restart all, no loss".into());
                 self.queue.retain(|s| {
@@ -312,7 +334,7 @@ impl Sim {
                 self.cut.clear();
                 self.knobs.loss_ppm = 0;
                 self.knobs.dup_ppm = 0;
-                for id in 1..=self.knobs.nodes {
+                for id in 1..=self.knobs.total_nodes() {
                     self.restart(id)?;
                 }
                 Ok(())
@@ -397,14 +419,16 @@ impl Sim {
             self.checkers[g].on_log_entries(raft, &rd.entries)?;
             self.handle_ready(id, g, rd)?;
         }
-        self.compact(id, g);
         let raft = self.nodes[(id - 1) as usize].replicas[g]
             .raft
             .as_ref()
             .expect("up");
         let state = (raft.role(), raft.term());
         self.stats.max_term = self.stats.max_term.max(state.1);
+        // Checked before compaction, so every newly committed entry is
+        // still in the log where the checker first sees it.
         self.checkers[g].on_node(raft)?;
+        self.compact(id, g);
         if self.replica(id, g).traced != Some(state) {
             self.replica(id, g).traced = Some(state);
             self.log(format!("g{g} n{id} is {:?} in term {}", state.0, state.1));
@@ -594,7 +618,7 @@ impl Sim {
     // ----- faults ------------------------------------------------------------
 
     fn fault(&mut self) {
-        let nodes = self.knobs.nodes;
+        let nodes = self.knobs.total_nodes();
         // Faults aimed at a leader shake out the interesting cases:
         // uncommitted suffixes, competing terms, lost acknowledgements.
         let g = self.rng.below(self.knobs.groups as u64) as Group;
@@ -652,11 +676,60 @@ impl Sim {
         let Some(id) = self.leader_of(g) else {
             return Ok(());
         };
-        let target = self.rng.range(1, self.knobs.nodes);
+        let target = self.rng.range(1, self.knobs.total_nodes());
         let outcome = self.raft(id, g).expect("up").transfer_leader(target);
         self.log(format!("g{g} transfer n{id} -> n{target}: {outcome:?}"));
         self.stats.transfers += u64::from(outcome.is_ok());
         self.drive(id, g)
+    }
+
+    /// Asks the leader of a random group for a random membership change:
+    /// add or remove a learner or voter, promote a learner, or swap a voter
+    /// for an outsider (two voter changes in one joint step). Refusals
+    /// (a change in progress, a learner behind) are part of the test.
+    fn churn(&mut self) -> Result<(), Violation> {
+        let g = self.rng.below(self.knobs.groups as u64) as Group;
+        let Some(id) = self.leader_of(g) else {
+            return Ok(());
+        };
+        let m = self.raft(id, g).expect("up").membership().clone();
+        let outsiders: Vec<NodeId> = (1..=self.knobs.total_nodes())
+            .filter(|&n| !m.is_member(n))
+            .collect();
+        let outsider = self.pick(&outsiders);
+        let learner = self.pick(&m.learners);
+        let voter = self.pick(&m.voters);
+        let room = m.voters.len() < CHURN_VOTERS_MAX;
+        let changes = match self.rng.below(6) {
+            0 => outsider.map(ConfChange::AddLearner).into_iter().collect(),
+            1 => learner
+                .map(ConfChange::PromoteLearner)
+                .into_iter()
+                .collect(),
+            2 if room => outsider.map(ConfChange::AddVoter).into_iter().collect(),
+            3 if m.voters.len() > 1 => voter.map(ConfChange::RemoveVoter).into_iter().collect(),
+            4 => learner.map(ConfChange::RemoveLearner).into_iter().collect(),
+            _ => match (outsider, voter) {
+                (Some(o), Some(v)) => vec![ConfChange::AddVoter(o), ConfChange::RemoveVoter(v)],
+                _ => Vec::new(),
+            },
+        };
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.raft(id, g).expect("up").propose_conf_change(&changes);
+        self.log(format!(
+            "g{g} conf change at n{id} {changes:?}: {outcome:?}"
+        ));
+        self.stats.conf_changes += u64::from(outcome.is_ok());
+        self.drive(id, g)
+    }
+
+    fn pick(&mut self, ids: &[NodeId]) -> Option<NodeId> {
+        if ids.is_empty() {
+            return None;
+        }
+        Some(ids[self.rng.below(ids.len() as u64) as usize])
     }
 
     fn crash(&mut self, id: NodeId) {
@@ -705,7 +778,12 @@ impl Sim {
             return Ok(());
         }
         for g in 0..self.knobs.groups {
-            let voters = (1..=self.knobs.nodes).collect();
+            // Founders bootstrap with the initial voters; spares join empty.
+            let voters = if id <= self.knobs.nodes {
+                (1..=self.knobs.nodes).collect()
+            } else {
+                Vec::new()
+            };
             let mut cfg = Config::new(id, voters, self.rng.next_u64());
             cfg.group = g as u64;
             cfg.pre_vote = self.knobs.pre_vote;
@@ -756,7 +834,7 @@ impl Sim {
         }
         let target = match self.clients[c].leader_hint {
             Some(l) => l,
-            None => self.rng.range(1, self.knobs.nodes),
+            None => self.rng.range(1, self.knobs.total_nodes()),
         };
         let is_read = self.rng.below(100) < self.knobs.read_pct;
         let (cid, seq, g) = (
@@ -801,8 +879,11 @@ impl Sim {
 
     fn check_durability(&mut self) -> Result<(), Violation> {
         for g in 0..self.knobs.groups {
-            let stores: Vec<&Persisted> =
-                self.nodes.iter().map(|n| &n.replicas[g].durable).collect();
+            let stores: Vec<(NodeId, &Persisted)> = self
+                .nodes
+                .iter()
+                .map(|n| (n.id, &n.replicas[g].durable))
+                .collect();
             self.checkers[g]
                 .check_durability(&stores)
                 .map_err(|v| format!("g{g}: {v}"))?;
@@ -821,21 +902,27 @@ impl Sim {
         Ok(())
     }
 
+    /// Every member of the latest committed configuration (voters and
+    /// learners) holds the same list; removed replicas may lag behind.
     fn final_checks_group(&mut self, g: Group) -> Result<(), Violation> {
-        let reference = self.nodes[0].replicas[g].app.clone();
-        for n in &self.nodes {
+        let members = self.checkers[g].committed_membership().members();
+        let first = members[0];
+        let reference = self.nodes[(first - 1) as usize].replicas[g].app.clone();
+        let reference_applied = self.nodes[(first - 1) as usize].replicas[g].applied;
+        for &id in &members {
+            let n = &self.nodes[(id - 1) as usize];
             let r = &n.replicas[g];
             if r.raft.is_none() {
                 return Err(format!("n{} is down at the end", n.id));
             }
             if r.app != reference {
                 return Err(format!(
-                    "no convergence: n{} applied {} ops (index {}), n1 applied {} ops (index {})",
+                    "no convergence: n{} applied {} ops (index {}), n{first} applied {} ops (index {})",
                     n.id,
                     r.app.list.len(),
                     r.applied,
                     reference.list.len(),
-                    self.nodes[0].replicas[g].applied
+                    reference_applied
                 ));
             }
         }
