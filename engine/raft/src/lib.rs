@@ -55,12 +55,12 @@ mod types;
 mod tests;
 
 pub use config::{
-    Config, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, APPLY_BYTES_MAX, ELECTION_TICKS_DEFAULT,
-    ENTRY_DATA_BYTES_MAX, HEARTBEAT_TICKS_DEFAULT, INFLIGHT_APPENDS_MAX, LEARNER_LAG_ENTRIES_MAX,
-    READS_PENDING_MAX, UNCOMMITTED_BYTES_MAX,
+    Config, LeaseConfig, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, APPLY_BYTES_MAX,
+    ELECTION_TICKS_DEFAULT, ENTRY_DATA_BYTES_MAX, HEARTBEAT_TICKS_DEFAULT, INFLIGHT_APPENDS_MAX,
+    LEARNER_LAG_ENTRIES_MAX, LEASE_ROUNDS_MAX, READS_PENDING_MAX, UNCOMMITTED_BYTES_MAX,
 };
 pub use membership::{ConfChange, ConfChangeError, MalformedMembership, Membership, MEMBERS_MAX};
-pub use node::RawNode;
+pub use node::{RawNode, ReadPath};
 pub use progress::ProgressState;
 pub use types::{
     ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,

@@ -7,6 +7,7 @@
 
 mod conf;
 mod election;
+mod lease;
 mod read;
 mod replication;
 
@@ -21,6 +22,8 @@ use crate::types::{
     ProposeError, ReadState, Ready, Role, SnapshotMeta, StepError, Term,
 };
 use election::Campaign;
+use lease::LeaseState;
+pub use lease::ReadPath;
 use read::PendingRead;
 
 /// One replica of one Raft group. See the crate docs for the contract.
@@ -61,6 +64,7 @@ pub struct RawNode {
     ready_number: u64,
     /// Highest commit index ever observed, for the monotonicity assertion.
     commit_high_water: Index,
+    lease: LeaseState,
 }
 
 impl RawNode {
@@ -115,6 +119,7 @@ impl RawNode {
             msgs: Vec::new(),
             msgs_after_persist: Vec::new(),
             ready_number: 0,
+            lease: LeaseState::new(),
             cfg,
         };
         node.reset_election_timer();
@@ -255,6 +260,7 @@ impl RawNode {
         self.uncommitted_bytes = 0;
         self.broadcast_pending = false;
         self.heartbeat_elapsed = 0;
+        self.lease.reset_leader();
     }
 
     // ----- inputs ------------------------------------------------------------
@@ -313,6 +319,10 @@ impl RawNode {
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
+            if self.cfg.lease.is_some() {
+                // Every heartbeat is a new round that can extend the lease.
+                self.read_seq += 1;
+            }
             self.broadcast_heartbeat();
         }
     }
@@ -495,10 +505,12 @@ impl RawNode {
             MessageKind::Vote { pre, transfer, .. } => {
                 // Leader lease (thesis §4.2.3): while we hear from a live
                 // leader, a vote request is a disruption, not an election.
+                // With leader leases, also the clock-based promise
+                // (`node/lease.rs`).
                 let in_lease = self.cfg.check_quorum
                     && self.leader.is_some()
                     && self.election_elapsed < self.cfg.election_ticks;
-                if in_lease && !transfer {
+                if (in_lease || self.guarded()) && !transfer {
                     return false;
                 }
                 if !pre {
@@ -521,11 +533,11 @@ impl RawNode {
 
     fn on_lower_term(&mut self, m: &Message) {
         match m.kind {
-            // Tell a stale leader about the newer term so it steps down; with
-            // PreVote/CheckQuorum it would otherwise never learn of it.
-            MessageKind::Append { .. } | MessageKind::Heartbeat { .. }
-                if self.cfg.check_quorum || self.cfg.pre_vote =>
-            {
+            // Tell a stale leader about the newer term so it steps down
+            // (Raft §5.1). Without this a replica whose term rose while the
+            // leader's did not, such as a learner (which never campaigns to
+            // force a new term), would ignore the leader forever.
+            MessageKind::Append { .. } | MessageKind::Heartbeat { .. } => {
                 self.send(m.from, MessageKind::HeartbeatResponse { read_seq: 0 });
             }
             // Tell a candidate of a stale term about ours (Raft §5.1): a
@@ -620,6 +632,7 @@ impl RawNode {
             self.become_follower(self.term, Some(leader));
         }
         self.election_elapsed = 0;
+        self.renew_guard();
     }
 }
 

@@ -24,6 +24,9 @@
 //!   change is `add N`, `remove N`, `learner N`, `promote N` or
 //!   `remove-learner N`
 //! * `status`, `log ID`, `applied ID`, `members ID`
+//! * with `cluster N lease` (election timeout 100, max clock offset 10, so
+//!   leases last 80 clock units): `clock ID|all T` sets clocks (they start
+//!   at 0), `lease-read ID CTX` reads by lease or falls back to ReadIndex
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
@@ -36,6 +39,8 @@ struct TestNode {
     applied: Vec<String>,
     /// Bootstrap voters passed in `Config::voters`.
     bootstrap: Vec<NodeId>,
+    /// This node's clock reading.
+    clock: u64,
 }
 
 struct Cluster {
@@ -58,6 +63,12 @@ impl Cluster {
         if options.contains("window=2") {
             cfg.inflight_appends_max = 2;
         }
+        if options.contains("lease") {
+            cfg.lease = Some(LeaseConfig {
+                election_timeout: 100,
+                max_clock_offset: 10,
+            });
+        }
         let mut c = Cluster {
             nodes: BTreeMap::new(),
             cfg,
@@ -76,6 +87,7 @@ impl Cluster {
             durable: Persisted::default(),
             applied: Vec::new(),
             bootstrap,
+            clock: 0,
         };
         assert!(self.nodes.insert(id, tn).is_none(), "node {id} exists");
         self.start(id);
@@ -91,7 +103,9 @@ impl Cluster {
             tn.applied = decode_applied(&s.data);
             cfg.applied = s.meta.index;
         }
-        tn.node = Some(RawNode::new(cfg, tn.durable.clone()).expect("valid state"));
+        let mut node = RawNode::new(cfg, tn.durable.clone()).expect("valid state");
+        node.set_clock(tn.clock);
+        tn.node = Some(node);
     }
 
     fn node(&mut self, id: NodeId) -> &mut RawNode {
@@ -298,6 +312,23 @@ impl Cluster {
                 format!("first={} [{}]\n", n.first_index(), entries.join(" "))
             }
             "applied" => format!("[{}]\n", self.nodes[&id(1)].applied.join(" ")),
+            "clock" => {
+                let t: u64 = args[2].parse().expect("time");
+                for (&i, tn) in self.nodes.iter_mut() {
+                    if args[1] == "all" || args[1].parse() == Ok(i) {
+                        tn.clock = t;
+                        if let Some(n) = tn.node.as_mut() {
+                            n.set_clock(t);
+                        }
+                    }
+                }
+                "ok\n".into()
+            }
+            "lease-read" => match self.node(id(1)).read(args[2].as_bytes().to_vec()) {
+                Ok(ReadPath::Lease { index }) => format!("lease read at index {index}\n"),
+                Ok(ReadPath::ReadIndex) => "read-index\n".into(),
+                Err(e) => format!("error {e:?}\n"),
+            },
             "members" => {
                 let n = self.nodes[&id(1)].node.as_ref().expect("up");
                 format!("{}\n", n.membership())

@@ -253,6 +253,8 @@ pub enum ConfigError {
     DuplicateVoter(NodeId),
     InvalidTicks,
     InvalidLimits,
+    /// `2 * max_clock_offset` must be below the lease's election timeout.
+    InvalidLease,
     /// Persisted entries are not contiguous after the snapshot.
     LogGap {
         expected: Index,

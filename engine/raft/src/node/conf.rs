@@ -92,10 +92,14 @@ impl RawNode {
         if state == self.conf_state {
             return;
         }
+        let changed = state.0 != self.conf_state.0;
         self.conf_state = state;
         self.membership = self.log.membership().clone();
         if self.role != Role::Leader {
             return;
+        }
+        if changed {
+            self.restart_lease();
         }
         let members = self.tracked_members();
         self.progress

@@ -178,6 +178,7 @@ impl RawNode {
         }
         if self.transfer.map(|(t, _)| t) != Some(target) {
             self.transfer = Some((target, 0));
+            self.revoke_lease();
             if self.progress[&target].matched == self.log.last_index() {
                 self.send(target, MessageKind::TimeoutNow);
             } else {

@@ -53,6 +53,7 @@ impl RawNode {
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
+        self.note_round();
         let peers: Vec<(NodeId, Index)> = self
             .progress
             .iter()
@@ -229,6 +230,7 @@ impl RawNode {
         if self.progress[&from].matched < last {
             self.send_append(from, true);
         }
+        self.confirm_lease();
         self.release_reads();
     }
 
