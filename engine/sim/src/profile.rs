@@ -42,6 +42,14 @@ pub struct Knobs {
     pub spare_nodes: u64,
     /// Mean units between membership changes (0 = none).
     pub churn_interval: u64,
+    /// Leader leases on (reads without a message round when valid).
+    pub lease: bool,
+    /// The configured maximum clock offset between two nodes, in units;
+    /// node clocks stay within it (offsets in `[0, bound]`) unless a run
+    /// violates it on purpose.
+    pub clock_offset_max: u64,
+    /// Mean units between clock jumps of a random node (0 = none).
+    pub clock_jump_interval: u64,
     /// Raft groups, each with a replica on every node.
     pub groups: usize,
     pub loss_ppm: u32,
@@ -146,11 +154,19 @@ impl Knobs {
             end: faults_end + (CLIENT_TAIL_TICKS + SETTLE_TICKS) * TICK_UNITS,
             spare_nodes: 0,
             churn_interval: 0,
+            lease: false,
+            clock_offset_max: 0,
+            clock_jump_interval: 0,
         };
         // Drawn last so that the knobs above keep their per-seed values.
         if faults && rng.below(4) != 0 {
             knobs.spare_nodes = rng.range(0, 2);
             knobs.churn_interval = rng.range(20, 150) * TICK_UNITS;
+        }
+        knobs.lease = rng.below(4) != 0;
+        knobs.clock_offset_max = rng.range(0, if faults { 2 } else { 1 } * TICK_UNITS);
+        if faults {
+            knobs.clock_jump_interval = rng.range(20, 200) * TICK_UNITS;
         }
         knobs
     }

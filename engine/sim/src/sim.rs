@@ -11,8 +11,9 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use teller_raft::{
-    ConfChange, Config, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId,
-    Persisted, ProposeError, RawNode, Ready, Role, Snapshot, Term,
+    ConfChange, Config, Entry, EntryKind, HardState, Index, LeaseConfig, Message, MessageKind,
+    NodeId, Persisted, ProposeError, RawNode, ReadPath, Ready, Role, Snapshot, Term,
+    ELECTION_TICKS_DEFAULT,
 };
 
 use crate::app::{decode_op, encode_op, App};
@@ -27,6 +28,9 @@ const DURABILITY_CHECK_EVENTS: u64 = 64;
 const EVENTS_MAX: u64 = 10_000_000;
 /// Membership churn never grows a group beyond this many voters.
 const CHURN_VOTERS_MAX: usize = 5;
+/// With `RunOptions::clock_offset_violation`, clock offsets reach this many
+/// election timeouts, far beyond any configured bound.
+const VIOLATION_OFFSET_ELECTIONS: u64 = 20;
 
 type Group = usize;
 
@@ -42,6 +46,7 @@ enum Event {
     EndFaults,
     Transfer,
     Churn,
+    ClockJump,
 }
 
 struct Scheduled {
@@ -78,10 +83,14 @@ struct DiskJob {
     messages: Vec<Message>,
 }
 
+#[derive(Clone, Copy)]
 struct PendingRead {
     index: Index,
     /// Appends of this group acknowledged before the read was issued.
     acked_before: usize,
+    /// Longest list any read of this group returned before this one was
+    /// issued: a linearizable read returns at least as much.
+    min_len: usize,
 }
 
 /// One group's replica on one node.
@@ -104,6 +113,8 @@ struct SimNode {
     /// Jobs at the front of `disk` covered by the fsync in flight.
     disk_busy: usize,
     tick_period: u64,
+    /// This node's clock reads `now + clock_offset`.
+    clock_offset: u64,
     replicas: Vec<Replica>,
 }
 
@@ -134,8 +145,13 @@ pub struct Sim {
     clients: Vec<Client>,
     /// Per group: acknowledged appends, in acknowledgement order.
     acked: Vec<Vec<(u32, u32)>>,
-    /// Outstanding reads by (group, ctx): appends acknowledged before issue.
-    reads_in_flight: BTreeMap<(Group, Vec<u8>), usize>,
+    /// Outstanding ReadIndex reads by (group, ctx).
+    reads_in_flight: BTreeMap<(Group, Vec<u8>), PendingRead>,
+    /// Per group: the longest list any served read returned.
+    read_len_max: Vec<usize>,
+    /// Clock offsets are drawn from `[0, clock_offset_bound]`: the
+    /// configured maximum, or far beyond it in a violating run.
+    clock_offset_bound: u64,
     checkers: Vec<Checker>,
     pub stats: Stats,
     pub trace: Option<Vec<String>>,
@@ -144,7 +160,15 @@ pub struct Sim {
 impl Sim {
     pub fn new(seed: u64, profile: Profile, opts: &RunOptions) -> Sim {
         let mut rng = Rng::new(seed);
-        let knobs = Knobs::draw(profile, opts.fault_phase_ticks, &mut rng);
+        let mut knobs = Knobs::draw(profile, opts.fault_phase_ticks, &mut rng);
+        let election_units = u64::from(ELECTION_TICKS_DEFAULT) * TICK_UNITS;
+        let clock_offset_bound = if opts.clock_offset_violation {
+            knobs.lease = true;
+            knobs.clock_jump_interval = knobs.clock_jump_interval.clamp(1, 50 * TICK_UNITS);
+            VIOLATION_OFFSET_ELECTIONS * election_units
+        } else {
+            knobs.clock_offset_max
+        };
         let groups = knobs.groups;
         let knobs_nodes = knobs.nodes;
         let mut sim = Sim {
@@ -157,6 +181,8 @@ impl Sim {
             clients: Vec::new(),
             acked: vec![Vec::new(); groups],
             reads_in_flight: BTreeMap::new(),
+            read_len_max: vec![0; groups],
+            clock_offset_bound,
             checkers: (0..groups)
                 .map(|_| Checker::new((1..=knobs_nodes).collect()))
                 .collect(),
@@ -173,6 +199,7 @@ impl Sim {
         for id in 1..=sim.knobs.total_nodes() {
             let skew = sim.knobs.tick_skew_pct;
             let pct = sim.rng.range(100 - skew, 100 + skew);
+            let clock_offset = sim.rng.range(0, sim.clock_offset_bound);
             let replicas = (0..groups)
                 .map(|_| Replica {
                     raft: None,
@@ -192,6 +219,7 @@ impl Sim {
                 disk: VecDeque::new(),
                 disk_busy: 0,
                 tick_period: (TICK_UNITS * pct / 100).max(1),
+                clock_offset,
                 replicas,
             });
             sim.restart(id).expect("fresh node starts");
@@ -218,6 +246,10 @@ impl Sim {
         if sim.knobs.churn_interval > 0 {
             let at = sim.rng.range(1, sim.knobs.churn_interval);
             sim.schedule(at, Event::Churn);
+        }
+        if sim.knobs.clock_jump_interval > 0 {
+            let at = sim.rng.range(1, sim.knobs.clock_jump_interval);
+            sim.schedule(at, Event::ClockJump);
         }
         sim.stats.nodes = sim.knobs.total_nodes();
         sim.stats.groups = groups as u64;
@@ -248,8 +280,18 @@ impl Sim {
         &mut self.nodes[(id - 1) as usize].replicas[g]
     }
 
+    /// A replica's Raft node, with its clock set to the node's clock now
+    /// (every input to a node goes through here or sets the clock itself).
     fn raft(&mut self, id: NodeId, g: Group) -> Option<&mut RawNode> {
-        self.replica(id, g).raft.as_mut()
+        let clock = self.clock(id);
+        let raft = self.replica(id, g).raft.as_mut()?;
+        raft.set_clock(clock);
+        Some(raft)
+    }
+
+    /// Node `id`'s clock reading: simulated time plus its current offset.
+    fn clock(&self, id: NodeId) -> u64 {
+        self.now + self.nodes[(id - 1) as usize].clock_offset
     }
 
     /// The node currently leading group `g`, if any (the highest term wins).
@@ -313,6 +355,15 @@ impl Sim {
                     self.schedule(delay, Event::Transfer);
                 }
                 self.transfer()
+            }
+            Event::ClockJump => {
+                if self.now < self.knobs.faults_end {
+                    let i = self.knobs.clock_jump_interval;
+                    let delay = self.rng.range(i / 2, i * 3 / 2);
+                    self.schedule(delay, Event::ClockJump);
+                    self.clock_jump();
+                }
+                Ok(())
             }
             Event::Churn => {
                 if self.now < self.knobs.faults_end {
@@ -496,11 +547,10 @@ impl Sim {
             self.apply(id, g, e)?;
         }
         for rs in read_states {
-            let acked_before = self.reads_in_flight.remove(&(g, rs.ctx)).unwrap_or(0);
-            let read = PendingRead {
-                index: rs.index,
-                acked_before,
+            let Some(mut read) = self.reads_in_flight.remove(&(g, rs.ctx)) else {
+                continue; // a read issued before a crash of this node
             };
+            read.index = rs.index;
             self.replica(id, g).reads.push(read);
         }
         self.serve_reads(id, g)
@@ -546,6 +596,14 @@ impl Sim {
                     read.index
                 ));
             }
+            let len = app.list.len();
+            if len < read.min_len {
+                return Err(format!(
+                    "stale read in g{g} on n{id} at index {}: returns {len} items, an earlier read returned {}",
+                    read.index, read.min_len
+                ));
+            }
+            self.read_len_max[g] = self.read_len_max[g].max(len);
             self.stats.reads_served += 1;
         }
         Ok(())
@@ -579,6 +637,7 @@ impl Sim {
 
     /// One fsync finished: every job it covered, across groups, is durable.
     fn disk_done(&mut self, id: NodeId, epoch: u64) -> Result<(), Violation> {
+        let clock = self.clock(id);
         let n = self.node(id);
         if n.epoch != epoch || !n.up {
             return Ok(());
@@ -597,11 +656,9 @@ impl Sim {
             out.extend(job.messages);
         }
         for (&g, &number) in &last {
-            n.replicas[g]
-                .raft
-                .as_mut()
-                .expect("up")
-                .on_persisted(number);
+            let raft = n.replicas[g].raft.as_mut().expect("up");
+            raft.set_clock(clock);
+            raft.on_persisted(number);
         }
         if !n.disk.is_empty() {
             self.start_fsync(id);
@@ -681,6 +738,21 @@ impl Sim {
         self.log(format!("g{g} transfer n{id} -> n{target}: {outcome:?}"));
         self.stats.transfers += u64::from(outcome.is_ok());
         self.drive(id, g)
+    }
+
+    /// A random node's clock jumps, forwards or backwards, to a new offset
+    /// within the bound (the node's Raft clock never goes backwards: it
+    /// stalls until it catches up). Aimed at a leader half the time.
+    fn clock_jump(&mut self) {
+        let g = self.rng.below(self.knobs.groups as u64) as Group;
+        let id = match self.leader_of(g) {
+            Some(l) if self.rng.flip() => l,
+            _ => self.rng.range(1, self.knobs.total_nodes()),
+        };
+        let offset = self.rng.range(0, self.clock_offset_bound);
+        let old = std::mem::replace(&mut self.node(id).clock_offset, offset);
+        self.stats.clock_jumps += 1;
+        self.log(format!("clock of n{id} jumps: offset {old} -> {offset}"));
     }
 
     /// Asks the leader of a random group for a random membership change:
@@ -790,14 +862,20 @@ impl Sim {
             cfg.check_quorum = self.knobs.check_quorum;
             cfg.inflight_appends_max = self.knobs.inflight_max;
             cfg.append_entries_max = self.knobs.append_entries_max;
+            cfg.lease = self.knobs.lease.then_some(LeaseConfig {
+                election_timeout: u64::from(ELECTION_TICKS_DEFAULT) * TICK_UNITS,
+                max_clock_offset: self.knobs.clock_offset_max,
+            });
+            let clock = self.clock(id);
             let r = self.replica(id, g);
             let (app, applied) = match &r.durable.snapshot {
                 Some(s) => (App::decode(&s.data), s.meta.index),
                 None => (App::default(), 0),
             };
             cfg.applied = applied;
-            let raft = RawNode::new(cfg, r.durable.clone())
+            let mut raft = RawNode::new(cfg, r.durable.clone())
                 .map_err(|e| format!("g{g} n{id} cannot restart: {e:?}"))?;
+            raft.set_clock(clock);
             r.raft = Some(raft);
             r.app = app;
             r.applied = applied;
@@ -843,16 +921,27 @@ impl Sim {
             self.clients[c].group,
         );
         let ctx = encode_op(cid, self.clients[c].reads_issued as u32);
-        let acked_now = self.acked[g].len();
+        let pending = PendingRead {
+            index: 0,
+            acked_before: self.acked[g].len(),
+            min_len: self.read_len_max[g],
+        };
         let Some(raft) = self.raft(target, g) else {
             self.clients[c].leader_hint = None;
             return Ok(());
         };
         if is_read {
-            match raft.read_index(ctx.clone()) {
-                Ok(()) => {
+            match raft.read(ctx.clone()) {
+                Ok(ReadPath::Lease { index }) => {
                     self.clients[c].reads_issued += 1;
-                    self.reads_in_flight.insert((g, ctx), acked_now);
+                    self.stats.lease_reads += 1;
+                    let read = PendingRead { index, ..pending };
+                    self.replica(target, g).reads.push(read);
+                    self.serve_reads(target, g)?;
+                }
+                Ok(ReadPath::ReadIndex) => {
+                    self.clients[c].reads_issued += 1;
+                    self.reads_in_flight.insert((g, ctx), pending);
                 }
                 Err(e) => self.clients[c].leader_hint = hint(e),
             }
