@@ -46,6 +46,7 @@
 mod config;
 mod log;
 mod membership;
+pub mod multi;
 mod node;
 mod progress;
 mod storage;

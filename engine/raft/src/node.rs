@@ -8,6 +8,7 @@
 mod conf;
 mod election;
 mod lease;
+mod quiesce;
 mod read;
 mod replication;
 
@@ -65,6 +66,8 @@ pub struct RawNode {
     /// Highest commit index ever observed, for the monotonicity assertion.
     commit_high_water: Index,
     lease: LeaseState,
+    /// Idle: the host does not tick this replica (`node/quiesce.rs`).
+    quiesced: bool,
 }
 
 impl RawNode {
@@ -120,6 +123,7 @@ impl RawNode {
             msgs_after_persist: Vec::new(),
             ready_number: 0,
             lease: LeaseState::new(),
+            quiesced: false,
             cfg,
         };
         node.reset_election_timer();
@@ -252,6 +256,7 @@ impl RawNode {
     // ----- role transitions --------------------------------------------------
 
     fn reset_role_state(&mut self) {
+        self.quiesced = false;
         self.votes.clear();
         self.progress.clear();
         self.transfer = None;
@@ -265,8 +270,11 @@ impl RawNode {
 
     // ----- inputs ------------------------------------------------------------
 
-    /// Advances logical time by one tick.
+    /// Advances logical time by one tick. A quiesced replica ignores ticks.
     pub fn tick(&mut self) {
+        if self.quiesced {
+            return;
+        }
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
@@ -344,6 +352,7 @@ impl RawNode {
     /// be lost if leadership changes before it commits.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<Index, ProposeError> {
         self.check_can_propose()?;
+        self.unquiesce();
         if data.len() > ENTRY_DATA_BYTES_MAX {
             return Err(ProposeError::TooLarge {
                 bytes: data.len(),
@@ -485,6 +494,9 @@ impl RawNode {
             return Err(StepError::UnknownSender(m.from));
         }
         validate_configurations(&m.kind)?;
+        if self.quiesced && !self.keeps_quiet(&m) {
+            self.unquiesce();
+        }
         if m.term > self.term {
             if !self.on_higher_term(&m) {
                 return Ok(());
@@ -580,10 +592,17 @@ impl RawNode {
                 self.follow(from);
                 self.on_append(from, prev_index, prev_term, &entries, commit);
             }
-            MessageKind::Heartbeat { commit, read_seq } => {
+            MessageKind::Heartbeat {
+                commit,
+                read_seq,
+                quiesce,
+            } => {
                 self.follow(from);
                 self.log.commit_to(commit);
                 self.send(from, MessageKind::HeartbeatResponse { read_seq });
+                if quiesce {
+                    self.maybe_quiesce_follower(commit);
+                }
             }
             MessageKind::InstallSnapshot { snapshot } => {
                 self.follow(from);

@@ -105,10 +105,13 @@ pub enum MessageKind {
         hint_index: Index,
         hint_term: Term,
     },
-    /// Leader → follower: liveness, commit index and ReadIndex round `read_seq`.
+    /// Leader → follower: liveness, commit index and ReadIndex round
+    /// `read_seq`. With `quiesce`, the group is idle: a caught-up follower
+    /// stops ticking until something happens (`node/quiesce.rs`).
     Heartbeat {
         commit: Index,
         read_seq: u64,
+        quiesce: bool,
     },
     /// Follower → leader: echoes `read_seq`.
     HeartbeatResponse {
@@ -334,8 +337,16 @@ impl std::fmt::Display for Message {
             } => {
                 write!(f, " reject={index} hint={hint_index}@{hint_term}")
             }
-            MessageKind::Heartbeat { commit, read_seq } => {
-                write!(f, " commit={commit} seq={read_seq}")
+            MessageKind::Heartbeat {
+                commit,
+                read_seq,
+                quiesce,
+            } => {
+                write!(f, " commit={commit} seq={read_seq}")?;
+                if *quiesce {
+                    write!(f, " quiesce")?;
+                }
+                Ok(())
             }
             MessageKind::HeartbeatResponse { read_seq } => write!(f, " seq={read_seq}"),
             MessageKind::Vote {

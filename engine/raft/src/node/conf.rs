@@ -18,6 +18,7 @@ impl RawNode {
     /// has not caught up.
     pub fn propose_conf_change(&mut self, changes: &[ConfChange]) -> Result<Index, ProposeError> {
         self.check_can_propose()?;
+        self.unquiesce();
         let refuse = |e| Err(ProposeError::ConfChange(e));
         let conf_index = self.log.conf_index();
         if conf_index > self.log.committed || self.membership.is_joint() {

@@ -176,6 +176,7 @@ impl RawNode {
         if target == self.cfg.id || !self.membership.voters.contains(&target) {
             return Err(ProposeError::InvalidTarget(target));
         }
+        self.unquiesce();
         if self.transfer.map(|(t, _)| t) != Some(target) {
             self.transfer = Some((target, 0));
             self.revoke_lease();

@@ -28,6 +28,7 @@ impl RawNode {
         if self.reads_waiting.len() + self.reads_blocked.len() >= READS_PENDING_MAX {
             return Err(ProposeError::Backpressure);
         }
+        self.unquiesce();
         if self.log.term(self.log.committed) != Some(self.term) {
             self.reads_blocked.push(ctx);
         } else {

@@ -66,6 +66,7 @@ impl RawNode {
                 MessageKind::Heartbeat {
                     commit,
                     read_seq: self.read_seq,
+                    quiesce: false,
                 },
             );
         }
