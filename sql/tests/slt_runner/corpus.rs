@@ -11,10 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use regex::Regex;
-use teller_net::session::Session;
 use teller_net::PgError;
 
-use super::driver::{self, QueryResult};
+use super::driver::{Database, QueryResult};
 use super::output;
 use super::record::{self, Record};
 
@@ -66,7 +65,7 @@ impl FileReport {
 }
 
 /// Runs the records of `text` against `session`.
-pub fn run_file<S: Session>(session: &mut S, text: &str, options: &Options) -> FileReport {
+pub fn run_file(db: &mut impl Database, text: &str, options: &Options) -> FileReport {
     let mut report = FileReport::default();
     let mut labels: HashMap<String, String> = HashMap::new();
     let mut seen = 0;
@@ -89,7 +88,7 @@ pub fn run_file<S: Session>(session: &mut S, text: &str, options: &Options) -> F
             break;
         }
         seen += 1;
-        let verdict = run_record(session, &located.record, &mut labels);
+        let verdict = run_record(db, &located.record, &mut labels);
         let expected_to_fail = options.expected_failures.contains(&located.line);
         match (verdict, expected_to_fail) {
             (Ok(()), false) => report.passed += 1,
@@ -120,15 +119,13 @@ fn sql_of(record: &Record) -> &str {
     }
 }
 
-fn run_record<S: Session>(
-    session: &mut S,
+fn run_record(
+    db: &mut impl Database,
     record: &Record,
     labels: &mut HashMap<String, String>,
 ) -> Result<(), String> {
     match record {
-        Record::Statement { sql, error: None } => driver::run(session, sql)
-            .map(|_| ())
-            .map_err(|e| describe(&e)),
+        Record::Statement { sql, error: None } => db.run(sql).map(|_| ()).map_err(|e| describe(&e)),
         Record::Statement {
             sql,
             error: Some(pattern),
@@ -136,7 +133,7 @@ fn run_record<S: Session>(
         | Record::QueryError {
             sql,
             error: pattern,
-        } => match driver::run(session, sql) {
+        } => match db.run(sql) {
             Ok(_) => Err("succeeded, but an error was expected".to_string()),
             Err(e) => error_matches(&e, pattern),
         },
@@ -147,7 +144,7 @@ fn run_record<S: Session>(
             label,
             expected,
         } => {
-            let result = match driver::run(session, sql) {
+            let result = match db.run(sql) {
                 Ok(Some(result)) => result,
                 Ok(None) => return Err("the statement returned no rows".to_string()),
                 Err(e) => return Err(describe(&e)),

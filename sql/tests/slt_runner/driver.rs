@@ -38,7 +38,7 @@ impl Host for TestHost {
 }
 
 /// A fresh SQL session for one test file.
-pub fn new_session() -> SqlSession<TestHost> {
+pub fn new_session() -> SessionDb<SqlSession<TestHost>> {
     let startup = StartupInfo {
         user: "slt".into(),
         database: "slt".into(),
@@ -46,7 +46,7 @@ pub fn new_session() -> SqlSession<TestHost> {
         process_id: 1,
     };
     match SqlSession::new(TestHost, &startup) {
-        Ok(session) => session,
+        Ok(session) => SessionDb(session),
         Err(e) => panic!("a session with default settings must start: {e:?}"),
     }
 }
@@ -57,15 +57,25 @@ pub struct QueryResult {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Runs every statement of `sql`; returns the rows of the last statement
-/// that returns rows, or the first error.
-pub fn run<S: Session>(session: &mut S, sql: &str) -> PgResult<Option<QueryResult>> {
-    let result = run_all(session, sql);
-    if result.is_err() {
-        session.statement_failed();
+/// What the runner needs of a database: run SQL text, get the rows of its
+/// last statement that returns rows (or the first error).
+pub trait Database {
+    fn run(&mut self, sql: &str) -> PgResult<Option<QueryResult>>;
+}
+
+/// Any [`Session`], driven in-process.
+pub struct SessionDb<S>(pub S);
+
+impl<S: Session> Database for SessionDb<S> {
+    fn run(&mut self, sql: &str) -> PgResult<Option<QueryResult>> {
+        let session = &mut self.0;
+        let result = run_all(session, sql);
+        if result.is_err() {
+            session.statement_failed();
+        }
+        session.take_events();
+        result
     }
-    session.take_events();
-    result
 }
 
 fn run_all<S: Session>(session: &mut S, sql: &str) -> PgResult<Option<QueryResult>> {
