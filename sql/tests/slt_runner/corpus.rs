@@ -69,7 +69,7 @@ pub fn run_file(db: &mut impl Database, text: &str, options: &Options) -> FileRe
     let mut report = FileReport::default();
     let mut labels: HashMap<String, String> = HashMap::new();
     let mut seen = 0;
-    for located in record::parse(text) {
+    for located in record::parse(text, db.engines()) {
         if matches!(located.record, Record::HashThreshold(_)) {
             continue;
         }

@@ -61,6 +61,8 @@ pub struct QueryResult {
 /// last statement that returns rows (or the first error).
 pub trait Database {
     fn run(&mut self, sql: &str) -> PgResult<Option<QueryResult>>;
+    /// The names this database answers to in `skipif`/`onlyif`.
+    fn engines(&self) -> &'static [&'static str];
 }
 
 /// Any [`Session`], driven in-process.
@@ -75,6 +77,10 @@ impl<S: Session> Database for SessionDb<S> {
         }
         session.take_events();
         result
+    }
+
+    fn engines(&self) -> &'static [&'static str] {
+        super::record::TELLER_ENGINES
     }
 }
 

@@ -68,6 +68,10 @@ fn pg_error(e: tokio_postgres::Error) -> PgError {
 }
 
 impl Database for PostgresDb {
+    fn engines(&self) -> &'static [&'static str] {
+        super::record::POSTGRES_ENGINES
+    }
+
     fn run(&mut self, sql: &str) -> PgResult<Option<QueryResult>> {
         let client = &self.client;
         self.runtime.block_on(async {

@@ -20,8 +20,12 @@
 //! [`Record::Invalid`] record, which the runner counts as a failure with the
 //! reason, so a malformed file is reported instead of silently skipped.
 
-/// The engine name this runner answers to in `skipif`/`onlyif`.
-pub const ENGINE: &str = "postgresql";
+/// The engine names TellerDB answers to in `skipif`/`onlyif`: it is a
+/// `postgresql` for the SQLite corpus, and `teller` selects records that hold
+/// for TellerDB only (its own clock, its own limits).
+pub const TELLER_ENGINES: &[&str] = &["postgresql", "teller"];
+/// What a real PostgreSQL server answers to.
+pub const POSTGRES_ENGINES: &[&str] = &["postgresql"];
 
 /// How a query's values are ordered before comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,12 +78,12 @@ pub struct Located {
     /// 1-based line of the record's first line (after its conditions).
     pub line: usize,
     pub record: Record,
-    /// False when a `skipif postgresql` or `onlyif <other>` applies.
+    /// False when a `skipif <us>` or `onlyif <not us>` applies.
     pub applies: bool,
 }
 
-/// Parses a whole file.
-pub fn parse(text: &str) -> Vec<Located> {
+/// Parses a whole file for an engine known by `engines`.
+pub fn parse(text: &str, engines: &[&str]) -> Vec<Located> {
     let lines: Vec<&str> = text
         .lines()
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -100,7 +104,7 @@ pub fn parse(text: &str) -> Vec<Located> {
             "skipif" | "onlyif" => {
                 match words.get(1) {
                     Some(engine) => {
-                        let is_us = engine.eq_ignore_ascii_case(ENGINE);
+                        let is_us = engines.iter().any(|e| engine.eq_ignore_ascii_case(e));
                         applies &= if words[0] == "skipif" { !is_us } else { is_us };
                     }
                     None => records.push(invalid(start, "condition without an engine")),
@@ -252,7 +256,7 @@ mod tests {
                     onlyif postgresql\nquery IT rowsort label-7\nSELECT 1,\n 'a'\n----\n1\na\n\n\
                     query I nosort\nSELECT 2\n----\n3 values hashing to 0123456789abcdef0123456789ABCDEF\n\n\
                     onlyif mysql\nhalt\n\nhash-threshold 8\nquery error ^bad\nSELECT x\n\nbogus line\n";
-        let records = parse(text);
+        let records = parse(text, TELLER_ENGINES);
         let kinds: Vec<_> = records.iter().map(|r| (r.line, r.applies)).collect();
         assert_eq!(
             kinds,
@@ -310,7 +314,10 @@ mod tests {
 
     #[test]
     fn query_without_results_and_bad_headers() {
-        let records = parse("query I\nSELECT 1 WHERE false\n----\n\nquery X\nSELECT 1\n\nquery I sideways\nSELECT 1\n");
+        let records = parse(
+            "query I\nSELECT 1 WHERE false\n----\n\nquery X\nSELECT 1\n\nquery I sideways\nSELECT 1\n",
+            TELLER_ENGINES,
+        );
         assert!(matches!(
             &records[0].record,
             Record::Query { expected: Expected::Lines(l), .. } if l.is_empty()
