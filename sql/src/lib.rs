@@ -5,6 +5,7 @@
 
 pub mod encoding;
 pub mod expr;
+pub mod functions;
 pub mod kv;
 pub mod session;
 pub mod vars;
@@ -27,4 +28,25 @@ pub trait Host: 'static {
     async fn sleep(&self, duration: Duration);
     /// Client connections per shard, indexed by shard.
     async fn connections_per_shard(&self) -> Vec<u64>;
+    /// Seed for a new session's random number generator (`random()`,
+    /// `gen_random_uuid()`). The default derives it from the clock and the
+    /// shard, which is reproducible under a simulated clock; a node should
+    /// override it with operating-system entropy.
+    fn random_seed(&self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        let mut x = (self.now_micros() as u64) ^ ((self.shard() as u64) << 48);
+        for chunk in seed.chunks_mut(8) {
+            x = splitmix64(x);
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        seed
+    }
+}
+
+/// One step of SplitMix64: spreads a counter into well-mixed bits.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -7,7 +7,7 @@
 //! the failed-block rule), and `DISCARD ALL`. Statements that need tables answer
 //! `0A000` until the catalog and executor exist.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use sqlparser::ast::{self, Statement as Ast};
@@ -16,6 +16,8 @@ use sqlparser::parser::Parser;
 use teller_net::session::{Column, Completion, Session, SessionEvent, StartupInfo, TxStatus};
 use teller_net::types::{Type, Value};
 use teller_net::{PgError, PgResult, SqlState};
+
+use rand::{RngCore, SeedableRng};
 
 use crate::expr::{self, BindContext, EvalContext, Expr};
 use crate::vars::{self, Vars};
@@ -95,6 +97,8 @@ pub struct SqlSession<H: Host> {
     /// Variables to restore at the end of the block (SET LOCAL).
     local_restore: Vec<(String, String)>,
     events: Vec<SessionEvent>,
+    /// Seeded by the host; the only source of `random()` and UUIDs.
+    rng: RefCell<rand::rngs::StdRng>,
 }
 
 impl<H: Host> SqlSession<H> {
@@ -116,7 +120,9 @@ impl<H: Host> SqlSession<H> {
         }
         let level = vars.get("default_transaction_isolation")?;
         vars.set("transaction_isolation", &level)?;
+        let rng = RefCell::new(rand::rngs::StdRng::from_seed(host.random_seed()));
         Ok(SqlSession {
+            rng,
             host,
             user: startup.user.clone(),
             database: startup.database.clone(),
@@ -433,6 +439,9 @@ impl<H: Host> EvalContext for Eval<'_, H> {
     }
     fn request_sleep(&self, seconds: f64) {
         self.sleep.set(self.sleep.get() + seconds);
+    }
+    fn random_u64(&self) -> PgResult<u64> {
+        Ok(self.session.rng.borrow_mut().next_u64())
     }
 }
 

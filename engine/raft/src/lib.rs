@@ -36,12 +36,17 @@
 //! * Messages in `Ready::persisted_messages` vouch for durable state (an
 //!   append acknowledgement, a vote). Sending them before the `Ready` is
 //!   durable breaks safety under crashes.
-//! * Group membership is fixed at creation (no configuration changes yet).
+//! * Membership changes take effect when their entry is *appended*, not
+//!   when committed (thesis §4.1): every replica uses the latest
+//!   configuration in its log, and a truncated configuration entry is
+//!   reverted. Voter changes always pass through a joint configuration.
 //!
 //! See `docs/raft.md` for the full design and the persistence contract.
 
 mod config;
 mod log;
+mod membership;
+pub mod multi;
 mod node;
 mod progress;
 mod storage;
@@ -51,11 +56,12 @@ mod types;
 mod tests;
 
 pub use config::{
-    Config, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, APPLY_BYTES_MAX, ELECTION_TICKS_DEFAULT,
-    ENTRY_DATA_BYTES_MAX, HEARTBEAT_TICKS_DEFAULT, INFLIGHT_APPENDS_MAX, READS_PENDING_MAX,
-    UNCOMMITTED_BYTES_MAX,
+    Config, LeaseConfig, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, APPLY_BYTES_MAX,
+    ELECTION_TICKS_DEFAULT, ENTRY_DATA_BYTES_MAX, HEARTBEAT_TICKS_DEFAULT, INFLIGHT_APPENDS_MAX,
+    LEARNER_LAG_ENTRIES_MAX, LEASE_ROUNDS_MAX, READS_PENDING_MAX, UNCOMMITTED_BYTES_MAX,
 };
-pub use node::RawNode;
+pub use membership::{ConfChange, ConfChangeError, MalformedMembership, Membership, MEMBERS_MAX};
+pub use node::{RawNode, ReadPath};
 pub use progress::ProgressState;
 pub use types::{
     ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,

@@ -5,8 +5,9 @@
 //! simulated network (delay, loss, duplication, reordering, symmetric and
 //! asymmetric partitions), simulated disks (asynchronous fsync; a crash
 //! loses unacknowledged writes, or keeps a prefix of them) and skewed,
-//! jittery clocks. Clients append to a replicated list with retries and
-//! issue ReadIndex reads. After every event the [`checker`] verifies the
+//! jittery clocks with bounded offsets and jumps. Clients append to a
+//! replicated list with retries and issue reads, served from the leader's
+//! lease or by ReadIndex. After every event the [`checker`] verifies the
 //! Raft safety properties; at the end every replica must hold the same list
 //! containing every acknowledged append exactly once.
 //!
@@ -34,10 +35,15 @@ pub struct Stats {
     pub dropped: u64,
     pub acked_appends: u64,
     pub reads_served: u64,
+    /// Reads served from a leader lease (included in `reads_served`).
+    pub lease_reads: u64,
+    pub clock_jumps: u64,
     pub crashes: u64,
     pub partitions: u64,
     pub snapshots_sent: u64,
     pub transfers: u64,
+    /// Membership changes accepted by a leader.
+    pub conf_changes: u64,
     pub leaders: u64,
     pub max_term: u64,
     pub committed: u64,
@@ -75,6 +81,10 @@ pub struct RunOptions {
     pub trace: bool,
     /// Length of the fault phase in ticks (the run adds a settle phase).
     pub fault_phase_ticks: u64,
+    /// Break the clock bound on purpose: leases on, and clock offsets (and
+    /// jumps) far beyond the configured maximum. For the test that shows
+    /// the bound is what lease reads rely on; such runs may fail.
+    pub clock_offset_violation: bool,
 }
 
 impl Default for RunOptions {
@@ -82,6 +92,7 @@ impl Default for RunOptions {
         RunOptions {
             trace: false,
             fault_phase_ticks: profile::FAULT_PHASE_TICKS_DEFAULT,
+            clock_offset_violation: false,
         }
     }
 }

@@ -10,8 +10,8 @@ const SWEEP_SEEDS_PER_PROFILE: u64 = 100;
 
 fn sweep(profile: Profile, seeds: std::ops::Range<u64>) {
     let opts = RunOptions {
-        trace: false,
         fault_phase_ticks: SWEEP_TICKS,
+        ..RunOptions::default()
     };
     let failures: Vec<String> = seeds
         .filter_map(|seed| run_seed_with(seed, profile, &opts).err())
@@ -68,8 +68,8 @@ fn regressions() {
 #[test]
 fn same_seed_same_run() {
     let opts = RunOptions {
-        trace: false,
         fault_phase_ticks: 200,
+        ..RunOptions::default()
     };
     let a = run_seed_with(7, Profile::Faults, &opts).expect("passes");
     let b = run_seed_with(7, Profile::Faults, &opts).expect("passes");
