@@ -25,6 +25,7 @@
 //! - [`manifest`]: live tables per level and per-range applied indexes.
 //! - [`engine`]: the engine — write path, reads, iterators, flush, compaction,
 //!   ingestion, recovery.
+//! - [`bench`]: db_bench-style engine workloads (run tiny in the suite).
 //! - [`spans`]: range tombstones; [`codec`]: varints; [`sync`]: single-threaded
 //!   async locks; [`rng`]: the deterministic PRNG; [`timestamp`]: `Timestamp`.
 //!
@@ -32,6 +33,7 @@
 //! and touches the outside world only through [`disk::Disk`]: it runs unchanged
 //! on the simulated disk. Formats and decisions: `docs/storage.md`.
 
+pub mod bench;
 pub mod codec;
 pub mod disk;
 pub mod engine;
