@@ -58,6 +58,8 @@
 pub mod batch;
 pub mod commit;
 pub mod compaction;
+#[cfg(test)]
+mod crash_tests;
 pub mod error;
 mod flush;
 pub mod ingest;

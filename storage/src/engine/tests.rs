@@ -45,6 +45,9 @@ pub(crate) async fn open(
     Engine::open(disk.clone(), Path::new(DIR), config.clone(), |_| {}).await
 }
 
+/// Versions to ingest: (key, ts, value or tombstone), sorted.
+pub(crate) type Entries = Vec<(Vec<u8>, Timestamp, Option<Vec<u8>>)>;
+
 /// Versions by (key, newest first).
 pub(crate) type Versions = BTreeMap<(Vec<u8>, Reverse<Timestamp>), Option<Vec<u8>>>;
 
@@ -78,6 +81,30 @@ impl Model {
             .range((key.to_vec(), Reverse(read_ts))..)
             .next()?;
         (k.as_slice() == key).then(|| (*ts, v.clone()))
+    }
+
+    /// Replaces everything in `[start, end)` with `entries` (an ingestion).
+    pub fn ingest(&mut self, start: &[u8], end: &[u8], entries: &Entries) {
+        self.apply(WriteBatch::new().delete_range(start, end));
+        for (k, t, v) in entries {
+            self.versions.insert((k.clone(), Reverse(*t)), v.clone());
+        }
+    }
+
+    /// Per key, the newest version at or below `read_ts`, tombstones included.
+    pub fn visible_versions(&self, read_ts: Timestamp) -> Vec<Item> {
+        let mut out: Vec<Item> = Vec::new();
+        for ((k, Reverse(ts)), v) in &self.versions {
+            if *ts > read_ts || out.last().is_some_and(|i| &i.key == k) {
+                continue;
+            }
+            out.push(Item {
+                key: k.clone(),
+                ts: *ts,
+                value: v.clone(),
+            });
+        }
+        out
     }
 
     pub fn scan(&self, start: &[u8], end: Option<&[u8]>, read_ts: Timestamp) -> Vec<Item> {
