@@ -124,6 +124,8 @@ pub struct Pass {
     /// `BATCH_ITEMS_MAX`).
     pub batches: Vec<Batch>,
     pub applies: Vec<Apply>,
+    /// Ranges polled in this pass (given input since the last one).
+    pub touched: Vec<RangeId>,
 }
 
 /// Counters, for tests and benchmarks.
@@ -384,9 +386,11 @@ impl MultiRaft {
             readies: Vec::new(),
             messages: Vec::new(),
         };
-        for range in std::mem::take(&mut self.dirty) {
+        let touched: Vec<RangeId> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for &range in &touched {
             self.drain_group(range, &mut pass, &mut outbox, &mut inflight);
         }
+        pass.touched = touched;
         self.add_liveness_beats(&mut outbox);
         pass.batches = self.seal(outbox);
         self.inflight.push_back(inflight);
