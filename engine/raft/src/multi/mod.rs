@@ -317,6 +317,7 @@ impl MultiRaft {
             }
             self.touch(range);
         }
+        unknown.sort_unstable();
         unknown.dedup();
         unknown
     }
