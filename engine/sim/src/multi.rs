@@ -433,7 +433,11 @@ impl MultiSim {
         if self.cut.contains(&(b.from, to)) || !self.shard(to).up {
             return Ok(());
         }
-        let unknown = self.host(to).expect("up").receive(b);
+        let unknown = self
+            .host(to)
+            .expect("up")
+            .receive(b)
+            .map_err(|e| format!("n{to} refused a batch: {e:?}"))?;
         if !unknown.is_empty() {
             return Err(format!("n{to} got messages for unknown ranges {unknown:?}"));
         }

@@ -7,7 +7,7 @@
 //!   loop {                                   // one shard-loop pass
 //!       host.set_clock(clock.now());
 //!       if tick_due { host.tick() }
-//!       for b in received { host.receive(b) }   // after reading the clock
+//!       for b in received { host.receive(b)? }  // after reading the clock
 //!       host.propose(range, data) / read / ...
 //!       let pass = host.ready();
 //!       send(pass.batches);                      // one batch per peer
@@ -95,6 +95,11 @@ pub enum HostError {
     },
     TooManyGroups {
         max: usize,
+    },
+    /// A batch not addressed to this host, or from an invalid sender.
+    Misrouted {
+        from: NodeId,
+        to: NodeId,
     },
     /// Too many passes await `on_persisted`: persist before the next pass.
     PassesInflight {
@@ -297,9 +302,16 @@ impl MultiRaft {
 
     /// Steps every message of a batch received from a peer. Returns the
     /// ranges it named that this host does not run (the caller may create
-    /// their replicas, e.g. for a learner being added).
-    pub fn receive(&mut self, batch: Batch) -> Vec<RangeId> {
+    /// their replicas, e.g. for a learner being added). A batch not
+    /// addressed to this host, or from id 0 or from itself, is refused
+    /// whole (`HostError::Misrouted`); single messages a group refuses are
+    /// counted in `messages_dropped`.
+    pub fn receive(&mut self, batch: Batch) -> Result<Vec<RangeId>, HostError> {
         let from = batch.from;
+        if batch.to != self.cfg.id || from == 0 || from == self.cfg.id {
+            self.stats.messages_dropped += batch.len() as u64;
+            return Err(HostError::Misrouted { from, to: batch.to });
+        }
         let tick = self.ticks;
         let peer = self.peer(from);
         peer.heard_tick = tick;
@@ -319,7 +331,7 @@ impl MultiRaft {
         }
         unknown.sort_unstable();
         unknown.dedup();
-        unknown
+        Ok(unknown)
     }
 
     pub fn propose(&mut self, range: RangeId, data: Vec<u8>) -> Result<Index, HostError> {
