@@ -1,9 +1,10 @@
 //! teller-raft: Raft consensus as a pure, sans-I/O state machine.
 //!
-//! One [`RawNode`] is one replica of one Raft group. It never reads a clock,
-//! touches a disk or a socket, spawns anything or draws randomness other
-//! than the seeded election-timeout generator in [`Config::seed`]. The
-//! caller drives it:
+//! One [`RawNode`] is one replica of one Raft group. It never reads a clock
+//! (time comes in as `tick()` and, for leases, `set_clock(now)`), touches a
+//! disk or a socket, spawns anything or draws randomness other than the
+//! seeded election-timeout generator in [`Config::seed`]. The caller drives
+//! it:
 //!
 //! ```text
 //!   loop {
@@ -19,6 +20,13 @@
 //!       }
 //!   }
 //! ```
+//!
+//! Around the core: membership changes by joint consensus with learners
+//! (`membership.rs`, `node/conf.rs`), leader leases safe under a configured
+//! clock offset (`node/lease.rs`, with the safety argument), quiescence of
+//! idle groups (`node/quiesce.rs`), and [`multi::MultiRaft`], the per-shard
+//! host of thousands of groups with coalesced heartbeats, per-peer batches
+//! and one log batch per pass.
 //!
 //! # Invariants the core asserts
 //! * term never decreases; a log entry's term never exceeds the current term;
@@ -40,6 +48,9 @@
 //!   when committed (thesis §4.1): every replica uses the latest
 //!   configuration in its log, and a truncated configuration entry is
 //!   reverted. Voter changes always pass through a joint configuration.
+//! * Lease reads are only as safe as the configured maximum clock offset,
+//!   and the clock reading given with a message must be taken after the
+//!   message was received.
 //!
 //! See `docs/raft.md` for the full design and the persistence contract.
 

@@ -279,7 +279,12 @@ impl RawNode {
             self.tick_leader();
         } else {
             self.election_elapsed = self.election_elapsed.saturating_add(1);
-            if self.election_elapsed >= self.election_timeout && self.promotable() {
+            // A replica bound by a lease promise does not campaign either:
+            // its vote for itself counts like any other (`node/lease.rs`).
+            if self.election_elapsed >= self.election_timeout
+                && self.promotable()
+                && !self.guarded()
+            {
                 let kind = if self.cfg.pre_vote {
                     Campaign::PreElection
                 } else {

@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod checker;
+pub mod multi;
 pub mod profile;
 pub mod rng;
 mod sim;
@@ -24,6 +25,32 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use profile::{Knobs, Profile};
+
+/// One `multi` profile seed: knobs drawn from the seed, the load phase
+/// scaled from `fault_phase_ticks`.
+fn run_multi_seed(seed: u64, opts: &RunOptions) -> (Result<Stats, String>, Vec<String>) {
+    let mut rng = rng::Rng::new(seed ^ MULTI_SEED_SALT);
+    let mut mo = multi::MultiOptions::sweep(&mut rng);
+    mo.load_us = opts.fault_phase_ticks * multi::TICK_US / MULTI_LOAD_TICKS_DIVISOR;
+    mo.trace = opts.trace;
+    let (groups, nodes) = (mo.groups, mo.nodes);
+    let (outcome, trace) = multi::run_multi(seed, mo);
+    let outcome = outcome.map(|r| Stats {
+        nodes,
+        groups,
+        events: r.events,
+        acked_appends: r.acked,
+        crashes: r.crashes,
+        ..Stats::default()
+    });
+    (outcome, trace)
+}
+
+/// Keeps the `multi` profile's knob stream apart from its run's stream.
+const MULTI_SEED_SALT: u64 = 0x6d75_6c74_6921;
+/// The `multi` load phase lasts `fault_phase_ticks / 5` shard ticks (a
+/// multi-raft tick is 50 ms of simulated time).
+const MULTI_LOAD_TICKS_DIVISOR: u64 = 5;
 
 /// Counters of one run.
 #[derive(Clone, Debug, Default)]
@@ -115,20 +142,29 @@ pub fn run_seed_traced(
     profile: Profile,
     opts: &RunOptions,
 ) -> (Result<Stats, Failure>, Vec<String>) {
-    let mut sim = sim::Sim::new(seed, profile, opts);
-    let outcome = catch_unwind(AssertUnwindSafe(|| sim.run()));
-    let trace = sim.trace.take().unwrap_or_default();
+    let (outcome, trace) = if profile == Profile::Multi {
+        run_multi_seed(seed, opts)
+    } else {
+        let mut sim = sim::Sim::new(seed, profile, opts);
+        let outcome = catch_unwind(AssertUnwindSafe(|| sim.run()));
+        let trace = sim.trace.take().unwrap_or_default();
+        let outcome = match outcome {
+            Ok(Ok(())) => Ok(sim.stats.clone()),
+            Ok(Err(violation)) => Err(violation),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(format!("panic: {msg}"))
+            }
+        };
+        (outcome, trace)
+    };
     let reason = match outcome {
-        Ok(Ok(())) => return (Ok(sim.stats.clone()), trace),
-        Ok(Err(violation)) => violation,
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            format!("panic: {msg}")
-        }
+        Ok(stats) => return (Ok(stats), trace),
+        Err(reason) => reason,
     };
     let failure = Failure {
         seed,

@@ -13,6 +13,9 @@ pub enum Profile {
     /// partitions, loss, duplication, long delays, clock skew, and
     /// membership churn (adding, removing and promoting replicas).
     Faults,
+    /// The multi-raft host (`multi.rs`): 1-24 ranges per shard with
+    /// quiescence, crashes that lose unsynced passes, isolation, loss.
+    Multi,
 }
 
 impl Profile {
@@ -20,6 +23,7 @@ impl Profile {
         match s {
             "calm" => Some(Profile::Calm),
             "faults" => Some(Profile::Faults),
+            "multi" => Some(Profile::Multi),
             _ => None,
         }
     }
@@ -28,6 +32,7 @@ impl Profile {
         match self {
             Profile::Calm => "calm",
             Profile::Faults => "faults",
+            Profile::Multi => "multi",
         }
     }
 }

@@ -479,6 +479,7 @@ impl Sim {
         // Checked before compaction, so every newly committed entry is
         // still in the log where the checker first sees it.
         self.checkers[g].on_node(raft)?;
+        self.check_leases(g)?;
         self.compact(id, g);
         if self.replica(id, g).traced != Some(state) {
             self.replica(id, g).traced = Some(state);
@@ -976,6 +977,40 @@ impl Sim {
             self.checkers[g]
                 .check_durability(&stores)
                 .map_err(|v| format!("g{g}: {v}"))?;
+        }
+        Ok(())
+    }
+
+    /// The lease invariant itself, checked after every event of a group:
+    /// while a replica holds a valid lease by its clock now, no replica
+    /// leads a higher term (`node/lease.rs`). Stale reads are the symptom;
+    /// this catches the cause even when no client happens to read.
+    fn check_leases(&self, g: Group) -> Result<(), Violation> {
+        if !self.knobs.lease {
+            return Ok(());
+        }
+        let rafts = || {
+            self.nodes
+                .iter()
+                .filter_map(|n| n.replicas[g].raft.as_ref())
+        };
+        let Some(top) = rafts()
+            .filter(|r| r.role() == Role::Leader)
+            .map(|r| r.term())
+            .max()
+        else {
+            return Ok(());
+        };
+        for r in rafts().filter(|r| r.term() < top) {
+            let clock = self.clock(r.id()).max(r.clock());
+            if let Some(until) = r.lease_until().filter(|&u| clock < u) {
+                return Err(format!(
+                    "lease overlap in g{g}: n{} holds a lease of term {} until {until} \
+                     (its clock reads {clock}) while term {top} has a leader",
+                    r.id(),
+                    r.term()
+                ));
+            }
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //!   loop {                                   // one shard-loop pass
 //!       host.set_clock(clock.now());
 //!       if tick_due { host.tick() }
-//!       for b in received { host.receive(b) }   // after reading the clock
+//!       for b in received { host.receive(b)? }  // after reading the clock
 //!       host.propose(range, data) / read / ...
 //!       let pass = host.ready();
 //!       send(pass.batches);                      // one batch per peer
@@ -96,6 +96,11 @@ pub enum HostError {
     TooManyGroups {
         max: usize,
     },
+    /// A batch not addressed to this host, or from an invalid sender.
+    Misrouted {
+        from: NodeId,
+        to: NodeId,
+    },
     /// Too many passes await `on_persisted`: persist before the next pass.
     PassesInflight {
         max: usize,
@@ -124,6 +129,8 @@ pub struct Pass {
     /// `BATCH_ITEMS_MAX`).
     pub batches: Vec<Batch>,
     pub applies: Vec<Apply>,
+    /// Ranges polled in this pass (given input since the last one).
+    pub touched: Vec<RangeId>,
 }
 
 /// Counters, for tests and benchmarks.
@@ -295,9 +302,16 @@ impl MultiRaft {
 
     /// Steps every message of a batch received from a peer. Returns the
     /// ranges it named that this host does not run (the caller may create
-    /// their replicas, e.g. for a learner being added).
-    pub fn receive(&mut self, batch: Batch) -> Vec<RangeId> {
+    /// their replicas, e.g. for a learner being added). A batch not
+    /// addressed to this host, or from id 0 or from itself, is refused
+    /// whole (`HostError::Misrouted`); single messages a group refuses are
+    /// counted in `messages_dropped`.
+    pub fn receive(&mut self, batch: Batch) -> Result<Vec<RangeId>, HostError> {
         let from = batch.from;
+        if batch.to != self.cfg.id || from == 0 || from == self.cfg.id {
+            self.stats.messages_dropped += batch.len() as u64;
+            return Err(HostError::Misrouted { from, to: batch.to });
+        }
         let tick = self.ticks;
         let peer = self.peer(from);
         peer.heard_tick = tick;
@@ -315,8 +329,9 @@ impl MultiRaft {
             }
             self.touch(range);
         }
+        unknown.sort_unstable();
         unknown.dedup();
-        unknown
+        Ok(unknown)
     }
 
     pub fn propose(&mut self, range: RangeId, data: Vec<u8>) -> Result<Index, HostError> {
@@ -384,9 +399,11 @@ impl MultiRaft {
             readies: Vec::new(),
             messages: Vec::new(),
         };
-        for range in std::mem::take(&mut self.dirty) {
+        let touched: Vec<RangeId> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for &range in &touched {
             self.drain_group(range, &mut pass, &mut outbox, &mut inflight);
         }
+        pass.touched = touched;
         self.add_liveness_beats(&mut outbox);
         pass.batches = self.seal(outbox);
         self.inflight.push_back(inflight);

@@ -86,7 +86,7 @@ impl Net {
                 if self.down.contains(&b.from) || self.down.contains(&b.to) {
                     continue;
                 }
-                let unknown = self.shard(b.to).host.receive(b);
+                let unknown = self.shard(b.to).host.receive(b).expect("well addressed");
                 assert!(unknown.is_empty());
             }
             if !moved {
@@ -276,4 +276,21 @@ fn a_dead_leader_node_wakes_the_groups_it_led() {
     }
     // Ranges led elsewhere stayed quiet throughout.
     assert!(net.shard(2).host.stats().group_ticks > 0);
+}
+
+#[test]
+fn misaddressed_batches_are_refused() {
+    let mut net = Net::new(3, 2, true);
+    let host = &mut net.shard(1).host;
+    let bad = [Batch::new(2, 3), Batch::new(0, 1), Batch::new(1, 1)];
+    for b in bad {
+        let (from, to) = (b.from, b.to);
+        assert_eq!(host.receive(b), Err(HostError::Misrouted { from, to }));
+    }
+    assert_eq!(
+        host.peer_alive(0),
+        None,
+        "no peer is made up from a bad batch"
+    );
+    assert_eq!(host.receive(Batch::new(2, 1)), Ok(vec![]));
 }

@@ -9,10 +9,13 @@
 //!
 //! * **Followers promise.** A replica that hears from the leader of its
 //!   term (an append, heartbeat or snapshot) refuses to vote or pre-vote
-//!   for any other candidate until `E` has passed on its own clock since
-//!   then, unless the request comes from a leadership transfer. A replica
-//!   that (re)starts refuses for `E` from its first clock reading: it may
-//!   have made a promise it no longer remembers.
+//!   for any other candidate, and does not start a campaign of its own
+//!   (its vote for itself counts like any other), until `E` has passed on
+//!   its own clock since then; only a leadership transfer is exempt. A
+//!   replica that (re)starts promises the same for `E` from its first clock
+//!   reading: it may have made a promise it no longer remembers. The
+//!   promise is kept on the clock, not in ticks: tick-based election
+//!   timers run at a skewed rate and may fire before it ends.
 //! * **The leader counts rounds.** Every heartbeat broadcast is a round,
 //!   numbered by `read_seq` and stamped with the leader's clock when it was
 //!   queued (at or before the real send). When a quorum of the current
@@ -47,7 +50,8 @@
 //! in T' and stopped leading before t_v, so t_read < t_v. Otherwise f
 //! answered round s in term T, so it received it at some real t_r ≥ t_s
 //! and promised to refuse votes until C_f = C_f(t_r) + E; it granted L' a
-//! (non-transfer) vote at t_v, so C_f(t_v) ≥ C_f(t_r) + E. (A transfer
+//! (non-transfer) vote at t_v, or is L' and voted for itself when it
+//! started campaigning at t_v, so C_f(t_v) ≥ C_f(t_r) + E. (A transfer
 //! vote needs a `TimeoutNow`, which only a leader sends after revoking its
 //! own lease; a vote granted before t_r would have put f in a term above
 //! T, and it would not have answered round s.) Then
