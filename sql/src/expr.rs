@@ -9,6 +9,9 @@
 use std::cmp::Ordering;
 
 use sqlparser::ast;
+
+pub mod ops;
+pub use ops::{Resolver, SubLink, SubLinkKind};
 use teller_net::types::{decode_text, Decimal, Type, Value};
 use teller_net::{PgError, PgResult, SqlState};
 
@@ -20,7 +23,7 @@ pub const SLEEP_MAX_SECS: f64 = 3600.0;
 pub const EXPR_DEPTH_MAX: usize = 512;
 
 /// A bound, typed scalar expression.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Const(Value, Type),
     /// Parameter `$n` (0-based index here).
@@ -40,6 +43,31 @@ pub enum Expr {
         ty: Type,
     },
     Func(Func, Vec<Expr>, Type),
+    // Variants over rows (see `ops`): columns, subqueries, predicates.
+    /// Column `i` of the row being evaluated.
+    Column(usize, Type),
+    /// Value `i` of the correlation values of the enclosing query's row.
+    Outer(usize, Type),
+    /// A subquery's result for the current row.
+    SubLink(Box<SubLink>),
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<Box<Expr>>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    /// `IS [NOT] DISTINCT FROM`; `true` for `IS NOT DISTINCT FROM`.
+    IsDistinct(Box<Expr>, Box<Expr>, bool),
+    /// An aggregate call while binding, replaced before planning ends.
+    AggRef(usize, Type),
+    /// `nextval(sequence)`: the executor fetches values before evaluating.
+    NextVal(u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +92,19 @@ pub use crate::functions::Func;
 pub struct BindContext<'a> {
     /// Parameter types declared by the client or inferred so far.
     pub params: &'a mut Vec<Option<Type>>,
+    /// Resolves column references, aggregates and subqueries; `None` where
+    /// no rows are in scope (constant expressions).
+    pub resolver: Option<&'a mut dyn Resolver>,
+}
+
+impl<'a> BindContext<'a> {
+    /// A context without rows in scope.
+    pub fn new(params: &'a mut Vec<Option<Type>>) -> BindContext<'a> {
+        BindContext {
+            params,
+            resolver: None,
+        }
+    }
 }
 
 /// What evaluation needs from the session.
@@ -93,6 +134,26 @@ pub trait EvalContext {
             "random numbers are not available in this context",
         ))
     }
+    /// Column `index` of the current row.
+    fn column(&self, index: usize) -> Option<&Value> {
+        let _ = index;
+        None
+    }
+    /// Correlation value `index` (a column of an enclosing query's row).
+    fn outer(&self, index: usize) -> Option<&Value> {
+        let _ = index;
+        None
+    }
+    /// The value of a subquery expression for the current row.
+    fn sublink(&self, link: &SubLink, lhs: Option<Value>) -> PgResult<Value> {
+        let _ = (link, lhs);
+        Err(PgError::unsupported("subqueries are not supported here"))
+    }
+    /// The next value of a sequence (fetched by the executor beforehand).
+    fn nextval(&self, sequence: u64) -> PgResult<Value> {
+        let _ = sequence;
+        Err(PgError::unsupported("nextval is not supported here"))
+    }
 }
 
 impl Expr {
@@ -103,6 +164,10 @@ impl Expr {
             | Expr::Binary(_, _, _, ty)
             | Expr::Cast(_, ty) => *ty,
             Expr::Case { ty, .. } | Expr::Func(_, _, ty) => *ty,
+            Expr::Column(_, ty) | Expr::Outer(_, ty) | Expr::AggRef(_, ty) => *ty,
+            Expr::SubLink(link) => link.ty,
+            Expr::InList { .. } | Expr::Like { .. } | Expr::IsDistinct(..) => Type::Bool,
+            Expr::NextVal(_) => Type::Int8,
             Expr::Param(i) => params.get(*i).copied().flatten().unwrap_or(Type::Unknown),
             Expr::Not(_) | Expr::And(..) | Expr::Or(..) | Expr::IsNull(..) | Expr::IsBool(..) => {
                 Type::Bool
@@ -195,14 +260,28 @@ pub(crate) fn bind_depth(
             cx,
             d,
         )?,
-        E::Function(f) => bind_function(f, cx, d)?,
+        E::Function(f) => match ops::resolve_function(f, cx)? {
+            Some(e) => e,
+            None => bind_function(f, cx, d)?,
+        },
         E::Substring { .. }
         | E::Position { .. }
         | E::Trim { .. }
         | E::Extract { .. }
         | E::Ceil { .. }
         | E::Floor { .. } => crate::functions::bind_special(expr, cx, d)?,
-        E::Identifier(ident) => bind_keyword_function(&ident.value, cx)?,
+        E::Identifier(ident) => match ops::resolve_column(std::slice::from_ref(ident), cx)? {
+            Some(e) => e,
+            None => bind_keyword_function(&ident.value, cx)?,
+        },
+        E::CompoundIdentifier(parts) if ops::has_resolver(cx) => ops::resolve_column(parts, cx)?
+            .ok_or_else(|| {
+                let name: Vec<_> = parts.iter().map(|p| p.value.as_str()).collect();
+                PgError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column \"{}\" does not exist", name.join(".")),
+                )
+            })?,
         E::CompoundIdentifier(parts) => {
             let name: Vec<_> = parts.iter().map(|p| p.value.as_str()).collect();
             return Err(PgError::new(
@@ -210,11 +289,14 @@ pub(crate) fn bind_depth(
                 format!("column \"{}\" does not exist", name.join(".")),
             ));
         }
-        other => {
-            return Err(PgError::unsupported(format!(
-                "expression not supported yet: {other}"
-            )))
-        }
+        other => match ops::bind_more(other, cx, d)? {
+            Some(e) => e,
+            None => {
+                return Err(PgError::unsupported(format!(
+                    "expression not supported yet: {other}"
+                )))
+            }
+        },
     })
 }
 
@@ -753,6 +835,15 @@ pub fn eval(expr: &Expr, cx: &dyn EvalContext) -> PgResult<Value> {
             }
         }
         Expr::Func(func, args, _) => crate::functions::call(*func, args, cx)?,
+        Expr::Column(i, _) => cx
+            .column(*i)
+            .cloned()
+            .ok_or_else(|| PgError::internal(format!("no column {i} in this row")))?,
+        Expr::Outer(i, _) => cx
+            .outer(*i)
+            .cloned()
+            .ok_or_else(|| PgError::internal(format!("no correlation value {i}")))?,
+        other => ops::eval_more(other, cx)?,
     })
 }
 

@@ -20,9 +20,10 @@ use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
 use teller_net::scram::ScramVerifier;
 use teller_net::session::StartupInfo;
 use teller_net::{PgError, PgResult, SqlState};
-use teller_sql::SqlSession;
+use teller_sql::{SqlSession, SqlShard};
 
 use crate::config::{AuthMethodName, Config};
+use crate::kv_client::SqlKv;
 use crate::mesh::{Handler, Mesh, ShardId};
 use crate::node::{NodeMeshBuilder, NodeShared};
 use crate::range::{node_kv_config, KvShard};
@@ -399,8 +400,11 @@ impl ConnHost for ShardConnHost {
     }
 
     fn open_session(&mut self, startup: &StartupInfo) -> PgResult<Self::Session> {
+        let sql = SHARD_SQL.with(|s| s.clone());
         let host = SessionHost {
+            kv: self.shard.kv.sql_kv(),
             shard: self.shard.clone(),
+            sql,
         };
         SqlSession::new(host, startup)
     }
@@ -477,12 +481,31 @@ impl ConnHost for ShardConnHost {
     }
 }
 
+thread_local! {
+    /// The SQL layer's per-shard state (catalog cache, statistics, row id
+    /// generator), shared by the sessions of this shard's thread.
+    static SHARD_SQL: SqlShard = SqlShard::new();
+}
+
 /// What the SQL layer may ask of the node.
 pub struct SessionHost {
     shard: Rc<Shard>,
+    /// The routed KV client: batches go to the shards owning their ranges.
+    kv: SqlKv,
+    sql: SqlShard,
 }
 
 impl teller_sql::Host for SessionHost {
+    type Kv = SqlKv;
+
+    fn kv(&self) -> &SqlKv {
+        &self.kv
+    }
+
+    fn sql_shard(&self) -> &SqlShard {
+        &self.sql
+    }
+
     fn shard(&self) -> usize {
         self.shard.id
     }
@@ -504,5 +527,11 @@ impl teller_sql::Host for SessionHost {
 
     async fn connections_per_shard(&self) -> Vec<u64> {
         self.shard.connections_per_shard().await
+    }
+
+    fn random_seed(&self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        seed
     }
 }
