@@ -52,6 +52,13 @@ pub trait Host: 'static {
     /// The SQL layer's per-shard state (catalog cache, statistics, row id
     /// generator), shared by every session of the shard.
     fn sql_shard(&self) -> &SqlShard;
+    /// Announces that this session committed DDL that made catalog
+    /// `version`: the node tells every shard (see [`catalog::cache`]) and
+    /// returns once they all know, so the client's next statement, on any
+    /// shard, binds against it. A host with one shard has nothing to do.
+    async fn catalog_changed(&self, version: u64) {
+        let _ = version;
+    }
     /// Seed for a new session's random number generator (`random()`,
     /// `gen_random_uuid()`). The default derives it from the clock and the
     /// shard, which is reproducible under a simulated clock; a node should

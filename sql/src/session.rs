@@ -708,10 +708,19 @@ impl<H: Host> SqlSession<H> {
     /// Loads the newest committed catalog into the shard's cache (after
     /// this session committed DDL), so the next Parse sees it.
     async fn refresh_catalog(&mut self) -> PgResult<()> {
-        let mut txn = self.host.kv().begin(TxnOptions::default()).await?;
-        cache::current(&mut txn, self.host.sql_shard().catalog()).await?;
-        txn.rollback().await?;
+        let version = self.load_catalog().await?;
+        self.host.sql_shard().catalog().announce(version);
+        self.host.catalog_changed(version).await;
         Ok(())
+    }
+
+    /// Loads the newest committed catalog into the shard's cache; returns
+    /// its version.
+    async fn load_catalog(&mut self) -> PgResult<u64> {
+        let mut txn = self.host.kv().begin(TxnOptions::default()).await?;
+        let catalog = cache::current(&mut txn, self.host.sql_shard().catalog()).await?;
+        txn.rollback().await?;
+        Ok(catalog.version)
     }
 
     /// Pulls query rows into `out`, up to `max_rows`.
@@ -881,6 +890,13 @@ impl<H: Host> Session for SqlSession<H> {
 
     fn startup_parameters(&self) -> Vec<(String, String)> {
         self.vars.reported()
+    }
+
+    async fn refresh(&mut self) -> PgResult<()> {
+        if self.host.sql_shard().catalog().is_stale() {
+            self.load_catalog().await?;
+        }
+        Ok(())
     }
 
     fn parse(&mut self, sql: &str, param_types: &[u32]) -> PgResult<Vec<Statement>> {

@@ -46,6 +46,8 @@ pub enum ShardRequest {
     Ping(u64),
     /// A KV batch for a range this shard owns.
     Kv(Box<RangeBatch>),
+    /// DDL committed catalog version `.0`; reload before the next Parse.
+    CatalogChanged(u64),
 }
 
 pub enum ShardResponse {
@@ -144,6 +146,10 @@ impl Handler<ShardRequest, ShardResponse> for ShardHandler {
             ShardRequest::Ping(n) => ShardResponse::Pong(n),
             ShardRequest::Kv(batch) => {
                 ShardResponse::Kv(Box::new(self.shard.kv.execute(*batch).await))
+            }
+            ShardRequest::CatalogChanged(version) => {
+                SHARD_SQL.with(|sql| sql.catalog().announce(version));
+                ShardResponse::Done
             }
         }
     }
@@ -527,6 +533,19 @@ impl teller_sql::Host for SessionHost {
 
     async fn connections_per_shard(&self) -> Vec<u64> {
         self.shard.connections_per_shard().await
+    }
+
+    async fn catalog_changed(&self, version: u64) {
+        let Some(mesh) = self.shard.mesh() else {
+            return;
+        };
+        // A shard that cannot be reached is shutting down; its
+        // per-transaction version check still keeps it correct.
+        for shard in (0..self.shard.shards).filter(|&shard| shard != self.shard.id) {
+            let _ = mesh
+                .request(shard, ShardRequest::CatalogChanged(version))
+                .await;
+        }
     }
 
     fn random_seed(&self) -> [u8; 32] {
