@@ -25,7 +25,7 @@
 pub mod control;
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -82,6 +82,8 @@ struct StatementInner {
     ast: Option<Ast>,
     declared: Vec<Option<Type>>,
     bound: RefCell<Option<Rc<BoundData>>>,
+    /// The command tag to report instead of the statement's own.
+    tag: Option<&'static str>,
     /// Parameters and columns first described to the client.
     described: RefCell<Option<Description>>,
 }
@@ -104,6 +106,8 @@ struct Running<K: Kv> {
 pub struct Portal<K: Kv> {
     statement: Statement,
     params: Vec<Value>,
+    /// EXECUTE runs a prepared statement's portal.
+    inner: Option<Box<Portal<K>>>,
     running: Option<Running<K>>,
     /// Rows computed in full (SHOW, RETURNING, EXPLAIN) and the tag.
     buffered: Option<(std::vec::IntoIter<Row>, String)>,
@@ -142,7 +146,12 @@ pub struct SqlSession<H: Host> {
     events: Vec<SessionEvent>,
     /// Seeded by the host; the only source of `random()` and UUIDs.
     rng: RefCell<rand::rngs::StdRng>,
+    /// SQL-level prepared statements (`PREPARE`), by name.
+    prepared: HashMap<String, Statement>,
 }
+
+/// Most SQL-level prepared statements per session.
+pub const PREPARED_STATEMENTS_MAX: usize = 10_000;
 
 fn isolation(level: &str) -> Isolation {
     match level {
@@ -189,6 +198,7 @@ impl<H: Host> SqlSession<H> {
             vars_at_begin: None,
             local_restore: Vec::new(),
             events: Vec::new(),
+            prepared: HashMap::new(),
         })
     }
 
@@ -209,6 +219,53 @@ impl<H: Host> SqlSession<H> {
             self.events.push(SessionEvent::ParameterStatus(name, value));
         }
         Ok(())
+    }
+
+    /// A statement from a parsed AST.
+    fn statement(&self, ast: Ast, declared: Vec<Option<Type>>) -> PgResult<Statement> {
+        let control = control::bind_control(&ast)?;
+        let is_data = control.is_none();
+        Ok(Statement {
+            inner: Rc::new(StatementInner {
+                control,
+                ast: is_data.then_some(ast),
+                declared,
+                bound: RefCell::new(None),
+                tag: None,
+                described: RefCell::new(None),
+            }),
+        })
+    }
+
+    fn prepared(&self, name: &str) -> PgResult<Statement> {
+        self.prepared.get(name).cloned().ok_or_else(|| {
+            PgError::new(
+                SqlState::INVALID_SQL_STATEMENT_NAME,
+                format!("prepared statement \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    /// The parameter values of `EXECUTE name(args)`.
+    fn execute_args(&self, st: &Statement, args: &[sqlparser::ast::Expr]) -> PgResult<Vec<Value>> {
+        let types = self.parameter_types(st);
+        if types.len() != args.len() {
+            return Err(PgError::syntax(format!(
+                "wrong number of parameters for prepared statement: expected {}, got {}",
+                types.len(),
+                args.len()
+            )));
+        }
+        let mut values = Vec::with_capacity(args.len());
+        for (arg, ty) in args.iter().zip(types) {
+            let mut params = Vec::new();
+            let mut cx = crate::expr::BindContext::new(&mut params);
+            let bound = crate::expr::bind(arg, &mut cx)?;
+            let bound = crate::expr::ops::cast_to(bound, ty, &mut cx)?;
+            let env = ConstEnv { session: self };
+            values.push(crate::expr::eval(&bound, &env)?);
+        }
+        Ok(values)
     }
 
     /// The catalog statements bind against before they run: the block's
@@ -466,9 +523,56 @@ impl<H: Host> SqlSession<H> {
                 for (name, value) in self.vars.reset_all() {
                     self.events.push(SessionEvent::ParameterStatus(name, value));
                 }
+                self.prepared.clear();
                 Ok("DISCARD ALL".into())
             }
-            Kind::Show(_) | Kind::ShowAll => Err(PgError::internal("SHOW returns rows")),
+            Kind::Prepare {
+                name,
+                statement,
+                types,
+            } => {
+                if self.prepared.contains_key(name) {
+                    return Err(PgError::new(
+                        SqlState::DUPLICATE_PREPARED_STATEMENT,
+                        format!("prepared statement \"{name}\" already exists"),
+                    ));
+                }
+                if self.prepared.len() >= PREPARED_STATEMENTS_MAX {
+                    return Err(PgError::new(
+                        SqlState::PROGRAM_LIMIT_EXCEEDED,
+                        format!("too many prepared statements (limit {PREPARED_STATEMENTS_MAX})"),
+                    ));
+                }
+                let st = self.statement(*statement.clone(), types.clone())?;
+                if st.inner.control.is_some() {
+                    return Err(PgError::syntax("only data statements can be prepared"));
+                }
+                self.ensure_bound(&st)?;
+                self.prepared.insert(name.clone(), st);
+                Ok("PREPARE".into())
+            }
+            Kind::Deallocate(name) => {
+                match name {
+                    None => self.prepared.clear(),
+                    Some(name) => {
+                        if self.prepared.remove(name).is_none() {
+                            return Err(PgError::new(
+                                SqlState::INVALID_SQL_STATEMENT_NAME,
+                                format!("prepared statement \"{name}\" does not exist"),
+                            ));
+                        }
+                    }
+                }
+                Ok(if name.is_some() {
+                    "DEALLOCATE"
+                } else {
+                    "DEALLOCATE ALL"
+                }
+                .into())
+            }
+            Kind::Show(_) | Kind::ShowAll | Kind::Execute { .. } => {
+                Err(PgError::internal("not a control statement"))
+            }
         }
     }
 
@@ -701,6 +805,7 @@ impl<H: Host> SqlSession<H> {
             }
         }
         portal.running = None;
+        let tag = portal.statement.inner.tag.map_or(tag, str::to_string);
         portal.buffered = Some((rows.into_iter(), tag));
         Ok(())
     }
@@ -835,6 +940,33 @@ impl<H: Host> SqlSession<H> {
     }
 }
 
+/// Evaluation of constant expressions (EXECUTE arguments) in a session.
+struct ConstEnv<'a, H: Host> {
+    session: &'a SqlSession<H>,
+}
+
+impl<H: Host> crate::expr::EvalContext for ConstEnv<'_, H> {
+    fn param(&self, _index: usize) -> &Value {
+        &Value::Null
+    }
+    fn setting(&self, name: &str) -> PgResult<String> {
+        self.session.vars.get(name)
+    }
+    fn database(&self) -> &str {
+        &self.session.database
+    }
+    fn user(&self) -> &str {
+        &self.session.user
+    }
+    fn process_id(&self) -> i32 {
+        self.session.process_id
+    }
+    fn now_micros(&self) -> i64 {
+        self.session.host.now_micros()
+    }
+    fn request_sleep(&self, _seconds: f64) {}
+}
+
 /// Whether a bound statement reads or writes tables.
 fn needs_data(bound: &Bound) -> bool {
     fn plan_reads(plan: &crate::plan::Plan) -> bool {
@@ -847,6 +979,7 @@ fn needs_data(bound: &Bound) -> bool {
         match plan {
             Plan::Scan(_) => true,
             Plan::Values { rows, .. } => exprs_read(rows.iter().flatten()),
+            Plan::Series { .. } => false,
             Plan::Project { input, exprs, .. } => plan_reads(input) || exprs_read(exprs.iter()),
             Plan::Filter { input, .. }
             | Plan::Sort { input, .. }
@@ -912,21 +1045,16 @@ impl<H: Host> Session for SqlSession<H> {
                 })?),
             });
         }
-        let asts = control::parse_sql(sql)?;
+        let vacuum = control::vacuum_rewrite(sql);
+        let asts = control::parse_sql(vacuum.as_deref().unwrap_or(sql))?;
         let single = asts.len() == 1;
         let mut out = Vec::with_capacity(asts.len());
         for ast in asts {
-            let control = control::bind_control(&ast)?;
-            let is_data = control.is_none();
-            let statement = Statement {
-                inner: Rc::new(StatementInner {
-                    control,
-                    ast: is_data.then_some(ast),
-                    declared: declared.clone(),
-                    bound: RefCell::new(None),
-                    described: RefCell::new(None),
-                }),
-            };
+            let mut statement = self.statement(ast, declared.clone())?;
+            if vacuum.is_some() {
+                Rc::get_mut(&mut statement.inner).expect("just built").tag = Some("VACUUM");
+            }
+            let is_data = statement.inner.control.is_none();
             if single && is_data {
                 self.ensure_bound(&statement)?;
             }
@@ -950,6 +1078,10 @@ impl<H: Host> Session for SqlSession<H> {
     }
 
     fn result_columns(&self, statement: &Statement) -> Option<Vec<Column>> {
+        if let Some((Kind::Execute { name, .. }, _)) = &statement.inner.control {
+            let prepared = self.prepared(name).ok()?;
+            return self.result_columns(&prepared);
+        }
         if let Some((_, columns)) = &statement.inner.control {
             return columns.clone();
         }
@@ -975,6 +1107,7 @@ impl<H: Host> Session for SqlSession<H> {
         Ok(Portal {
             statement: statement.clone(),
             params,
+            inner: None,
             running: None,
             buffered: None,
             sent: 0,
@@ -995,6 +1128,16 @@ impl<H: Host> Session for SqlSession<H> {
         }
         if portal.buffered.is_some() {
             return Ok(Self::drain(portal, max_rows, out));
+        }
+        if let Some(inner) = portal.inner.as_mut() {
+            return Box::pin(self.execute(inner, max_rows, out)).await;
+        }
+        if let Some((Kind::Execute { name, args }, _)) = &portal.statement.inner.control {
+            let prepared = self.prepared(name)?;
+            let values = self.execute_args(&prepared, args)?;
+            let inner = self.bind(&prepared, values)?;
+            let inner = portal.inner.insert(Box::new(inner));
+            return Box::pin(self.execute(inner, max_rows, out)).await;
         }
         if let Some((kind, columns)) = portal.statement.inner.control.clone() {
             if columns.is_some() {

@@ -251,3 +251,86 @@ fn constant_queries_still_work() {
     assert_eq!(s.code("select 1/0"), "22012");
     assert_eq!(s.code("select 1 limit -1"), "2201W");
 }
+
+#[test]
+fn sql_prepare_execute_and_deallocate() {
+    let node = Node::new();
+    let mut s = node.session();
+    s.exec("create table t (id int primary key, v text)");
+    assert_eq!(
+        s.exec("prepare ins (int, text) as insert into t values ($1, $2)"),
+        "PREPARE"
+    );
+    assert_eq!(s.exec("execute ins (1, 'a')"), "INSERT 0 1");
+    assert_eq!(s.exec("execute ins(2, 'b')"), "INSERT 0 1");
+    s.exec("prepare get as select v from t where id = $1");
+    let out = s.run("execute get (2)").unwrap();
+    assert_eq!(out.columns.unwrap()[0].name, "v");
+    assert_eq!(out.tag, "SELECT 1");
+    assert_eq!(s.query("execute get(1)"), vec!["a"]);
+    assert_eq!(s.code("prepare get as select 1"), "42P05");
+    assert_eq!(s.code("execute nope"), "26000");
+    assert_eq!(s.code("execute get (1, 2)"), "42601");
+    assert_eq!(s.code("execute ins ('x', 'y')"), "22P02");
+    s.exec("deallocate get");
+    assert_eq!(s.code("execute get (1)"), "26000");
+    s.exec("deallocate all");
+    assert_eq!(s.code("execute ins (3, 'c')"), "26000");
+}
+
+#[test]
+fn generate_series_vacuum_and_the_pgbench_load() {
+    let node = Node::new();
+    let mut s = node.session();
+    assert_eq!(
+        s.query("select * from generate_series(1, 3)"),
+        vec!["1", "2", "3"]
+    );
+    assert_eq!(
+        s.query("select x from generate_series(10, 1, -4) as g(x)"),
+        vec!["10", "6", "2"]
+    );
+    assert_eq!(
+        s.query("select count(*), sum(n) from generate_series(1, 1000) n"),
+        vec!["1000|500500"]
+    );
+    assert_eq!(s.code("select * from generate_series(1, 3, 0)"), "22023");
+    // pgbench -i -I dtGvp, at scale 0.01.
+    s.exec(
+        "drop table if exists pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers",
+    );
+    s.exec("create table pgbench_history(tid int,bid int,aid int,delta int,mtime timestamp,filler char(22))");
+    s.exec("create table pgbench_tellers(tid int not null,bid int,tbalance int,filler char(84)) with (fillfactor=100)");
+    s.exec("create table pgbench_accounts(aid int not null,bid int,abalance int,filler char(84)) with (fillfactor=100)");
+    s.exec("create table pgbench_branches(bid int not null,bbalance int,filler char(88)) with (fillfactor=100)");
+    s.exec("begin");
+    s.exec("truncate table pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers");
+    s.exec("insert into pgbench_branches(bid,bbalance) select bid, 0 from generate_series(1, 1) as bid");
+    s.exec("insert into pgbench_tellers(tid,bid,tbalance) select tid, (tid - 1) / 10 + 1, 0 from generate_series(1, 10) as tid");
+    s.exec("insert into pgbench_accounts(aid,bid,abalance,filler) select aid, (aid - 1) / 100000 + 1, 0, '' from generate_series(1, 1000) as aid");
+    s.exec("commit");
+    assert_eq!(s.exec("vacuum analyze pgbench_branches"), "VACUUM");
+    assert_eq!(s.exec("vacuum"), "VACUUM");
+    s.exec("alter table pgbench_branches add primary key (bid)");
+    s.exec("alter table pgbench_tellers add primary key (tid)");
+    s.exec("alter table pgbench_accounts add primary key (aid)");
+    // One pgbench TPC-B transaction.
+    s.exec("begin");
+    s.exec("update pgbench_accounts set abalance = abalance + 5 where aid = 7");
+    assert_eq!(
+        s.query("select abalance from pgbench_accounts where aid = 7"),
+        vec!["5"]
+    );
+    s.exec("update pgbench_tellers set tbalance = tbalance + 5 where tid = 3");
+    s.exec("update pgbench_branches set bbalance = bbalance + 5 where bid = 1");
+    s.exec("insert into pgbench_history (tid, bid, aid, delta, mtime) values (3, 1, 7, 5, current_timestamp)");
+    s.exec("end");
+    assert_eq!(
+        s.query("select count(*), sum(abalance) from pgbench_accounts"),
+        vec!["1000|5"]
+    );
+    let plan = s
+        .query("explain select abalance from pgbench_accounts where aid = 7")
+        .join("\n");
+    assert!(plan.contains("spans: /7"), "{plan}");
+}

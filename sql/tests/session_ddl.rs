@@ -224,7 +224,10 @@ fn column_types_are_fitted_on_write() {
         "22003"
     );
     assert_eq!(s.code("insert into t values ('x', 'a', 'x', 1)"), "22P02");
-    assert_eq!(s.code("insert into t (id, c) values (5, 1.5)"), "42804");
+    assert_eq!(s.code("insert into t (id, n) values (5, true)"), "42804");
+    // Assignment converts anything to a string type, as in PostgreSQL.
+    s.exec("insert into t (id, c) values (5, 1.5)");
+    assert_eq!(s.query("select c from t where id = 5"), vec!["1.5 "]);
 }
 
 #[test]

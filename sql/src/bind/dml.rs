@@ -174,22 +174,37 @@ pub fn bind_default(
     Ok(ColumnDefault::Expr(assign(bound?, column, params)?))
 }
 
+/// Whether PostgreSQL converts `from` to `to` on assignment (INSERT and
+/// UPDATE values) where it would not implicitly: among date and time
+/// types, and from anything to a string type (I/O conversion).
+fn assignment_cast(from: Type, to: Type) -> bool {
+    let datetime = |t: Type| matches!(t, Type::Date | Type::Timestamp | Type::Timestamptz);
+    let string = |t: Type| matches!(t, Type::Text | Type::Varchar | Type::Bpchar | Type::Name);
+    (datetime(from) && datetime(to)) || string(to)
+}
+
 /// Coerces a value expression to a column's type for storing.
 pub fn assign(e: Expr, column: &ColumnDesc, params: &mut Vec<Option<Type>>) -> PgResult<Expr> {
     let from = e.ty(params);
     let mut cx = BindContext::new(params);
+    let mismatch = || {
+        PgError::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!(
+                "column \"{}\" is of type {} but expression is of type {}",
+                column.name,
+                column.ty.name(),
+                from.name()
+            ),
+        )
+        .with_hint("You will need to rewrite or cast the expression.")
+    };
+    if from != Type::Unknown && from != column.ty && assignment_cast(from, column.ty) {
+        return expr::ops::cast_to(e, column.ty, &mut cx).map_err(|_| mismatch());
+    }
     expr::ops::coerce_to(e, column.ty, &mut cx).map_err(|err| {
         if err.code == SqlState::DATATYPE_MISMATCH || err.code == SqlState::UNDEFINED_FUNCTION {
-            PgError::new(
-                SqlState::DATATYPE_MISMATCH,
-                format!(
-                    "column \"{}\" is of type {} but expression is of type {}",
-                    column.name,
-                    column.ty.name(),
-                    from.name()
-                ),
-            )
-            .with_hint("You will need to rewrite or cast the expression.")
+            mismatch()
         } else {
             err
         }
@@ -816,7 +831,7 @@ fn mark_locks(plan: &mut Plan, spec: LockSpec, of: Option<&str>, found: &mut boo
         Plan::SetOp(_) => Err(PgError::unsupported(
             "FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT",
         )),
-        Plan::Values { .. } => Ok(()),
+        Plan::Values { .. } | Plan::Series { .. } => Ok(()),
         Plan::Join(j) => {
             mark_locks(&mut j.left, spec, of, found)?;
             mark_locks(&mut j.right, spec, of, found)

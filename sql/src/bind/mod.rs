@@ -411,6 +411,7 @@ pub fn bind_statement(
             let lines = crate::plan::explain::explain(&inner);
             Command::Explain(lines)
         }
+        ast::Statement::Vacuum(_) => Command::Analyze(Vec::new()),
         ast::Statement::Analyze(a) => {
             let tables = match &a.table_name {
                 Some(name) => {

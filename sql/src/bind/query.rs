@@ -812,6 +812,12 @@ impl<'a> Binder<'a> {
                 }
                 self.table(&parts, alias.as_ref())
             }
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: Some(args),
+                ..
+            } => self.table_function(name, &args.args, alias.as_ref(), params),
             ast::TableFactor::Derived {
                 lateral,
                 subquery,
@@ -849,6 +855,98 @@ impl<'a> Binder<'a> {
                 "FROM item {other} is not supported yet"
             ))),
         }
+    }
+
+    /// A set-returning function in FROM: `generate_series` of integers.
+    fn table_function(
+        &mut self,
+        name: &ast::ObjectName,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+        params: &mut Vec<Option<Type>>,
+    ) -> PgResult<(Plan, Scope)> {
+        let parts = names::object_parts(name)?;
+        let fname = parts.last().cloned().unwrap_or_default();
+        if fname != "generate_series" || parts.len() > 2 {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {fname} does not exist"),
+            ));
+        }
+        let saved = self.set_scope(Scope::default());
+        let mut bound = Vec::with_capacity(args.len());
+        let mut result = Ok(());
+        for a in args {
+            match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                    match self.expr(e, params, None, Clause::Select) {
+                        Ok(b) => bound.push(b),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                other => {
+                    result = Err(PgError::unsupported(format!(
+                        "argument {other} is not supported"
+                    )));
+                    break;
+                }
+            }
+        }
+        self.set_scope(saved);
+        result?;
+        if bound.len() != 2 && bound.len() != 3 {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "function generate_series with {} arguments does not exist",
+                    bound.len()
+                ),
+            ));
+        }
+        let mut ty = Type::Int4;
+        for b in &bound {
+            ty = match b.ty(params) {
+                Type::Int2 | Type::Int4 | Type::Unknown => ty,
+                Type::Int8 => Type::Int8,
+                other => {
+                    return Err(PgError::unsupported(format!(
+                        "generate_series over {} is not supported yet",
+                        other.name()
+                    )))
+                }
+            };
+        }
+        let mut cx = BindContext::new(params);
+        let mut coerced = Vec::with_capacity(bound.len());
+        for b in bound {
+            coerced.push(expr::ops::coerce_to(b, ty, &mut cx)?);
+        }
+        let mut it = coerced.into_iter();
+        let (start, stop, step) = (
+            it.next().expect("two arguments"),
+            it.next().expect("two arguments"),
+            it.next(),
+        );
+        let qualifier = alias.map_or_else(|| fname.clone(), |a| names::ident(&a.name));
+        let column_name = match alias {
+            Some(a) if !a.columns.is_empty() => names::ident(&a.columns[0].name),
+            Some(a) => names::ident(&a.name),
+            None => fname,
+        };
+        let mut column = ScopeColumn::new(column_name, ty);
+        column.qualifier = Some(qualifier);
+        Ok((
+            Plan::Series {
+                start,
+                stop,
+                step,
+                ty,
+            },
+            Scope::new(vec![column]),
+        ))
     }
 
     /// A subquery in FROM: bound at this level but seeing none of its

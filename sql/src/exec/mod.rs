@@ -280,6 +280,7 @@ pub fn count(e: &Expr, env: &Env<'_>, outer: &[Value], what: &str) -> PgResult<O
 /// An operator.
 pub enum Op {
     Values(ValuesOp),
+    Series(SeriesOp),
     Scan(Box<scan::ScanOp>),
     Filter(Box<FilterOp>),
     Project(Box<ProjectOp>),
@@ -301,6 +302,18 @@ impl Op {
                 at: 0,
             }),
             Plan::Scan(s) => Op::Scan(Box::new(scan::ScanOp::new((**s).clone()))),
+            Plan::Series {
+                start,
+                stop,
+                step,
+                ty,
+            } => Op::Series(SeriesOp {
+                start: start.clone(),
+                stop: stop.clone(),
+                step: step.clone(),
+                ty: *ty,
+                state: None,
+            }),
             Plan::Filter { input, predicate } => Op::Filter(Box::new(FilterOp {
                 input: Op::build(input),
                 prepared: eval::Prepared::of(std::iter::once(predicate)),
@@ -339,6 +352,7 @@ impl Op {
         Box::pin(async move {
             match self {
                 Op::Values(op) => op.next(cx).await,
+                Op::Series(op) => op.next(cx),
                 Op::Scan(op) => op.next(cx).await,
                 Op::Filter(op) => op.next(cx).await,
                 Op::Project(op) => op.next(cx).await,
@@ -384,6 +398,74 @@ impl ValuesOp {
         }
         self.at = end;
         Ok(Some(out))
+    }
+}
+
+/// `generate_series`: integers from start to stop by step, in batches.
+pub struct SeriesOp {
+    start: Expr,
+    stop: Expr,
+    step: Option<Expr>,
+    ty: teller_net::types::Type,
+    /// (next value, stop, step), or None before the first call.
+    state: Option<Option<(i64, i64, i64)>>,
+}
+
+impl SeriesOp {
+    fn next<K: Kv>(&mut self, cx: &mut Cx<'_, K>) -> PgResult<Option<Vec<Row>>> {
+        if self.state.is_none() {
+            let int = |e: &Expr| -> PgResult<Option<i64>> {
+                Ok(match eval_const(e, cx.env, cx.outer)? {
+                    Value::Null => None,
+                    Value::Int2(n) => Some(n.into()),
+                    Value::Int4(n) => Some(n.into()),
+                    Value::Int8(n) => Some(n),
+                    other => {
+                        return Err(PgError::internal(format!("generate_series of {other:?}")))
+                    }
+                })
+            };
+            let (start, stop) = (int(&self.start)?, int(&self.stop)?);
+            let step = match &self.step {
+                Some(e) => int(e)?,
+                None => Some(1),
+            };
+            if step == Some(0) {
+                return Err(PgError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "step size cannot equal zero",
+                ));
+            }
+            self.state = Some(match (start, stop, step) {
+                (Some(a), Some(b), Some(s)) => Some((a, b, s)),
+                _ => None,
+            });
+        }
+        let Some(Some((next, stop, step))) = self.state else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(BATCH_ROWS);
+        let mut v = next;
+        let mut done = false;
+        while out.len() < BATCH_ROWS {
+            if (step > 0 && v > stop) || (step < 0 && v < stop) {
+                done = true;
+                break;
+            }
+            out.push(vec![match self.ty {
+                teller_net::types::Type::Int4 => Value::Int4(v as i32),
+                _ => Value::Int8(v),
+            }]);
+            match v.checked_add(step) {
+                Some(n) => v = n,
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        self.state = Some((!done).then_some((v, stop, step)));
+        Ok((!out.is_empty()).then_some(out))
     }
 }
 

@@ -76,6 +76,7 @@ fn pad(depth: usize) -> String {
 pub fn output_names(plan: &Plan) -> Vec<String> {
     match plan {
         Plan::Values { types, .. } => (1..=types.len()).map(|i| format!("column{i}")).collect(),
+        Plan::Series { .. } => vec!["generate_series".into()],
         Plan::Scan(scan) => scan
             .table
             .columns
@@ -117,6 +118,15 @@ pub fn output_names(plan: &Plan) -> Vec<String> {
 fn node(plan: &Plan, depth: usize, out: &mut Vec<String>) {
     let p = pad(depth);
     match plan {
+        Plan::Series {
+            start, stop, step, ..
+        } => {
+            let mut line = format!("{p}Series: {} to {}", expr(start, &[]), expr(stop, &[]));
+            if let Some(s) = step {
+                line.push_str(&format!(" step {}", expr(s, &[])));
+            }
+            out.push(line);
+        }
         Plan::Values { rows, .. } => {
             if rows.len() == 1 && rows[0].is_empty() {
                 out.push(format!("{p}Result"));

@@ -58,6 +58,13 @@ pub enum Plan {
         on: Option<Vec<Expr>>,
     },
     SetOp(Box<SetOpPlan>),
+    /// `generate_series(start, stop [, step])` of integers.
+    Series {
+        start: Expr,
+        stop: Expr,
+        step: Option<Expr>,
+        ty: Type,
+    },
 }
 
 /// How a scan reaches its rows.
@@ -241,6 +248,7 @@ impl Plan {
     pub fn width(&self) -> usize {
         match self {
             Plan::Values { types, .. } => types.len(),
+            Plan::Series { .. } => 1,
             Plan::Scan(scan) => scan.table.columns.len(),
             Plan::Project { exprs, .. } => exprs.len(),
             Plan::Join(join) => join.left.width() + join.right.width(),
@@ -257,6 +265,7 @@ impl Plan {
     pub fn estimate(&self) -> f64 {
         match self {
             Plan::Values { rows, .. } => rows.len() as f64,
+            Plan::Series { .. } => 1000.0,
             Plan::Scan(scan) => scan.estimate,
             Plan::Join(join) => join.estimate,
             Plan::Filter { input, .. } => input.estimate() * 0.33,

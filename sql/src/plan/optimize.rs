@@ -131,7 +131,7 @@ fn push(plan: Plan, env: &BindEnv<'_>) -> PgResult<Plan> {
             op.right = push(op.right, env)?;
             Plan::SetOp(op)
         }
-        values @ Plan::Values { .. } => values,
+        leaf @ (Plan::Values { .. } | Plan::Series { .. }) => leaf,
     })
 }
 
@@ -333,7 +333,7 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> PgResult<Plan>) -> PgResult
             op.right = f(op.right)?;
             Plan::SetOp(op)
         }
-        leaf @ (Plan::Scan(_) | Plan::Values { .. }) => leaf,
+        leaf @ (Plan::Scan(_) | Plan::Values { .. } | Plan::Series { .. }) => leaf,
     })
 }
 
@@ -369,8 +369,8 @@ fn orders(plan: Plan) -> Plan {
         Plan::Sort { input, keys } => {
             let input = orders(*input);
             match sorted_by(input, &keys) {
-                Ok(plan) => plan,
-                Err(input) => Plan::Sort {
+                (plan, true) => plan,
+                (input, false) => Plan::Sort {
                     input: input.boxed(),
                     keys,
                 },
@@ -411,14 +411,14 @@ fn orders(plan: Plan) -> Plan {
     }
 }
 
-/// `input` with the sort removed if its scan delivers `keys` (`Err` gives
-/// the input back untouched).
-fn sorted_by(mut input: Plan, keys: &[SortKey]) -> Result<Plan, Plan> {
+/// `input`, and whether its scan delivers `keys` (then set to, reversed if
+/// needed; otherwise untouched).
+fn sorted_by(mut input: Plan, keys: &[SortKey]) -> (Plan, bool) {
     let mut positions: Vec<(usize, bool, bool)> = Vec::with_capacity(keys.len());
     for k in keys {
         match k.expr {
             Expr::Column(p, _) => positions.push((p, k.desc, k.nulls_first)),
-            _ => return Err(input),
+            _ => return (input, false),
         }
     }
     // Map the keys through column-only projections down to the scan.
@@ -449,9 +449,9 @@ fn sorted_by(mut input: Plan, keys: &[SortKey]) -> Result<Plan, Plan> {
     match decision {
         Some(reverse) => {
             set_reverse(&mut input, reverse);
-            Ok(input)
+            (input, true)
         }
-        None => Err(input),
+        None => (input, false),
     }
 }
 
@@ -659,6 +659,6 @@ fn covering(plan: Plan, needed: &[usize]) -> Plan {
             op.right = covering(op.right, &all);
             Plan::SetOp(op)
         }
-        values @ Plan::Values { .. } => values,
+        leaf @ (Plan::Values { .. } | Plan::Series { .. }) => leaf,
     }
 }

@@ -34,6 +34,40 @@ pub enum Kind {
         session: bool,
     },
     DiscardAll,
+    /// `PREPARE name [(types)] AS statement`.
+    Prepare {
+        name: String,
+        statement: Box<Ast>,
+        types: Vec<Option<Type>>,
+    },
+    /// `EXECUTE name [(args)]`.
+    Execute {
+        name: String,
+        args: Vec<ast::Expr>,
+    },
+    /// `DEALLOCATE [PREPARE] name | ALL`.
+    Deallocate(Option<String>),
+}
+
+/// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE]
+/// [tables]`, which sqlparser does not parse: storage needs no vacuuming,
+/// so it becomes `ANALYZE` (statistics for all tables) when ANALYZE is
+/// asked for, else a plain `VACUUM` that does nothing.
+pub fn vacuum_rewrite(sql: &str) -> Option<String> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let mut words = text.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("vacuum") || text.contains(';') {
+        return None;
+    }
+    let rest = text[6..].to_ascii_lowercase();
+    let analyze = rest
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+        .any(|w| w == "analyze" || w == "analyse");
+    Some(if analyze {
+        "ANALYZE".into()
+    } else {
+        "VACUUM".into()
+    })
 }
 
 /// Binds a control statement; `Ok(None)` if `statement` is a data statement.
@@ -115,6 +149,50 @@ pub fn bind_control(statement: &Ast) -> PgResult<Option<(Kind, Option<Vec<Column
         } => (Kind::Rollback, None),
         Ast::Discard { object_type } if object_type.to_string().eq_ignore_ascii_case("ALL") => {
             (Kind::DiscardAll, None)
+        }
+        Ast::Prepare {
+            name,
+            data_types,
+            statement,
+        } => {
+            let types = data_types
+                .iter()
+                .map(|t| crate::expr::resolve_type(t).map(Some))
+                .collect::<PgResult<Vec<_>>>()?;
+            (
+                Kind::Prepare {
+                    name: crate::bind::names::ident(name),
+                    statement: statement.clone(),
+                    types,
+                },
+                None,
+            )
+        }
+        Ast::Execute {
+            name: Some(name),
+            parameters,
+            immediate: false,
+            into,
+            using,
+            output: false,
+            default: false,
+            ..
+        } if into.is_empty() && using.is_empty() => {
+            let parts = crate::bind::names::object_parts(name)?;
+            (
+                Kind::Execute {
+                    name: parts.last().cloned().unwrap_or_default(),
+                    args: parameters.clone(),
+                },
+                None,
+            )
+        }
+        Ast::Deallocate { name, .. } => {
+            let all = name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all");
+            (
+                Kind::Deallocate((!all).then(|| crate::bind::names::ident(name))),
+                None,
+            )
         }
         _ => return Ok(None),
     }))
