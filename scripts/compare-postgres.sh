@@ -167,7 +167,7 @@ run_step() {
 
 # ---------------------------------------------------------------- servers
 
-pg_version="PostgreSQL (given by --pg-url)"
+pg_version="PostgreSQL: given by --pg-url"
 if [[ -z "$pg_url" ]]; then
   pg_dir="$out/pg"; port=$("$compare" free-port); bin=$(pg_bin)
   mkdir -p "$pg_dir"; if [[ $(id -u) == 0 ]]; then chown postgres "$pg_dir"; fi
@@ -176,11 +176,11 @@ if [[ -z "$pg_url" ]]; then
   as_pg "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -o \
     "-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=300 -c shared_buffers=512MB" start >/dev/null
   pg_url="postgres://postgres@127.0.0.1:$port/postgres"
-  pg_version="$("$bin/postgres" --version), private instance: fsync=on, synchronous_commit=on, shared_buffers=512MB, max_connections=300"
+  pg_version="PostgreSQL: $("$bin/postgres" --version | sed "s/.*) //"), private instance: fsync=on, synchronous_commit=on, shared_buffers=512MB, max_connections=300"
 fi
 sides=("postgres=$pg_url")
 
-teller_version="not run (--postgres-only)"
+teller_version="TellerDB: not run (--postgres-only)"
 if [[ $postgres_only == 0 ]]; then
   if [[ -z "$teller_url" ]]; then
     echo "== build ($profile): teller"
@@ -197,9 +197,9 @@ if [[ $postgres_only == 0 ]]; then
       sleep 0.1
     done
     psql "$teller_url" -c 'select 1' >/dev/null || { echo "teller not ready:"; tail -20 "$out/teller.log"; exit 1; }
-    teller_version="TellerDB $(git rev-parse --short HEAD) ($profile build), started by the script"
+    teller_version="TellerDB: $(git rev-parse --short HEAD) ($profile build), started by the script"
   else
-    teller_version="TellerDB at --teller-url"
+    teller_version="TellerDB: given by --teller-url"
   fi
   sides+=("teller=$teller_url")
 fi
