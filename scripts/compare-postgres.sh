@@ -251,7 +251,7 @@ load() {  # url family
     pgbench) pgbench -i -s "$pgbench_scale" "$url" ;;
     sysbench)
       # shellcheck disable=SC2046
-      sysbench oltp_point_select $(sysbench_args "$url") cleanup >/dev/null &&
+      sysbench oltp_point_select $(sysbench_args "$url") cleanup &&
       # shellcheck disable=SC2046
       sysbench oltp_point_select $(sysbench_args "$url") --threads="$loaders" prepare ;;
   esac

@@ -6,7 +6,8 @@
 //! ```text
 //! runs/<workload>/<side>-r<N>.json     result of round N (any shape Outcome reads)
 //! runs/<workload>/<side>-r<N>.status   `ok` or `failed` (the run's exit)
-//! runs/<workload>/<side>-check.status  `ok`, `failed` or `none` (no check)
+//! runs/<workload>/<side>-check.status  `ok` or `failed`
+//! runs/<workload>/<side>-load.status   `failed` when loading failed (else absent)
 //! context.txt                          lines describing the run (optional)
 //! ```
 //!
@@ -68,8 +69,10 @@ pub struct SideRounds {
     pub outcomes: Vec<Outcome>,
     /// Rounds whose run failed or left no readable result.
     pub failed: usize,
-    /// `ok`, `failed` or `none`; `None` when no check ran.
+    /// `ok` or `failed`; `None` when no check ran.
     pub check: Option<String>,
+    /// Loading the workload's tables failed: no round could run.
+    pub load_failed: bool,
 }
 
 impl SideRounds {
@@ -141,11 +144,13 @@ fn read_side(dir: &Path, side: &str) -> Option<SideRounds> {
             .ok()
             .map(|s| s.trim().to_string())
     };
+    let load = status("load");
     let mut rounds = SideRounds {
         check: status("check"),
+        load_failed: load.as_deref().is_some_and(|s| s != "ok"),
         ..SideRounds::default()
     };
-    let mut any = rounds.check.is_some();
+    let mut any = rounds.check.is_some() || load.is_some();
     for n in 1.. {
         let round = format!("r{n}");
         let Some(st) = status(&round) else { break };
@@ -271,7 +276,11 @@ pub fn markdown(rows: &[Row], context: &[String]) -> String {
                 s.outcomes.len() + s.failed,
                 counts(&s.errors()),
                 counts(&s.retries()),
-                s.check.as_deref().unwrap_or("not run")
+                if s.load_failed {
+                    "load failed"
+                } else {
+                    s.check.as_deref().unwrap_or("not run")
+                }
             ));
         }
     }
@@ -297,6 +306,7 @@ pub fn to_json(rows: &[Row], context: &[String]) -> Value {
                         "rounds_ok": s.outcomes.len(),
                         "rounds_failed": s.failed,
                         "check": s.check,
+                        "load_failed": s.load_failed,
                         "throughput": opt(s.throughput()),
                         "p50_ms": opt(s.p50()),
                         "p99_ms": opt(s.p99()),
@@ -374,6 +384,10 @@ mod tests {
         write(&dir, "teller-r4.status", "failed\n");
         write(&dir, "postgres-check.status", "ok\n");
         write(&dir, "teller-check.status", "failed\n");
+        let bank = out.join("runs").join("bank");
+        fs::create_dir_all(&bank).expect("mkdir");
+        write(&bank, "teller-load.status", "failed\n");
+        write(&bank, "teller-r1.status", "failed\n");
 
         let rows = read(&out, &["ycsb-c".to_string(), "bank".to_string()]);
         let row = &rows[0];
@@ -384,7 +398,11 @@ mod tests {
         assert_eq!((teller.outcomes.len(), teller.failed), (3, 1));
         assert_eq!(row.ratio(SideRounds::throughput), Some(2.5));
         assert_eq!(row.ratio(SideRounds::p99), Some(0.5));
-        assert!(rows[1].sides.is_empty(), "bank never ran");
+        assert!(
+            !rows[1].sides.contains_key("postgres"),
+            "bank never ran on PG"
+        );
+        assert!(rows[1].sides["teller"].load_failed);
 
         let md = markdown(&rows, &["machine: test".to_string()]);
         assert!(md.contains("- machine: test"), "{md}");
@@ -396,7 +414,11 @@ mod tests {
             md.contains("| ycsb-c | TellerDB | 3/4 | 40001=3 | 0 | failed |"),
             "{md}"
         );
-        assert!(md.contains("| bank | ops/s | - | - | - |"), "{md}");
+        assert!(md.contains("| bank | ops/s | - | failed | - |"), "{md}");
+        assert!(
+            md.contains("| bank | TellerDB | 0/1 | 0 | 0 | load failed |"),
+            "{md}"
+        );
 
         let v = to_json(&rows, &[]);
         assert_eq!(v["workloads"][0]["ratio"]["throughput"], 2.5);
