@@ -11,7 +11,8 @@ use std::cmp::Ordering;
 use sqlparser::ast;
 
 pub mod ops;
-pub use ops::{Resolver, SubLink, SubLinkKind};
+pub use ops::{CatalogFn, Resolver, SubLink, SubLinkKind};
+pub mod regex;
 use teller_net::types::{decode_text, Decimal, Type, Value};
 use teller_net::{PgError, PgResult, SqlState};
 
@@ -68,6 +69,25 @@ pub enum Expr {
     AggRef(usize, Type),
     /// `nextval(sequence)`: the executor fetches values before evaluating.
     NextVal(u64),
+    /// `~`, `!~`, `~*`, `!~*`: POSIX regular expression match.
+    Regex {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    /// A function over the catalog (`pg_get_indexdef`, `format_type`, ...).
+    Catalog(CatalogFn, Vec<Expr>, Type),
+    /// `lhs op ANY/ALL (array)`: arrays are text in PostgreSQL's array
+    /// literal form (`{a,b}`) inside the SQL layer.
+    AnyArray {
+        lhs: Box<Expr>,
+        op: BinOp,
+        array: Box<Expr>,
+        all: bool,
+    },
+    /// `array[index]` (1-based) of an array in text form, as `ty`.
+    Subscript(Box<Expr>, Box<Expr>, Type),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +174,14 @@ pub trait EvalContext {
         let _ = sequence;
         Err(PgError::unsupported("nextval is not supported here"))
     }
+    /// A catalog function of the evaluated arguments.
+    fn catalog_function(&self, func: CatalogFn, args: &[Value]) -> PgResult<Value> {
+        let _ = args;
+        Err(PgError::unsupported(format!(
+            "{} is not available here",
+            func.name()
+        )))
+    }
 }
 
 impl Expr {
@@ -168,6 +196,8 @@ impl Expr {
             Expr::SubLink(link) => link.ty,
             Expr::InList { .. } | Expr::Like { .. } | Expr::IsDistinct(..) => Type::Bool,
             Expr::NextVal(_) => Type::Int8,
+            Expr::Regex { .. } | Expr::AnyArray { .. } => Type::Bool,
+            Expr::Catalog(_, _, ty) | Expr::Subscript(_, _, ty) => *ty,
             Expr::Param(i) => params.get(*i).copied().flatten().unwrap_or(Type::Unknown),
             Expr::Not(_) | Expr::And(..) | Expr::Or(..) | Expr::IsNull(..) | Expr::IsBool(..) => {
                 Type::Bool
@@ -206,11 +236,14 @@ pub(crate) fn bind_depth(
         }
         E::Cast {
             expr, data_type, ..
-        } => {
-            let ty = resolve_type(data_type)?;
-            let inner = bind_depth(expr, cx, d)?;
-            coerce(inner, ty, cx, true)?
-        }
+        } => match ops::special_cast(expr, data_type, cx, d)? {
+            Some(e) => e,
+            None => {
+                let ty = resolve_type(data_type)?;
+                let inner = bind_depth(expr, cx, d)?;
+                coerce(inner, ty, cx, true)?
+            }
+        },
         E::UnaryOp { op, expr } => {
             let inner = bind_depth(expr, cx, d)?;
             match op {
@@ -236,6 +269,9 @@ pub(crate) fn bind_depth(
                     )))
                 }
             }
+        }
+        E::BinaryOp { left, op, right } if ops::is_extra_operator(op) => {
+            ops::bind_extra_binary(left, op, right, cx, d)?
         }
         E::BinaryOp { left, op, right } => {
             let l = bind_depth(left, cx, d)?;
@@ -392,7 +428,7 @@ pub fn resolve_type(data_type: &ast::DataType) -> PgResult<Type> {
         D::JSONB => Type::Jsonb,
         D::Custom(name, _) => {
             let name = name.to_string().to_ascii_lowercase();
-            let name = name.trim_matches('"');
+            let name = name.trim_start_matches("pg_catalog.").trim_matches('"');
             Type::ALL
                 .into_iter()
                 .find(|t| t.name() == name && *t != Type::Unknown)
@@ -471,6 +507,9 @@ pub(crate) fn common_type(l: Type, r: Type) -> Option<Type> {
                     Some(Type::Timestamp)
                 }
                 (Type::Json, Type::Jsonb) | (Type::Jsonb, Type::Json) => Some(Type::Jsonb),
+                // Integers compare with oids as oids (the catalog's ids).
+                (Type::Oid, Type::Int2 | Type::Int4 | Type::Int8)
+                | (Type::Int2 | Type::Int4 | Type::Int8, Type::Oid) => Some(Type::Oid),
                 _ => None,
             },
         },
@@ -513,7 +552,8 @@ pub(crate) fn coerce(
         expr => {
             let implicit = (is_numeric(from) && is_numeric(ty))
                 || (is_text(from) && is_text(ty))
-                || (from == Type::Date && ty == Type::Timestamp);
+                || (from == Type::Date && ty == Type::Timestamp)
+                || (matches!(from, Type::Int2 | Type::Int4 | Type::Int8) && ty == Type::Oid);
             if explicit || implicit {
                 Ok(Expr::Cast(Box::new(expr), ty))
             } else {
@@ -663,6 +703,9 @@ fn bind_case(
     let mut ty = Type::Unknown;
     for result in branches.iter().map(|b| &b.1).chain(otherwise.iter()) {
         let rt = result.ty(cx.params);
+        if rt == Type::Unknown {
+            continue; // an untyped NULL or literal takes the others' type
+        }
         ty = common_type(ty, rt).ok_or_else(|| {
             PgError::new(
                 SqlState::DATATYPE_MISMATCH,
@@ -1049,6 +1092,15 @@ pub fn cast_value(value: Value, from: Type, to: Type) -> PgResult<Value> {
         })
     };
     match (&value, to) {
+        (Value::Int2(_) | Value::Int4(_) | Value::Int8(_), Type::Oid) => {
+            let n = as_i64(&value).unwrap_or_default();
+            // PostgreSQL reads a negative int4 as the oid of its bits.
+            u32::try_from(n)
+                .or_else(|_| i32::try_from(n).map(|n| n as u32))
+                .map(Value::Oid)
+                .map_err(|_| PgError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "OID out of range"))
+        }
+        (Value::Oid(o), Type::Int8) => Ok(Value::Int8(i64::from(*o))),
         (Value::Int2(_) | Value::Int4(_) | Value::Int8(_), _)
             if is_numeric(to) || to == Type::Bool =>
         {

@@ -979,7 +979,7 @@ fn needs_data(bound: &Bound) -> bool {
         match plan {
             Plan::Scan(_) => true,
             Plan::Values { rows, .. } => exprs_read(rows.iter().flatten()),
-            Plan::Series { .. } => false,
+            Plan::Series { .. } | Plan::Virtual(_) | Plan::TableFn { .. } => false,
             Plan::Project { input, exprs, .. } => plan_reads(input) || exprs_read(exprs.iter()),
             Plan::Filter { input, .. }
             | Plan::Sort { input, .. }

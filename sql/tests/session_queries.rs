@@ -316,3 +316,23 @@ fn every_join_strategy_returns_the_right_rows() {
         vec!["1"]
     );
 }
+
+#[test]
+fn subqueries_where_they_cannot_run_are_refused_cleanly() {
+    let mut s = setup();
+    assert_eq!(s.code("create table x (a int default (select 1))"), "0A000");
+    assert_eq!(
+        s.code("create table x (a int check (a > (select 1)))"),
+        "0A000"
+    );
+    assert_eq!(s.code("select sum((select 1)) from emp"), "0A000");
+    assert_eq!(
+        s.code("select * from emp e left join dept d on d.id = (select 1)"),
+        "0A000"
+    );
+    // Where they can run, they do.
+    assert_eq!(
+        s.query("select e.name from emp e join dept d on d.id = e.dept and d.id = (select min(id) from dept) order by 1"),
+        vec!["ann", "bob"]
+    );
+}

@@ -68,6 +68,13 @@ pub enum DdlOp {
         tables: Vec<DescId>,
         restart_identity: bool,
     },
+    /// `COMMENT ON`: set (or with `None` remove) the comment of an object
+    /// (`sub` a column's attnum, else 0).
+    Comment {
+        object: DescId,
+        sub: i32,
+        text: Option<String>,
+    },
     /// The table's new descriptor (same id), the work on its rows, and new
     /// sequences it owns (ids and owner table assigned when applied).
     AlterTable {
@@ -185,6 +192,12 @@ pub fn bind_ddl(
         }
         S::Truncate(t) => truncate(binder, t)?,
         S::AlterTable(alter) => super::alter::bind_alter(binder, alter, params)?,
+        S::Comment {
+            object_type,
+            object_name,
+            comment,
+            ..
+        } => comment_on(binder, *object_type, object_name, comment.clone())?,
         _ => return Ok(None),
     }))
 }
@@ -1210,6 +1223,72 @@ fn drop(
         }
     };
     Ok(Ddl { op, tag, notices })
+}
+
+fn comment_on(
+    binder: &Binder<'_>,
+    kind: ast::CommentObject,
+    name: &ast::ObjectName,
+    text: Option<String>,
+) -> PgResult<Ddl> {
+    let parts = names::object_parts(name)?;
+    let catalog = binder.catalog();
+    let (object, sub) = match kind {
+        ast::CommentObject::Table | ast::CommentObject::Index | ast::CommentObject::Sequence => {
+            let (schema, rel) = binder.resolve_schema(&parts)?;
+            match catalog.relation(schema, rel) {
+                Some(Relation::Table(id)) | Some(Relation::Sequence(id)) => (id, 0),
+                Some(Relation::Index(t, i)) => {
+                    let oid = catalog
+                        .table(t)
+                        .and_then(|t| t.index(i))
+                        .map_or(0, |i| i.oid);
+                    (oid, 0)
+                }
+                None => return Err(errors::undefined_table(rel)),
+            }
+        }
+        ast::CommentObject::Column => {
+            let Some((column, table)) = parts.split_last() else {
+                return Err(PgError::syntax("COMMENT ON COLUMN needs table.column"));
+            };
+            let (schema, rel) = binder.resolve_schema(table)?;
+            let Some(Relation::Table(id)) = catalog.relation(schema, rel) else {
+                return Err(errors::undefined_table(rel));
+            };
+            let t = catalog.table(id).expect("named table");
+            let c = t
+                .column(column)
+                .ok_or_else(|| errors::undefined_column_of(column, rel))?;
+            (id, c.id as i32)
+        }
+        ast::CommentObject::Database => {
+            let name = parts.last().cloned().unwrap_or_default();
+            let db = catalog.database(&name).ok_or_else(|| {
+                PgError::new(
+                    SqlState::INVALID_CATALOG_NAME,
+                    format!("database \"{name}\" does not exist"),
+                )
+            })?;
+            (db.id, 0)
+        }
+        ast::CommentObject::Schema => {
+            let name = parts.last().cloned().unwrap_or_default();
+            let s = catalog.schema(binder.env.database, &name).ok_or_else(|| {
+                PgError::new(
+                    errors::INVALID_SCHEMA_NAME,
+                    format!("schema \"{name}\" does not exist"),
+                )
+            })?;
+            (s.id, 0)
+        }
+        other => {
+            return Err(PgError::unsupported(format!(
+                "COMMENT ON {other} is not supported"
+            )))
+        }
+    };
+    Ok(ddl(DdlOp::Comment { object, sub, text }, "COMMENT"))
 }
 
 fn truncate(binder: &mut Binder<'_>, t: &ast::Truncate) -> PgResult<Ddl> {

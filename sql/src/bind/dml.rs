@@ -120,6 +120,7 @@ pub fn table_scope(table: &TableRef, qualifier: &str) -> Scope {
                 merged: false,
                 source: Some((table.id, c.id)),
                 typmod: c.typmod,
+                element: None,
             })
             .collect(),
     )
@@ -831,7 +832,10 @@ fn mark_locks(plan: &mut Plan, spec: LockSpec, of: Option<&str>, found: &mut boo
         Plan::SetOp(_) => Err(PgError::unsupported(
             "FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT",
         )),
-        Plan::Values { .. } | Plan::Series { .. } => Ok(()),
+        Plan::Values { .. } | Plan::Series { .. } | Plan::TableFn { .. } => Ok(()),
+        Plan::Virtual(_) => Err(PgError::unsupported(
+            "FOR UPDATE is not allowed on catalog tables",
+        )),
         Plan::Join(j) => {
             mark_locks(&mut j.left, spec, of, found)?;
             mark_locks(&mut j.right, spec, of, found)

@@ -12,6 +12,7 @@ pub mod alter;
 pub mod ddl;
 pub mod dml;
 pub mod names;
+pub mod pgfuncs;
 pub mod query;
 pub mod scope;
 
@@ -160,6 +161,11 @@ impl<'a> Binder<'a> {
         self.env.catalog
     }
 
+    /// The scopes of the levels, innermost first (for name lookups).
+    pub fn levels_innermost_first(&self) -> impl Iterator<Item = &Scope> {
+        self.levels.iter().rev().map(|l| &l.scope)
+    }
+
     fn level(&mut self) -> &mut Level {
         self.levels
             .last_mut()
@@ -289,6 +295,7 @@ impl<'a> Binder<'a> {
         }
         let (lhs, ty) = match kind {
             SubLinkKind::Exists => (None, Type::Bool),
+            SubLinkKind::Array => (None, Type::Text),
             SubLinkKind::Scalar => (None, out.columns[0].ty),
             SubLinkKind::Any(_) | SubLinkKind::All(_) => {
                 let lhs = lhs.ok_or_else(|| PgError::internal("ANY without left operand"))?;
@@ -345,6 +352,9 @@ impl Resolver for LevelResolver<'_, '_> {
         if let Some(seq) = dml::sequence_function(self.binder, f)? {
             return Ok(Some(seq));
         }
+        if let Some(e) = pgfuncs::bind_function(self.binder, f, params)? {
+            return Ok(Some(e));
+        }
         let Some(func) = agg::aggregate_name(f) else {
             return Ok(None);
         };
@@ -367,7 +377,31 @@ impl Resolver for LevelResolver<'_, '_> {
         lhs: Option<Expr>,
         params: &mut Vec<Option<Type>>,
     ) -> PgResult<Expr> {
+        let refused = match self.clause {
+            Clause::Default => Some("cannot use subquery in DEFAULT expression"),
+            Clause::Check => Some("cannot use subquery in check constraint"),
+            Clause::Aggregate => Some("subqueries in aggregate arguments are not supported yet"),
+            Clause::GroupBy => Some("subqueries in GROUP BY are not supported yet"),
+            Clause::Returning => Some("subqueries in RETURNING are not supported yet"),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            return Err(PgError::unsupported(message));
+        }
         self.binder.sublink(query, kind, lhs, params)
+    }
+
+    fn cast(
+        &mut self,
+        expr: &ast::Expr,
+        data_type: &ast::DataType,
+        params: &mut Vec<Option<Type>>,
+    ) -> PgResult<Option<Expr>> {
+        pgfuncs::bind_cast(self.binder, expr, data_type, params)
+    }
+
+    fn array_element(&mut self, expr: &ast::Expr) -> Option<Type> {
+        pgfuncs::array_element(self.binder, expr)
     }
 }
 

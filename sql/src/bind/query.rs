@@ -810,14 +810,31 @@ impl<'a> Binder<'a> {
                         return self.cte(&cte, alias.as_ref(), params);
                     }
                 }
+                if let Some(v) = virtual_table(&parts) {
+                    return virtual_scope(v, alias.as_ref());
+                }
                 self.table(&parts, alias.as_ref())
             }
             ast::TableFactor::Table {
                 name,
                 alias,
                 args: Some(args),
+                with_ordinality,
                 ..
-            } => self.table_function(name, &args.args, alias.as_ref(), params),
+            } => self.table_function(name, &args.args, alias.as_ref(), *with_ordinality, params),
+            ast::TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_offset: false,
+                with_ordinality,
+                ..
+            } => {
+                let args: Vec<ast::FunctionArg> = array_exprs
+                    .iter()
+                    .map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e.clone())))
+                    .collect();
+                self.set_function("unnest", &args, alias.as_ref(), *with_ordinality, params)
+            }
             ast::TableFactor::Derived {
                 lateral,
                 subquery,
@@ -863,14 +880,29 @@ impl<'a> Binder<'a> {
         name: &ast::ObjectName,
         args: &[ast::FunctionArg],
         alias: Option<&ast::TableAlias>,
+        ordinality: bool,
         params: &mut Vec<Option<Type>>,
     ) -> PgResult<(Plan, Scope)> {
         let parts = names::object_parts(name)?;
         let fname = parts.last().cloned().unwrap_or_default();
-        if fname != "generate_series" || parts.len() > 2 {
+        if parts.len() > 2 || (parts.len() == 2 && parts[0] != "pg_catalog") {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {} does not exist", parts.join(".")),
+            ));
+        }
+        if fname == "unnest" || fname == "pg_partition_ancestors" {
+            return self.set_function(&fname, args, alias, ordinality, params);
+        }
+        if fname != "generate_series" {
             return Err(PgError::new(
                 SqlState::UNDEFINED_FUNCTION,
                 format!("function {fname} does not exist"),
+            ));
+        }
+        if ordinality {
+            return Err(PgError::unsupported(
+                "generate_series WITH ORDINALITY is not supported",
             ));
         }
         let saved = self.set_scope(Scope::default());
@@ -949,6 +981,73 @@ impl<'a> Binder<'a> {
         ))
     }
 
+    /// `unnest(array)` and `pg_partition_ancestors(rel)` in FROM.
+    fn set_function(
+        &mut self,
+        fname: &str,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+        ordinality: bool,
+        params: &mut Vec<Option<Type>>,
+    ) -> PgResult<(Plan, Scope)> {
+        let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = args else {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "function {fname} with {} arguments does not exist",
+                    args.len()
+                ),
+            ));
+        };
+        let saved = self.set_scope(Scope::default());
+        let element = super::pgfuncs::array_element(self, arg);
+        let bound = self.expr(arg, params, None, Clause::Select);
+        self.set_scope(saved);
+        let bound = bound?;
+        let mut cx = BindContext::new(params);
+        let (func, arg, ty) = if fname == "unnest" {
+            let arg = expr::ops::coerce_to(bound, Type::Text, &mut cx)?;
+            (
+                crate::plan::TableFn::Unnest,
+                arg,
+                element.unwrap_or(Type::Text),
+            )
+        } else {
+            let arg = expr::ops::cast_to(bound, Type::Oid, &mut cx)?;
+            (crate::plan::TableFn::PartitionAncestors, arg, Type::Oid)
+        };
+        let qualifier = alias.map_or_else(|| fname.to_string(), |a| names::ident(&a.name));
+        let mut names_list: Vec<String> = vec![match alias {
+            Some(a) if a.columns.is_empty() => names::ident(&a.name),
+            _ if fname == "unnest" => "unnest".into(),
+            _ => "relid".into(),
+        }];
+        if ordinality {
+            names_list.push("ordinality".into());
+        }
+        if let Some(a) = alias {
+            for (n, c) in names_list.iter_mut().zip(&a.columns) {
+                *n = names::ident(&c.name);
+            }
+        }
+        let mut columns = vec![ScopeColumn::new(names_list[0].clone(), ty)];
+        if ordinality {
+            columns.push(ScopeColumn::new(names_list[1].clone(), Type::Int8));
+        }
+        for c in &mut columns {
+            c.qualifier = Some(qualifier.clone());
+        }
+        Ok((
+            Plan::TableFn {
+                func,
+                args: vec![arg],
+                ordinality,
+                ty,
+            },
+            Scope::new(columns),
+        ))
+    }
+
     /// A subquery in FROM: bound at this level but seeing none of its
     /// siblings (no LATERAL).
     fn derived(&mut self, q: &ast::Query, params: &mut Vec<Option<Type>>) -> PgResult<QueryOut> {
@@ -1016,6 +1115,7 @@ impl<'a> Binder<'a> {
                 merged: false,
                 source: Some((table.id, c.id)),
                 typmod: c.typmod,
+                element: None,
             })
             .collect();
         if let Some(a) = alias {
@@ -1083,6 +1183,41 @@ impl<'a> Binder<'a> {
         })?;
         Ok((schema.id, name))
     }
+}
+
+/// The catalog view a table name names, if any: `pg_catalog.x` and
+/// `information_schema.x`, and unqualified `pg_catalog` names (which come
+/// first on PostgreSQL's search path).
+fn virtual_table(parts: &[String]) -> Option<crate::catalog::pg::VirtualTable> {
+    use crate::catalog::pg::VirtualTable;
+    match parts {
+        [name] => VirtualTable::find(None, name),
+        [schema, name] => VirtualTable::find(Some(schema), name),
+        [_, schema, name] => VirtualTable::find(Some(schema), name),
+        _ => None,
+    }
+}
+
+fn virtual_scope(
+    v: crate::catalog::pg::VirtualTable,
+    alias: Option<&ast::TableAlias>,
+) -> PgResult<(Plan, Scope)> {
+    let def = v.def();
+    let qualifier = alias.map_or_else(|| def.name.to_string(), |a| names::ident(&a.name));
+    let mut columns: Vec<ScopeColumn> = def
+        .columns
+        .iter()
+        .map(|(name, ty, element)| {
+            let mut c = ScopeColumn::new(*name, *ty);
+            c.qualifier = Some(qualifier.clone());
+            c.element = *element;
+            c
+        })
+        .collect();
+    if let Some(a) = alias {
+        rename_columns(&mut columns, a, &qualifier)?;
+    }
+    Ok((Plan::Virtual(v), Scope::new(columns)))
 }
 
 enum GroupItem<'q> {
@@ -1247,6 +1382,7 @@ fn derived_scope(
             merged: false,
             source: None,
             typmod: c.type_modifier,
+            element: None,
         })
         .collect();
     if let (Some(a), Some(n)) = (alias, name) {

@@ -23,6 +23,8 @@ pub struct ScopeColumn {
     /// The base table column it reads, if any (for RowDescription).
     pub source: Option<(DescId, ColumnId)>,
     pub typmod: i32,
+    /// For an array held as text (catalog columns): the element type.
+    pub element: Option<Type>,
 }
 
 impl ScopeColumn {
@@ -35,6 +37,7 @@ impl ScopeColumn {
             merged: false,
             source: None,
             typmod: -1,
+            element: None,
         }
     }
 }

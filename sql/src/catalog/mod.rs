@@ -18,6 +18,7 @@
 
 pub mod cache;
 pub mod desc;
+pub mod pg;
 pub mod system;
 
 use std::collections::BTreeMap;

@@ -225,6 +225,17 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
                 batch.delete(system::SEQUENCE_VALUES.key(&[Value::Int8(id as i64)])?);
             }
         }
+        DdlOp::Comment { object, sub, text } => {
+            let key = system::COMMENTS.key(&[Value::Int8(*object as i64), Value::Int4(*sub)])?;
+            match text {
+                Some(t) => {
+                    batch.put(key, system::COMMENTS.value(&[Value::Text(t.clone())])?);
+                }
+                None => {
+                    batch.delete(key);
+                }
+            }
+        }
         DdlOp::AlterTable {
             table,
             work,

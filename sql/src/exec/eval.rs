@@ -166,7 +166,7 @@ async fn run<K: Kv>(cx: &mut Cx<'_, K>, link: &SubLink, outer: Vec<Value>) -> Pg
     let enough = match link.kind {
         SubLinkKind::Exists => 1,
         SubLinkKind::Scalar => 2,
-        _ => usize::MAX,
+        SubLinkKind::Any(_) | SubLinkKind::All(_) | SubLinkKind::Array => usize::MAX,
     };
     let mut values = Vec::new();
     'outer: while let Some(batch) = op.next(&mut sub).await? {

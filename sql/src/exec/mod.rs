@@ -18,6 +18,7 @@ pub mod ddl;
 pub mod eval;
 pub mod join;
 pub mod keys;
+pub mod pgfuncs;
 pub mod scan;
 pub mod sort;
 pub mod write;
@@ -220,6 +221,9 @@ impl EvalContext for RowEnv<'_> {
             .ok_or_else(|| PgError::internal(format!("subquery {} was not run", link.id)))?;
         eval::sublink_value(link, lhs, rows)
     }
+    fn catalog_function(&self, func: crate::expr::CatalogFn, args: &[Value]) -> PgResult<Value> {
+        pgfuncs::call(self.env, func, args)
+    }
     fn nextval(&self, sequence: u64) -> PgResult<Value> {
         let mut seqs = self.seqs.borrow_mut();
         let i = seqs
@@ -280,6 +284,7 @@ pub fn count(e: &Expr, env: &Env<'_>, outer: &[Value], what: &str) -> PgResult<O
 /// An operator.
 pub enum Op {
     Values(ValuesOp),
+    Generated(GeneratedOp),
     Series(SeriesOp),
     Scan(Box<scan::ScanOp>),
     Filter(Box<FilterOp>),
@@ -302,6 +307,19 @@ impl Op {
                 at: 0,
             }),
             Plan::Scan(s) => Op::Scan(Box::new(scan::ScanOp::new((**s).clone()))),
+            Plan::Virtual(v) => Op::Generated(GeneratedOp::Virtual(*v, None)),
+            Plan::TableFn {
+                func,
+                args,
+                ordinality,
+                ty,
+            } => Op::Generated(GeneratedOp::Function {
+                func: *func,
+                args: args.clone(),
+                ordinality: *ordinality,
+                ty: *ty,
+                rows: None,
+            }),
             Plan::Series {
                 start,
                 stop,
@@ -352,6 +370,7 @@ impl Op {
         Box::pin(async move {
             match self {
                 Op::Values(op) => op.next(cx).await,
+                Op::Generated(op) => op.next(cx),
                 Op::Series(op) => op.next(cx),
                 Op::Scan(op) => op.next(cx).await,
                 Op::Filter(op) => op.next(cx).await,
@@ -398,6 +417,91 @@ impl ValuesOp {
         }
         self.at = end;
         Ok(Some(out))
+    }
+}
+
+/// Rows computed when the operator opens: catalog views and the small
+/// set-returning functions.
+pub enum GeneratedOp {
+    Virtual(
+        crate::catalog::pg::VirtualTable,
+        Option<std::vec::IntoIter<Row>>,
+    ),
+    Function {
+        func: crate::plan::TableFn,
+        args: Vec<Expr>,
+        ordinality: bool,
+        ty: teller_net::types::Type,
+        rows: Option<std::vec::IntoIter<Row>>,
+    },
+}
+
+impl GeneratedOp {
+    fn next<K: Kv>(&mut self, cx: &mut Cx<'_, K>) -> PgResult<Option<Vec<Row>>> {
+        let rows = match self {
+            GeneratedOp::Virtual(table, rows) => {
+                if rows.is_none() {
+                    let shard = cx.env.shard;
+                    let counts = |id| shard.row_count(id);
+                    let vcx = crate::catalog::pg::VirtualCx {
+                        catalog: cx.env.catalog,
+                        database: cx.env.database,
+                        user: cx.env.user,
+                        vars: cx.env.vars,
+                        rows: &counts,
+                    };
+                    let all = crate::catalog::pg::rows(*table, &vcx);
+                    for row in &all {
+                        cx.state.memory.charge(row_bytes(row))?;
+                    }
+                    *rows = Some(all.into_iter());
+                }
+                rows.as_mut().expect("computed above")
+            }
+            GeneratedOp::Function {
+                func,
+                args,
+                ordinality,
+                ty,
+                rows,
+            } => {
+                if rows.is_none() {
+                    let arg = eval_const(&args[0], cx.env, cx.outer)?;
+                    let values: Vec<Value> = match (*func, arg) {
+                        (_, Value::Null) => Vec::new(),
+                        (crate::plan::TableFn::Unnest, Value::Text(text)) => {
+                            let mut out = Vec::new();
+                            for item in crate::expr::ops::array_elements(&text)? {
+                                out.push(match item {
+                                    None => Value::Null,
+                                    Some(s) => teller_net::types::decode_text(*ty, s.as_bytes())?,
+                                });
+                            }
+                            out
+                        }
+                        (crate::plan::TableFn::PartitionAncestors, v) => vec![v],
+                        (_, other) => {
+                            return Err(PgError::internal(format!("{func:?} of {other:?}")))
+                        }
+                    };
+                    let all: Vec<Row> = values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            let mut row = vec![v];
+                            if *ordinality {
+                                row.push(Value::Int8(i as i64 + 1));
+                            }
+                            row
+                        })
+                        .collect();
+                    *rows = Some(all.into_iter());
+                }
+                rows.as_mut().expect("computed above")
+            }
+        };
+        let out: Vec<Row> = rows.take(BATCH_ROWS).collect();
+        Ok((!out.is_empty()).then_some(out))
     }
 }
 

@@ -845,7 +845,9 @@ async fn insert_on_conflict<K: Kv>(
             let mut both = old.clone();
             both.extend(row.iter().cloned());
             if let Some(f) = filter {
-                if eval_plain(f, cx.env, &both, cx.outer)? != Value::Bool(true) {
+                let prepared = Prepared::of(std::iter::once(f));
+                let keep = eval_row(cx, &prepared, std::slice::from_ref(f), &both).await?;
+                if keep[0] != Value::Bool(true) {
                     return Ok(());
                 }
             }

@@ -29,6 +29,16 @@ pub trait Resolver {
         f: &ast::Function,
         params: &mut Vec<Option<Type>>,
     ) -> PgResult<Option<Expr>>;
+    /// Binds a cast the resolver owns (`::regclass` and friends, which need
+    /// the catalog); `Ok(None)` for ordinary casts.
+    fn cast(
+        &mut self,
+        expr: &ast::Expr,
+        data_type: &ast::DataType,
+        params: &mut Vec<Option<Type>>,
+    ) -> PgResult<Option<Expr>>;
+    /// The element type of an array-valued expression, if known.
+    fn array_element(&mut self, expr: &ast::Expr) -> Option<Type>;
     /// Binds a subquery expression; `lhs` is already bound.
     fn subquery(
         &mut self,
@@ -50,6 +60,178 @@ pub enum SubLinkKind {
     Any(BinOp),
     /// `lhs op ALL (SELECT ...)`.
     All(BinOp),
+    /// `ARRAY(SELECT ...)`: the values as an array (in text form).
+    Array,
+}
+
+/// Functions over the catalog, evaluated by the executor (they read the
+/// statement's catalog snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogFn {
+    GetUserById,
+    TableIsVisible,
+    FormatType,
+    GetExpr,
+    GetIndexDef,
+    GetConstraintDef,
+    EncodingToChar,
+    ArrayToString,
+    ArrayUpper,
+    ArrayLength,
+    ColDescription,
+    ObjDescription,
+    RelationIsPublishable,
+    GetTriggerDef,
+    GetStatisticsObjDefColumns,
+    SizePretty,
+    RelationSize,
+    HasPrivilege,
+    GetSerialSequence,
+    IsInRecovery,
+    CurrentSchemas,
+    /// `x::regclass` of a non-literal: the relation's name.
+    RegclassName,
+    /// `x::regtype`: the type's name.
+    RegtypeName,
+    /// `x::regnamespace`: the schema's name.
+    RegnamespaceName,
+    /// `'name'::regclass` resolved at run time.
+    RegclassOid,
+    /// `pg_partition_ancestors(rel)` as a value: the relation itself (no
+    /// table is partitioned).
+    PartitionAncestors,
+}
+
+impl CatalogFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            CatalogFn::GetUserById => "pg_get_userbyid",
+            CatalogFn::TableIsVisible => "pg_table_is_visible",
+            CatalogFn::FormatType => "format_type",
+            CatalogFn::GetExpr => "pg_get_expr",
+            CatalogFn::GetIndexDef => "pg_get_indexdef",
+            CatalogFn::GetConstraintDef => "pg_get_constraintdef",
+            CatalogFn::EncodingToChar => "pg_encoding_to_char",
+            CatalogFn::ArrayToString => "array_to_string",
+            CatalogFn::ArrayUpper => "array_upper",
+            CatalogFn::ArrayLength => "array_length",
+            CatalogFn::ColDescription => "col_description",
+            CatalogFn::ObjDescription => "obj_description",
+            CatalogFn::RelationIsPublishable => "pg_relation_is_publishable",
+            CatalogFn::GetTriggerDef => "pg_get_triggerdef",
+            CatalogFn::GetStatisticsObjDefColumns => "pg_get_statisticsobjdef_columns",
+            CatalogFn::SizePretty => "pg_size_pretty",
+            CatalogFn::RelationSize => "pg_relation_size",
+            CatalogFn::HasPrivilege => "has_table_privilege",
+            CatalogFn::GetSerialSequence => "pg_get_serial_sequence",
+            CatalogFn::IsInRecovery => "pg_is_in_recovery",
+            CatalogFn::CurrentSchemas => "current_schemas",
+            CatalogFn::RegclassName => "regclass",
+            CatalogFn::RegtypeName => "regtype",
+            CatalogFn::RegnamespaceName => "regnamespace",
+            CatalogFn::RegclassOid => "regclass",
+            CatalogFn::PartitionAncestors => "pg_partition_ancestors",
+        }
+    }
+}
+
+/// Splits an array in PostgreSQL's text form (`{a,"b c",NULL}`) into its
+/// elements (`None` for NULL). Nested arrays are flattened.
+pub fn array_elements(text: &str) -> PgResult<Vec<Option<String>>> {
+    let bad = || {
+        PgError::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("malformed array literal: \"{text}\""),
+        )
+    };
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(bad)?;
+    let mut out = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars
+            .peek()
+            .is_some_and(|c| c.is_whitespace() || *c == '{' || *c == '}')
+        {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        let mut item = String::new();
+        let quoted = first == '"';
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next().ok_or_else(bad)? {
+                    '"' => break,
+                    '\\' => item.push(chars.next().ok_or_else(bad)?),
+                    c => item.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' || c == '}' {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim().to_string();
+        }
+        out.push(if !quoted && item.eq_ignore_ascii_case("null") {
+            None
+        } else {
+            Some(item)
+        });
+        while chars.peek().is_some_and(|c| *c == '}' || c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some(',') => {}
+            Some(_) => return Err(bad()),
+        }
+    }
+    Ok(out)
+}
+
+/// An array in text form from its elements.
+pub fn array_text(items: &[Value]) -> String {
+    let mut out = String::from("{");
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            Value::Null => out.push_str("NULL"),
+            other => {
+                let mut buf = bytes::BytesMut::new();
+                teller_net::types::encode_text(other, other.natural_type(), &mut buf);
+                let s = String::from_utf8_lossy(&buf).into_owned();
+                let plain = !s.is_empty()
+                    && !s.eq_ignore_ascii_case("null")
+                    && !s
+                        .chars()
+                        .any(|c| matches!(c, ',' | '{' | '}' | '"' | '\\' | ' '));
+                if plain {
+                    out.push_str(&s);
+                } else {
+                    out.push('"');
+                    for c in s.chars() {
+                        if c == '"' || c == '\\' {
+                            out.push('\\');
+                        }
+                        out.push(c);
+                    }
+                    out.push('"');
+                }
+            }
+        }
+    }
+    out.push('}');
+    out
 }
 
 /// A subquery used as an expression. `id` names the subplan in the
@@ -102,6 +284,123 @@ fn subquery(
         None => Err(PgError::unsupported(
             "subqueries are not supported in this context",
         )),
+    }
+}
+
+/// Whether a binary operator is one this module binds (regular
+/// expressions and `OPERATOR(pg_catalog.x)`).
+pub(super) fn is_extra_operator(op: &ast::BinaryOperator) -> bool {
+    use ast::BinaryOperator as B;
+    matches!(
+        op,
+        B::PGRegexMatch
+            | B::PGRegexIMatch
+            | B::PGRegexNotMatch
+            | B::PGRegexNotIMatch
+            | B::PGCustomBinaryOperator(_)
+    )
+}
+
+/// Binds a regular-expression match or a schema-qualified operator.
+pub(super) fn bind_extra_binary(
+    left: &ast::Expr,
+    op: &ast::BinaryOperator,
+    right: &ast::Expr,
+    cx: &mut BindContext<'_>,
+    depth: usize,
+) -> PgResult<Expr> {
+    use ast::BinaryOperator as B;
+    let symbol = match op {
+        B::PGRegexMatch => "~".to_string(),
+        B::PGRegexIMatch => "~*".into(),
+        B::PGRegexNotMatch => "!~".into(),
+        B::PGRegexNotIMatch => "!~*".into(),
+        B::PGCustomBinaryOperator(parts) => match &parts[..] {
+            [schema, op] if schema.eq_ignore_ascii_case("pg_catalog") => op.clone(),
+            [op] => op.clone(),
+            _ => {
+                return Err(PgError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("operator does not exist: {}", parts.join(".")),
+                ))
+            }
+        },
+        other => return Err(PgError::internal(format!("operator {other} is not extra"))),
+    };
+    let plain = match symbol.as_str() {
+        "=" => Some(B::Eq),
+        "<>" | "!=" => Some(B::NotEq),
+        "<" => Some(B::Lt),
+        "<=" => Some(B::LtEq),
+        ">" => Some(B::Gt),
+        ">=" => Some(B::GtEq),
+        "+" => Some(B::Plus),
+        "-" => Some(B::Minus),
+        "*" => Some(B::Multiply),
+        "/" => Some(B::Divide),
+        "||" => Some(B::StringConcat),
+        _ => None,
+    };
+    if let Some(plain) = plain {
+        let l = bind_depth(left, cx, depth)?;
+        let r = bind_depth(right, cx, depth)?;
+        return bind_binary(&plain, l, r, cx);
+    }
+    let (negated, case_insensitive) = match symbol.as_str() {
+        "~" => (false, false),
+        "~*" => (false, true),
+        "!~" => (true, false),
+        "!~*" => (true, true),
+        other => {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("operator does not exist: {other}"),
+            ))
+        }
+    };
+    let text = |e: &ast::Expr, cx: &mut BindContext<'_>| -> PgResult<Expr> {
+        let bound = bind_depth(e, cx, depth)?;
+        let ty = bound.ty(cx.params);
+        if !is_text(ty) {
+            return Err(PgError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("operator does not exist: {} {symbol} unknown", ty.name()),
+            ));
+        }
+        coerce(bound, Type::Text, cx, false)
+    };
+    let expr = text(left, cx)?;
+    let pattern = text(right, cx)?;
+    Ok(Expr::Regex {
+        expr: Box::new(expr),
+        pattern: Box::new(pattern),
+        negated,
+        case_insensitive,
+    })
+}
+
+/// Casts that need more than a type: to `regclass`/`regtype`/
+/// `regnamespace` (through the resolver, which knows the catalog) and to
+/// array types (arrays are text inside the SQL layer).
+pub(super) fn special_cast(
+    expr: &ast::Expr,
+    data_type: &ast::DataType,
+    cx: &mut BindContext<'_>,
+    depth: usize,
+) -> PgResult<Option<Expr>> {
+    if let ast::DataType::Array(_) = data_type {
+        let inner = bind_depth(expr, cx, depth)?;
+        let ty = inner.ty(cx.params);
+        return Ok(Some(if ty == Type::Text {
+            inner
+        } else {
+            coerce(inner, Type::Text, cx, true)?
+        }));
+    }
+    let BindContext { params, resolver } = cx;
+    match resolver.as_mut() {
+        Some(r) => r.cast(expr, data_type, params),
+        None => Ok(None),
     }
 }
 
@@ -256,6 +555,31 @@ pub(super) fn bind_more(
                 matches!(expr, E::IsNotDistinctFrom(..)),
             )
         }
+        E::Collate { expr, collation } => {
+            let name = collation.to_string().to_ascii_lowercase();
+            let name = name.trim_start_matches("pg_catalog.").trim_matches('"');
+            if !matches!(name, "default" | "c" | "posix" | "ucs_basic") {
+                return Err(PgError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("collation \"{name}\" for encoding \"UTF8\" does not exist"),
+                ));
+            }
+            bind_depth(expr, cx, depth)?
+        }
+        E::CompoundFieldAccess { root, access_chain } => {
+            let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] = &access_chain[..]
+            else {
+                return Ok(None);
+            };
+            let element = match cx.resolver.as_mut() {
+                Some(r) => r.array_element(root),
+                None => None,
+            }
+            .unwrap_or(Type::Text);
+            let array = bind_depth(root, cx, depth)?;
+            let index = coerce(bind_depth(index, cx, depth)?, Type::Int4, cx, false)?;
+            Expr::Subscript(Box::new(array), Box::new(index), element)
+        }
         E::IsUnknown(e) | E::IsNotUnknown(e) => {
             let inner = coerce(bind_depth(e, cx, depth)?, Type::Bool, cx, false)?;
             Expr::IsNull(Box::new(inner), matches!(expr, E::IsUnknown(_)))
@@ -296,12 +620,25 @@ pub(super) fn bind_more(
             compare_op,
             right,
         } => {
-            let E::Subquery(q) = right.as_ref() else {
-                return Err(PgError::unsupported(
-                    "ANY/ALL over arrays is not supported yet",
-                ));
-            };
             let op = comparison(compare_op)?;
+            let E::Subquery(q) = right.as_ref() else {
+                let lhs = bind_depth(left, cx, depth)?;
+                let array = bind_depth(right, cx, depth)?;
+                if !is_text(array.ty(cx.params)) {
+                    return Err(PgError::new(
+                        SqlState::UNDEFINED_FUNCTION,
+                        "op ANY/ALL (array) requires array on right side",
+                    ));
+                }
+                let array = coerce(array, Type::Text, cx, false)?;
+                let lhs = default_unknown_text(lhs, cx);
+                return Ok(Some(Expr::AnyArray {
+                    lhs: Box::new(lhs),
+                    op,
+                    array: Box::new(array),
+                    all: matches!(expr, E::AllOp { .. }),
+                }));
+            };
             let lhs = bind_depth(left, cx, depth)?;
             let kind = if matches!(expr, E::AnyOp { .. }) {
                 SubLinkKind::Any(op)
@@ -346,6 +683,18 @@ fn bind_like(
         negated,
         case_insensitive,
     })
+}
+
+/// An untyped literal compared with array elements is text.
+fn default_unknown_text(e: Expr, cx: &mut BindContext<'_>) -> Expr {
+    match e {
+        Expr::Const(v, Type::Unknown) => Expr::Const(v, Type::Text),
+        Expr::Param(i) if cx.params[i].is_none() => {
+            cx.params[i] = Some(Type::Text);
+            Expr::Param(i)
+        }
+        other => other,
+    }
 }
 
 /// Evaluates the variants this module adds.
@@ -418,6 +767,72 @@ pub(super) fn eval_more(expr: &Expr, cx: &dyn EvalContext) -> PgResult<Value> {
             return Err(PgError::internal("aggregate reference left in a plan"));
         }
         Expr::NextVal(seq) => cx.nextval(*seq)?,
+        Expr::Regex {
+            expr,
+            pattern,
+            negated,
+            case_insensitive,
+        } => match (eval(expr, cx)?, eval(pattern, cx)?) {
+            (Value::Text(v), Value::Text(p)) => {
+                let hit = super::regex::Regex::new(&p, *case_insensitive)?.is_match(&v)?;
+                Value::Bool(hit != *negated)
+            }
+            _ => Value::Null,
+        },
+        Expr::Catalog(func, args, _) => {
+            let values = args
+                .iter()
+                .map(|a| eval(a, cx))
+                .collect::<PgResult<Vec<_>>>()?;
+            cx.catalog_function(*func, &values)?
+        }
+        Expr::AnyArray {
+            lhs,
+            op,
+            array,
+            all,
+        } => {
+            let l = eval(lhs, cx)?;
+            let Value::Text(text) = eval(array, cx)? else {
+                return Ok(Value::Null);
+            };
+            let ty = lhs.ty(&[]);
+            let mut values = Vec::new();
+            for item in array_elements(&text)? {
+                values.push(match item {
+                    None => Value::Null,
+                    Some(s)
+                        if matches!(
+                            ty,
+                            Type::Unknown | Type::Text | Type::Varchar | Type::Name | Type::Bpchar
+                        ) =>
+                    {
+                        Value::Text(s)
+                    }
+                    Some(s) => teller_net::types::decode_text(ty, s.as_bytes())?,
+                });
+            }
+            let kind = if *all {
+                SubLinkKind::All(*op)
+            } else {
+                SubLinkKind::Any(*op)
+            };
+            sublink_value(kind, Some(&l), &values)?
+        }
+        Expr::Subscript(array, index, ty) => {
+            let (Value::Text(text), Value::Int4(i)) = (eval(array, cx)?, eval(index, cx)?) else {
+                return Ok(Value::Null);
+            };
+            let items = array_elements(&text)?;
+            match usize::try_from(i)
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| items.get(i))
+            {
+                Some(Some(s)) => teller_net::types::decode_text(*ty, s.as_bytes())?,
+                _ => Value::Null,
+            }
+        }
         other => return Err(PgError::internal(format!("cannot evaluate {other:?}"))),
     })
 }
@@ -502,6 +917,7 @@ pub fn sublink_value(kind: SubLinkKind, lhs: Option<&Value>, rows: &[Value]) -> 
             )),
         },
         SubLinkKind::Exists => Ok(Value::Bool(!rows.is_empty())),
+        SubLinkKind::Array => Ok(Value::Text(array_text(rows))),
         SubLinkKind::Any(op) | SubLinkKind::All(op) => {
             let all = matches!(kind, SubLinkKind::All(_));
             let Some(lhs) = lhs else {

@@ -192,6 +192,7 @@ impl Kv for MemoryKv {
             snapshot,
             writes: BTreeMap::new(),
             locked: Vec::new(),
+            undo: None,
             done: false,
         })
     }
@@ -218,6 +219,9 @@ pub struct MemoryTxn {
     writes: BTreeMap<Bytes, Write>,
     /// Keys this transaction holds row locks on.
     locked: Vec<Bytes>,
+    /// The writes the current batch replaced (key, previous entry), to
+    /// undo the batch if it fails; `None` outside a writing batch.
+    undo: Option<Vec<(Bytes, Option<Write>)>>,
     /// Committed or rolled back: the snapshot is unregistered.
     done: bool,
 }
@@ -333,7 +337,10 @@ impl MemoryTxn {
         // opens at the first write (this matters for ReadCommitted).
         let snapshot = self.writes.get(&key).map_or(self.snapshot, |w| w.snapshot);
         self.check_write(store, &key, snapshot)?;
-        self.writes.insert(key, Write { value, snapshot });
+        let previous = self.writes.insert(key.clone(), Write { value, snapshot });
+        if let Some(undo) = &mut self.undo {
+            undo.push((key, previous));
+        }
         Ok(())
     }
 
@@ -497,15 +504,23 @@ impl KvTxn for MemoryTxn {
             self.snapshot = store.seq;
             store.register(self.snapshot);
         }
-        let saved = batch.has_writes().then(|| self.writes.clone());
+        self.undo = batch.has_writes().then(Vec::new);
         let locked_before = self.locked.len();
         let mut responses = Vec::with_capacity(batch.len());
         for (index, request) in batch.requests.into_iter().enumerate() {
             match self.run(&mut store, index, request) {
                 Ok(response) => responses.push(response),
                 Err(e) => {
-                    if let Some(saved) = saved {
-                        self.writes = saved;
+                    // Undo the batch's writes, newest first.
+                    for (key, previous) in self.undo.take().unwrap_or_default().into_iter().rev() {
+                        match previous {
+                            Some(w) => {
+                                self.writes.insert(key, w);
+                            }
+                            None => {
+                                self.writes.remove(&key);
+                            }
+                        }
                     }
                     let taken = self.locked.split_off(locked_before);
                     store.release(self.id, &taken);
@@ -513,6 +528,7 @@ impl KvTxn for MemoryTxn {
                 }
             }
         }
+        self.undo = None;
         Ok(BatchResponse { responses })
     }
 

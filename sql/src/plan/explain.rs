@@ -77,6 +77,19 @@ pub fn output_names(plan: &Plan) -> Vec<String> {
     match plan {
         Plan::Values { types, .. } => (1..=types.len()).map(|i| format!("column{i}")).collect(),
         Plan::Series { .. } => vec!["generate_series".into()],
+        Plan::Virtual(v) => v
+            .def()
+            .columns
+            .iter()
+            .map(|c| format!("{}.{}", v.def().name, c.0))
+            .collect(),
+        Plan::TableFn { ordinality, .. } => {
+            let mut names = vec!["value".to_string()];
+            if *ordinality {
+                names.push("ordinality".into());
+            }
+            names
+        }
         Plan::Scan(scan) => scan
             .table
             .columns
@@ -118,6 +131,11 @@ pub fn output_names(plan: &Plan) -> Vec<String> {
 fn node(plan: &Plan, depth: usize, out: &mut Vec<String>) {
     let p = pad(depth);
     match plan {
+        Plan::Virtual(v) => out.push(format!("{p}Catalog {}.{}", v.def().schema, v.def().name)),
+        Plan::TableFn { func, args, .. } => {
+            let list: Vec<String> = args.iter().map(|a| expr(a, &[])).collect();
+            out.push(format!("{p}Function {func:?}({})", list.join(", ")));
+        }
         Plan::Series {
             start, stop, step, ..
         } => {
@@ -413,6 +431,7 @@ pub fn expr(e: &Expr, names: &[String]) -> String {
                 SubLinkKind::All(op) => {
                     format!("({lhs} {} ALL(SubPlan {}))", op_text(op), link.id + 1)
                 }
+                SubLinkKind::Array => format!("ARRAY(SubPlan {})", link.id + 1),
             }
         }
         Expr::InList {
@@ -448,6 +467,35 @@ pub fn expr(e: &Expr, names: &[String]) -> String {
             go(b)
         ),
         Expr::AggRef(i, _) => format!("agg#{i}"),
+        Expr::Regex {
+            expr: a,
+            pattern,
+            negated,
+            case_insensitive,
+        } => format!(
+            "({} {}~{} {})",
+            go(a),
+            if *negated { "!" } else { "" },
+            if *case_insensitive { "*" } else { "" },
+            go(pattern)
+        ),
+        Expr::Catalog(f, args, _) => {
+            let list: Vec<String> = args.iter().map(go).collect();
+            format!("{}({})", f.name(), list.join(", "))
+        }
+        Expr::AnyArray {
+            lhs,
+            op,
+            array,
+            all,
+        } => format!(
+            "({} {} {}({}))",
+            go(lhs),
+            op_text(*op),
+            if *all { "ALL" } else { "ANY" },
+            go(array)
+        ),
+        Expr::Subscript(a, i, _) => format!("{}[{}]", go(a), go(i)),
         Expr::NextVal(seq) => format!("nextval({seq})"),
     }
 }

@@ -58,6 +58,16 @@ pub enum Plan {
         on: Option<Vec<Expr>>,
     },
     SetOp(Box<SetOpPlan>),
+    /// Rows of a catalog view (`pg_catalog`, `information_schema`).
+    Virtual(crate::catalog::pg::VirtualTable),
+    /// A set-returning function (`unnest`, `pg_partition_ancestors`): one
+    /// value column, then an ordinality column `WITH ORDINALITY`.
+    TableFn {
+        func: TableFn,
+        args: Vec<Expr>,
+        ordinality: bool,
+        ty: Type,
+    },
     /// `generate_series(start, stop [, step])` of integers.
     Series {
         start: Expr,
@@ -65,6 +75,15 @@ pub enum Plan {
         step: Option<Expr>,
         ty: Type,
     },
+}
+
+/// Set-returning functions besides `generate_series`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableFn {
+    /// The elements of an array (in text form).
+    Unnest,
+    /// A relation and its partition ancestors: just itself in TellerDB.
+    PartitionAncestors,
 }
 
 /// How a scan reaches its rows.
@@ -249,6 +268,8 @@ impl Plan {
         match self {
             Plan::Values { types, .. } => types.len(),
             Plan::Series { .. } => 1,
+            Plan::Virtual(v) => v.def().columns.len(),
+            Plan::TableFn { ordinality, .. } => 1 + usize::from(*ordinality),
             Plan::Scan(scan) => scan.table.columns.len(),
             Plan::Project { exprs, .. } => exprs.len(),
             Plan::Join(join) => join.left.width() + join.right.width(),
@@ -266,6 +287,8 @@ impl Plan {
         match self {
             Plan::Values { rows, .. } => rows.len() as f64,
             Plan::Series { .. } => 1000.0,
+            Plan::Virtual(_) => 100.0,
+            Plan::TableFn { .. } => 10.0,
             Plan::Scan(scan) => scan.estimate,
             Plan::Join(join) => join.estimate,
             Plan::Filter { input, .. } => input.estimate() * 0.33,
@@ -331,6 +354,10 @@ pub fn expr_children(e: &Expr) -> Vec<&Expr> {
             out.extend(escape.iter().map(|b| b.as_ref()));
             out
         }
+        Expr::Regex { expr, pattern, .. } => vec![expr, pattern],
+        Expr::Catalog(_, args, _) => args.iter().collect(),
+        Expr::AnyArray { lhs, array, .. } => vec![lhs, array],
+        Expr::Subscript(a, i, _) => vec![a, i],
     }
 }
 
@@ -397,6 +424,30 @@ pub fn map_children(e: Expr, f: Mapper<'_>) -> PgResult<Expr> {
             negated,
             case_insensitive,
         },
+        Expr::Regex {
+            expr,
+            pattern,
+            negated,
+            case_insensitive,
+        } => Expr::Regex {
+            expr: go(expr, f)?,
+            pattern: go(pattern, f)?,
+            negated,
+            case_insensitive,
+        },
+        Expr::Catalog(func, args, t) => Expr::Catalog(func, all(args, f)?, t),
+        Expr::AnyArray {
+            lhs,
+            op,
+            array,
+            all: every,
+        } => Expr::AnyArray {
+            lhs: go(lhs, f)?,
+            op,
+            array: go(array, f)?,
+            all: every,
+        },
+        Expr::Subscript(a, i, t) => Expr::Subscript(go(a, f)?, go(i, f)?, t),
         leaf => leaf,
     })
 }

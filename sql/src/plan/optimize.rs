@@ -76,6 +76,11 @@ fn push(plan: Plan, env: &BindEnv<'_>) -> PgResult<Plan> {
                     }
                 }
             }
+            if keep.iter().any(has_sublink) {
+                return Err(teller_net::PgError::unsupported(
+                    "subqueries in outer join conditions are not supported yet",
+                ));
+            }
             let left = push(j.left, env)?;
             let right = place(j.right, to_right, env)?;
             let (lk, rk, rest) = join::equi_keys(keep, lw);
@@ -131,7 +136,10 @@ fn push(plan: Plan, env: &BindEnv<'_>) -> PgResult<Plan> {
             op.right = push(op.right, env)?;
             Plan::SetOp(op)
         }
-        leaf @ (Plan::Values { .. } | Plan::Series { .. }) => leaf,
+        leaf @ (Plan::Values { .. }
+        | Plan::Series { .. }
+        | Plan::Virtual(_)
+        | Plan::TableFn { .. }) => leaf,
     })
 }
 
@@ -333,7 +341,11 @@ fn map_inputs(plan: Plan, f: &mut dyn FnMut(Plan) -> PgResult<Plan>) -> PgResult
             op.right = f(op.right)?;
             Plan::SetOp(op)
         }
-        leaf @ (Plan::Scan(_) | Plan::Values { .. } | Plan::Series { .. }) => leaf,
+        leaf @ (Plan::Scan(_)
+        | Plan::Values { .. }
+        | Plan::Series { .. }
+        | Plan::Virtual(_)
+        | Plan::TableFn { .. }) => leaf,
     })
 }
 
@@ -659,6 +671,9 @@ fn covering(plan: Plan, needed: &[usize]) -> Plan {
             op.right = covering(op.right, &all);
             Plan::SetOp(op)
         }
-        leaf @ (Plan::Values { .. } | Plan::Series { .. }) => leaf,
+        leaf @ (Plan::Values { .. }
+        | Plan::Series { .. }
+        | Plan::Virtual(_)
+        | Plan::TableFn { .. }) => leaf,
     }
 }
