@@ -7,7 +7,11 @@
 #   scripts/sim.sh 1000 faults          # sweep seeds 0..1000
 #   scripts/sim.sh 5000..6000 calm      # sweep a range
 #   scripts/sim.sh 42 faults --trace    # replay seed 42 with its event trace
-# Profiles: calm (delays only), faults (crashes, partitions, loss, skew).
+# Profiles: calm (delays only), faults (crashes, partitions, loss, clock skew
+# and jumps, membership churn, leases), multi (the multi-raft host: many
+# ranges per shard, quiescence, crashes losing unsynced passes).
+# --violate-clock-bound lets clocks exceed the configured offset (expect
+# stale lease reads to be reported).
 # Set SIM_BUILD=debug to use a debug build (default: release, for speed).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -24,6 +24,7 @@ use std::io;
 
 use bytes::{Buf, BufMut, BytesMut};
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use pgwire::messages::copy::{CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
     Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete,
@@ -41,6 +42,7 @@ use pgwire::messages::{
     DecodeContext, PgWireBackendMessage, PgWireFrontendMessage, SslNegotiationMetaMessage,
 };
 
+use crate::copy::{self, CopyDecoder, CopyDirection, CopySpec};
 use crate::error::{PgError, PgResult, SqlState};
 use crate::scram::{mock_verifier, ScramServer, ScramVerifier};
 use crate::session::{Column, Completion, Session, SessionEvent, StartupInfo, TxStatus};
@@ -60,6 +62,11 @@ const NEGOTIATION_ROUNDS_MAX: u32 = 2;
 const SPECIAL_REQUEST_MAJOR: i32 = 1234;
 /// Bytes of server nonce in a SCRAM exchange.
 pub const SCRAM_NONCE_BYTES: usize = 18;
+/// COPY FROM: rows decoded before they are handed to the session.
+pub const COPY_BATCH_ROWS: usize = 1024;
+/// COPY FROM: bytes of CopyData decoded before the rows so far are handed to
+/// the session, so decoded rows in flight stay near this size.
+pub const COPY_BATCH_BYTES: usize = 1024 * 1024;
 
 /// Limits on what one connection may ask for.
 #[derive(Clone, Debug)]
@@ -170,6 +177,7 @@ where
             Err(error) => ConnEnd::Io(error),
         },
         Err(Stop::Io(error)) => ConnEnd::Io(error),
+        Err(Stop::Closed) => ConnEnd::Closed,
         Err(Stop::Fatal(error)) => {
             // Best effort: the client may already be gone.
             if conn.send(error_message(&error)).is_ok() {
@@ -184,6 +192,8 @@ where
 enum Stop {
     Fatal(PgError),
     Io(io::Error),
+    /// Terminate in the middle of a sub-protocol (COPY).
+    Closed,
 }
 
 impl From<io::Error> for Stop {
@@ -210,6 +220,8 @@ struct Prepared<St> {
     statement: Option<St>,
     params: Vec<Type>,
     columns: Option<Vec<Column>>,
+    /// Set when the statement is a COPY to or from the client.
+    copy: Option<CopySpec>,
 }
 
 /// A bound portal as the driver keeps it.
@@ -223,6 +235,7 @@ struct Portal<P> {
     encodings: Vec<(i16, Type)>,
     /// Once complete, the tag a further Execute reports.
     done: Option<String>,
+    copy: Option<CopySpec>,
 }
 
 impl<IO, H> Conn<IO, H>
@@ -410,7 +423,10 @@ where
                 | PgWireFrontendMessage::CopyDone(_)
                 | PgWireFrontendMessage::CopyFail(_) => continue,
                 _ if skip_until_sync => continue,
-                PgWireFrontendMessage::Parse(parse) => self.parse(session, &mut statements, parse),
+                PgWireFrontendMessage::Parse(parse) => match session.refresh().await {
+                    Ok(()) => self.parse(session, &mut statements, parse),
+                    Err(error) => Err(error),
+                },
                 PgWireFrontendMessage::Bind(bind) => {
                     self.bind(session, &statements, &mut portals, bind)
                 }
@@ -464,6 +480,9 @@ where
         session: &mut H::Session,
         sql: &str,
     ) -> Result<PgResult<()>, Stop> {
+        if let Err(error) = session.refresh().await {
+            return Ok(Err(error));
+        }
         let parsed = match session.parse(sql, &[]) {
             Ok(parsed) => parsed,
             Err(error) => return Ok(Err(error)),
@@ -480,6 +499,18 @@ where
                 Ok(portal) => portal,
                 Err(error) => return Ok(Err(error)),
             };
+            if let Some(spec) = session.copy_spec(&statement) {
+                match self.run_copy(session, &mut portal, &spec).await? {
+                    Ok(tag) => {
+                        self.send_events(session)?;
+                        self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                            tag,
+                        )))?;
+                        continue;
+                    }
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
             let formats = vec![0; columns.as_ref().map_or(0, Vec::len)];
             let encodings = column_encodings(columns.as_deref(), &formats);
             if let Some(columns) = &columns {
@@ -555,6 +586,185 @@ where
         }
     }
 
+    /// Runs a COPY to or from the client. Outer `Err` stops the connection;
+    /// inner `Err` is a statement error.
+    async fn run_copy(
+        &mut self,
+        session: &mut H::Session,
+        portal: &mut <H::Session as Session>::Portal,
+        spec: &CopySpec,
+    ) -> Result<PgResult<String>, Stop> {
+        if let Err(error) = spec.format.validate() {
+            return Ok(Err(error));
+        }
+        match spec.direction {
+            CopyDirection::FromStdin => self.copy_in(session, portal, spec).await,
+            CopyDirection::ToStdout => self.copy_out(session, portal, spec).await,
+        }
+    }
+
+    /// COPY FROM STDIN: CopyInResponse, then CopyData until CopyDone or
+    /// CopyFail. Rows go to the session in batches of at most
+    /// [`COPY_BATCH_ROWS`] rows or [`COPY_BATCH_BYTES`] bytes of input.
+    async fn copy_in(
+        &mut self,
+        session: &mut H::Session,
+        portal: &mut <H::Session as Session>::Portal,
+        spec: &CopySpec,
+    ) -> Result<PgResult<String>, Stop> {
+        let n = spec.columns.len();
+        self.send(PgWireBackendMessage::CopyInResponse(CopyInResponse::new(
+            0,
+            n as i16,
+            vec![0; n],
+        )))?;
+        let mut decoder = CopyDecoder::new(spec.format.clone(), spec.columns.clone());
+        let mut rows = Vec::new();
+        let result = loop {
+            let Some(message) = self.next_message().await? else {
+                session.copy_in_failed(portal);
+                return Err(Stop::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client closed the connection during COPY FROM STDIN",
+                )));
+            };
+            let step = match message {
+                PgWireFrontendMessage::CopyData(data) => {
+                    self.copy_in_data(session, portal, &mut decoder, &mut rows, &data.data)
+                        .await
+                }
+                PgWireFrontendMessage::CopyDone(_) => {
+                    let finished = match decoder.finish(&mut rows) {
+                        Ok(()) => self.copy_in_batch(session, portal, &mut rows).await,
+                        Err(error) => Err(error),
+                    };
+                    break match finished {
+                        Ok(()) => session.copy_in_done(portal).await,
+                        Err(error) => Err(error),
+                    };
+                }
+                PgWireFrontendMessage::CopyFail(fail) => {
+                    break Err(PgError::new(
+                        SqlState::QUERY_CANCELED,
+                        format!("COPY from stdin failed: {}", fail.message),
+                    ));
+                }
+                // PostgreSQL ignores these during COPY FROM STDIN.
+                PgWireFrontendMessage::Flush(_) | PgWireFrontendMessage::Sync(_) => Ok(()),
+                PgWireFrontendMessage::Terminate(_) => {
+                    session.copy_in_failed(portal);
+                    return Err(Stop::Closed);
+                }
+                other => Err(PgError::protocol(format!(
+                    "unexpected message type {} during COPY from stdin",
+                    message_name(&other)
+                ))),
+            };
+            if let Err(error) = step {
+                break Err(error);
+            }
+        };
+        if result.is_err() {
+            session.copy_in_failed(portal);
+        }
+        Ok(result)
+    }
+
+    /// Decodes one CopyData payload, handing rows over as batches fill.
+    async fn copy_in_data(
+        &mut self,
+        session: &mut H::Session,
+        portal: &mut <H::Session as Session>::Portal,
+        decoder: &mut CopyDecoder,
+        rows: &mut Vec<Vec<Value>>,
+        data: &[u8],
+    ) -> PgResult<()> {
+        for chunk in data.chunks(COPY_BATCH_BYTES) {
+            let mut at = 0;
+            while at < chunk.len() {
+                at += decoder.feed_until(&chunk[at..], rows, COPY_BATCH_ROWS)?;
+                if rows.len() >= COPY_BATCH_ROWS {
+                    self.copy_in_batch(session, portal, rows).await?;
+                }
+            }
+            if chunk.len() == COPY_BATCH_BYTES {
+                self.copy_in_batch(session, portal, rows).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn copy_in_batch(
+        &mut self,
+        session: &mut H::Session,
+        portal: &mut <H::Session as Session>::Portal,
+        rows: &mut Vec<Vec<Value>>,
+    ) -> PgResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        session.copy_in(portal, std::mem::take(rows)).await
+    }
+
+    /// COPY TO STDOUT: CopyOutResponse, one CopyData per row (the CSV header
+    /// first), CopyDone. Rows come from the portal like a query's.
+    async fn copy_out(
+        &mut self,
+        session: &mut H::Session,
+        portal: &mut <H::Session as Session>::Portal,
+        spec: &CopySpec,
+    ) -> Result<PgResult<String>, Stop> {
+        let n = spec.columns.len();
+        self.send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            0,
+            n as i16,
+            vec![0; n],
+        )))?;
+        let mut line = BytesMut::new();
+        if matches!(spec.format, copy::CopyFormat::Csv { header: true, .. }) {
+            copy::encode_header(&spec.format, &spec.columns, &mut line);
+            put_copy_data(&mut self.wbuf, &line);
+        }
+        self.host.clear_cancel();
+        let mut sent = 0u64;
+        let mut rows = Vec::new();
+        loop {
+            rows.clear();
+            let step = {
+                let run = async { Some(session.execute(portal, ROW_BATCH_ROWS, &mut rows).await) };
+                let cancel = async {
+                    self.host.cancelled().await;
+                    None
+                };
+                future::or(run, cancel).await
+            };
+            let completion = match step {
+                None => {
+                    return Ok(Err(PgError::new(
+                        SqlState::QUERY_CANCELED,
+                        "canceling statement due to user request",
+                    )))
+                }
+                Some(Err(error)) => return Ok(Err(error)),
+                Some(Ok(completion)) => completion,
+            };
+            for row in &rows {
+                line.clear();
+                copy::encode_row(&spec.format, row, &spec.columns, &mut line);
+                put_copy_data(&mut self.wbuf, &line);
+            }
+            sent += rows.len() as u64;
+            if self.wbuf.len() >= WRITE_FLUSH_BYTES {
+                self.flush().await?;
+            }
+            if let Completion::Done(_) = completion {
+                break;
+            }
+        }
+        self.wbuf.put_slice(&[b'c', 0, 0, 0, 4]);
+        Ok(Ok(format!("COPY {sent}")))
+    }
+
     fn parse(
         &mut self,
         session: &mut H::Session,
@@ -588,10 +798,12 @@ where
                 statement: None,
                 params: Vec::new(),
                 columns: None,
+                copy: None,
             },
             Some(statement) => Prepared {
                 params: session.parameter_types(&statement),
                 columns: session.result_columns(&statement),
+                copy: session.copy_spec(&statement),
                 statement: Some(statement),
             },
         };
@@ -683,6 +895,7 @@ where
                 columns: prepared.columns.clone(),
                 formats,
                 done: None,
+                copy: prepared.copy.clone(),
             },
         );
         self.send(PgWireBackendMessage::BindComplete(BindComplete::new()))
@@ -769,6 +982,19 @@ where
                 tag,
             )))?;
             return Ok(Ok(()));
+        }
+        if let Some(spec) = entry.copy.clone() {
+            return match self.run_copy(session, portal, &spec).await? {
+                Ok(tag) => {
+                    entry.done = Some(tag.clone());
+                    self.send_events(session)?;
+                    self.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        tag,
+                    )))?;
+                    Ok(Ok(()))
+                }
+                Err(error) => Ok(Err(error)),
+            };
         }
         let max_rows = usize::try_from(execute.max_rows).unwrap_or(0);
         let encodings = entry.encodings.clone();
@@ -1070,6 +1296,13 @@ fn column_encodings(columns: Option<&[Column]>, formats: &[i16]) -> Vec<(i16, Ty
         .zip(formats)
         .map(|(column, &format)| (format, column.ty))
         .collect()
+}
+
+/// Appends one CopyData message.
+fn put_copy_data(out: &mut BytesMut, data: &[u8]) {
+    out.put_u8(b'd');
+    out.put_i32((data.len() + 4) as i32);
+    out.put_slice(data);
 }
 
 /// Appends one DataRow. Written by hand: it is the hottest message.

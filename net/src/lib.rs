@@ -3,6 +3,7 @@
 //! spawns a task; the node drives it over its sockets (see `conn`).
 
 pub mod conn;
+pub mod copy;
 pub mod error;
 pub mod scram;
 pub mod session;

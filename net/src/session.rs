@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{PgError, PgResult};
+pub use crate::copy::{CopyDirection, CopyFormat, CopySpec};
+use crate::error::{PgError, PgResult, SqlState};
 use crate::types::{Type, Value};
 
 /// What a client asked for in its startup message.
@@ -102,6 +103,13 @@ pub trait Session {
     /// (`server_version`, `client_encoding`, `DateStyle`, ...).
     fn startup_parameters(&self) -> Vec<(String, String)>;
 
+    /// Called before a simple Query or a Parse is handled: the session may
+    /// bring shard-local caches (the catalog) up to date here, which `parse`,
+    /// being synchronous, cannot. An error fails the Query or Parse.
+    async fn refresh(&mut self) -> PgResult<()> {
+        Ok(())
+    }
+
     /// Parses `sql` into zero or more statements (zero for an empty query).
     /// `param_types` are the OIDs the client declared; 0 means "infer".
     fn parse(&mut self, sql: &str, param_types: &[u32]) -> PgResult<Vec<Self::Statement>>;
@@ -134,4 +142,45 @@ pub trait Session {
 
     /// Notices and parameter changes produced since the last call.
     fn take_events(&mut self) -> Vec<SessionEvent>;
+
+    // COPY. A session that supports it recognises `COPY ... FROM STDIN` and
+    // `COPY ... TO STDOUT` statements in `copy_spec`; the driver then runs the
+    // sub-protocol and hands over or pulls rows. The defaults support nothing.
+    //
+    // - FROM STDIN: after `bind`, the driver calls `copy_in` with batches of
+    //   decoded rows (bounded in rows and bytes), then `copy_in_done` for the
+    //   command tag (`COPY n`), or `copy_in_failed` when the client sent
+    //   CopyFail or the data was malformed (the session discards the rows).
+    // - TO STDOUT: the driver runs the portal with `execute` like a query and
+    //   encodes the rows it returns; the session's `result_columns` for the
+    //   statement must be `None` (no RowDescription is sent).
+
+    /// How to run `statement` if it is a COPY to or from the client.
+    fn copy_spec(&self, _statement: &Self::Statement) -> Option<CopySpec> {
+        None
+    }
+
+    /// A batch of rows received by COPY FROM STDIN.
+    async fn copy_in(
+        &mut self,
+        _portal: &mut Self::Portal,
+        _rows: Vec<Vec<Value>>,
+    ) -> PgResult<()> {
+        Err(copy_unsupported())
+    }
+
+    /// COPY FROM STDIN received all its data; returns the command tag.
+    async fn copy_in_done(&mut self, _portal: &mut Self::Portal) -> PgResult<String> {
+        Err(copy_unsupported())
+    }
+
+    /// COPY FROM STDIN was abandoned; rows received so far must not persist.
+    fn copy_in_failed(&mut self, _portal: &mut Self::Portal) {}
+}
+
+fn copy_unsupported() -> PgError {
+    PgError::new(
+        SqlState::FEATURE_NOT_SUPPORTED,
+        "COPY is not supported by this session",
+    )
 }

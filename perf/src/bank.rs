@@ -47,7 +47,7 @@ pub async fn init(
         )
         .await?;
     let batches: Vec<u64> = (0..accounts.div_ceil(LOAD_BATCH_ROWS)).collect();
-    load_parallel(url, concurrency, batches, move |&b| {
+    load_parallel(url, "bank init", concurrency, batches, move |&b| {
         let rows: Vec<String> = (b * LOAD_BATCH_ROWS..((b + 1) * LOAD_BATCH_ROWS).min(accounts))
             .map(|i| format!("({}, {initial_balance})", account_id(i, accounts)))
             .collect();

@@ -143,7 +143,8 @@ enum YcsbStep {
         /// Override the workload's request distribution.
         #[arg(long, value_enum)]
         distribution: Option<ycsb::Distribution>,
-        /// Records to draw keys from (default: as loaded).
+        /// Reads and updates draw from the first N records (default: all
+        /// present); inserts always continue after the last record present.
         #[arg(long)]
         records: Option<u64>,
         /// Longest scan of workload E.
@@ -326,6 +327,9 @@ async fn ycsb_cmd(step: YcsbStep) -> Result<(), CliError> {
             records,
             max_scan_length,
         } => {
+            if records == Some(0) {
+                return Err(CliError::Setup("--records must be positive".into()));
+            }
             let ycsb = ycsb::Ycsb::from_meta(
                 &conn.url,
                 workload,

@@ -154,35 +154,57 @@ fn rate_limit_and_reconnection() {
     );
 
     // Killed sessions are counted under their SQLSTATE and clients reconnect.
-    // The killer waits until the four clients are connected, then kills them.
+    // The run's sessions carry their own application_name, so that the killer
+    // cannot mistake the earlier run's closing sessions for them. It waits
+    // until the four clients are connected, then terminates the run's
+    // sessions, again until at least four were hit.
+    let killed_url = format!("{url}?application_name=perf_killed");
     let killer = std::thread::spawn({
         let pg_url = url.clone();
         move || {
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
             rt.block_on(async {
                 let client = teller_perf::conn::connect(&pg_url).await.expect("connect");
-                let others = "FROM pg_stat_activity \
-                              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
-                for _ in 0..200 {
+                let run_sessions = "FROM pg_stat_activity WHERE application_name = 'perf_killed'";
+                for _ in 0..400 {
                     let row = client
-                        .query_one(&format!("SELECT count(*) {others}"), &[])
+                        .query_one(&format!("SELECT count(*) {run_sessions}"), &[])
                         .await
                         .expect("count sessions");
                     if row.get::<_, i64>(0) >= 4 {
                         break;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                client
-                    .batch_execute(&format!("SELECT pg_terminate_backend(pid) {others}"))
-                    .await
-                    .expect("terminate sessions");
+                let mut terminated = 0;
+                for _ in 0..20 {
+                    let row = client
+                        .query_one(
+                            &format!("SELECT count(pg_terminate_backend(pid)) {run_sessions}"),
+                            &[],
+                        )
+                        .await
+                        .expect("terminate sessions");
+                    terminated += row.get::<_, i64>(0);
+                    if terminated >= 4 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
             });
         }
     });
-    let result = run_json(&pg, "killed", "bank run --concurrency 4 --duration 3");
+    let path = pg.dir().join("killed.json");
+    let args = format!(
+        "bank run --concurrency 4 --duration 3 --url {killed_url} --quiet --json {}",
+        path.display()
+    );
+    workload(&args).unwrap_or_else(|e| panic!("{args}: {e}"));
     killer.join().expect("killer thread");
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the JSON result"))
+            .expect("the JSON result parses");
     let errors = result["errors"].as_object().expect("errors");
     assert!(
         errors.keys().any(|k| k == "57P01" || k.starts_with("08")),

@@ -106,28 +106,7 @@ pub enum BinOp {
     GtEq,
 }
 
-/// Built-in functions a constant expression may call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Func {
-    Version,
-    CurrentSetting,
-    PgSleep,
-    Now,
-    CurrentDate,
-    CurrentDatabase,
-    CurrentUser,
-    CurrentSchema,
-    BackendPid,
-    Upper,
-    Lower,
-    Length,
-    Abs,
-    Coalesce,
-    NullIf,
-    Greatest,
-    Least,
-    Concat,
-}
+pub use crate::functions::Func;
 
 /// What binding needs to know about the session.
 pub struct BindContext<'a> {
@@ -159,6 +138,22 @@ pub trait EvalContext {
     fn now_micros(&self) -> i64;
     /// `pg_sleep` asks for a pause; the session performs it asynchronously.
     fn request_sleep(&self, seconds: f64);
+    /// Start of the current transaction (`now()`), microseconds since the
+    /// Unix epoch. Sessions that track transactions override this.
+    fn transaction_micros(&self) -> i64 {
+        self.now_micros()
+    }
+    /// Start of the current statement (`statement_timestamp()`).
+    fn statement_micros(&self) -> i64 {
+        self.now_micros()
+    }
+    /// 64 random bits from the session's seeded generator (`random()`,
+    /// `gen_random_uuid()`); contexts without one refuse.
+    fn random_u64(&self) -> PgResult<u64> {
+        Err(PgError::unsupported(
+            "random numbers are not available in this context",
+        ))
+    }
     /// Column `index` of the current row.
     fn column(&self, index: usize) -> Option<&Value> {
         let _ = index;
@@ -216,7 +211,11 @@ pub fn bind(expr: &ast::Expr, cx: &mut BindContext<'_>) -> PgResult<Expr> {
     bind_depth(expr, cx, 0)
 }
 
-fn bind_depth(expr: &ast::Expr, cx: &mut BindContext<'_>, depth: usize) -> PgResult<Expr> {
+pub(crate) fn bind_depth(
+    expr: &ast::Expr,
+    cx: &mut BindContext<'_>,
+    depth: usize,
+) -> PgResult<Expr> {
     if depth > EXPR_DEPTH_MAX {
         return Err(PgError::new(
             SqlState::PROGRAM_LIMIT_EXCEEDED,
@@ -301,6 +300,12 @@ fn bind_depth(expr: &ast::Expr, cx: &mut BindContext<'_>, depth: usize) -> PgRes
             Some(e) => e,
             None => bind_function(f, cx, d)?,
         },
+        E::Substring { .. }
+        | E::Position { .. }
+        | E::Trim { .. }
+        | E::Extract { .. }
+        | E::Ceil { .. }
+        | E::Floor { .. } => crate::functions::bind_special(expr, cx, d)?,
         E::Identifier(ident) => match ops::resolve_column(std::slice::from_ref(ident), cx)? {
             Some(e) => e,
             None => bind_keyword_function(&ident.value, cx)?,
@@ -449,14 +454,14 @@ pub fn resolve_type(data_type: &ast::DataType) -> PgResult<Type> {
     })
 }
 
-fn is_numeric(ty: Type) -> bool {
+pub(crate) fn is_numeric(ty: Type) -> bool {
     matches!(
         ty,
         Type::Int2 | Type::Int4 | Type::Int8 | Type::Numeric | Type::Float4 | Type::Float8
     )
 }
 
-fn is_text(ty: Type) -> bool {
+pub(crate) fn is_text(ty: Type) -> bool {
     matches!(
         ty,
         Type::Text | Type::Varchar | Type::Bpchar | Type::Name | Type::Unknown
@@ -489,7 +494,7 @@ fn numeric_rank(ty: Type) -> Option<u8> {
 }
 
 /// The common type of two operands, resolving unknowns from the other side.
-fn common_type(l: Type, r: Type) -> Option<Type> {
+pub(crate) fn common_type(l: Type, r: Type) -> Option<Type> {
     match (l, r) {
         (Type::Unknown, Type::Unknown) => Some(Type::Text),
         (Type::Unknown, t) | (t, Type::Unknown) => Some(t),
@@ -524,7 +529,12 @@ fn default_unknown(expr: Expr, ty: Type, cx: &mut BindContext<'_>) -> Expr {
 
 /// Converts `expr` to `ty`: literals are parsed now, parameters get the type,
 /// others get a cast (implicit casts only between numeric or text types).
-fn coerce(expr: Expr, ty: Type, cx: &mut BindContext<'_>, explicit: bool) -> PgResult<Expr> {
+pub(crate) fn coerce(
+    expr: Expr,
+    ty: Type,
+    cx: &mut BindContext<'_>,
+    explicit: bool,
+) -> PgResult<Expr> {
     let from = expr.ty(cx.params);
     if from == ty {
         return Ok(expr);
@@ -635,7 +645,7 @@ fn bind_binary(
     Ok(Expr::Binary(op, Box::new(l), Box::new(r), ty))
 }
 
-fn coerce_to_text(e: Expr, cx: &mut BindContext<'_>) -> PgResult<Expr> {
+pub(crate) fn coerce_to_text(e: Expr, cx: &mut BindContext<'_>) -> PgResult<Expr> {
     let ty = e.ty(cx.params);
     if is_text(ty) {
         coerce(e, Type::Text, cx, false)
@@ -788,129 +798,11 @@ fn bind_function(f: &ast::Function, cx: &mut BindContext<'_>, depth: usize) -> P
             "{name}(...) with FILTER/OVER/WITHIN GROUP is not supported yet"
         )));
     }
-    let types: Vec<Type> = args.iter().map(|a| a.ty(cx.params)).collect();
-    let undefined = || {
-        let list: Vec<_> = types.iter().map(|t| t.name()).collect();
-        PgError::new(
-            SqlState::UNDEFINED_FUNCTION,
-            format!("function {name}({}) does not exist", list.join(", ")),
-        )
-        .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
-    };
     if !schema_ok {
-        return Err(undefined());
+        let types: Vec<Type> = args.iter().map(|a| a.ty(cx.params)).collect();
+        return Err(crate::functions::undefined_function(&name, &types));
     }
-    let arity = |n: usize| {
-        if args.len() == n {
-            Ok(())
-        } else {
-            Err(undefined())
-        }
-    };
-    let (func, ty, args) = match name.as_str() {
-        "version" => {
-            arity(0)?;
-            (Func::Version, Type::Text, args)
-        }
-        "current_setting" => {
-            arity(1)?;
-            let a = one_arg(args, Type::Text, cx)?;
-            (Func::CurrentSetting, Type::Text, a)
-        }
-        "pg_sleep" => {
-            arity(1)?;
-            let a = one_arg(args, Type::Float8, cx)?;
-            (Func::PgSleep, Type::Unknown, a)
-        }
-        "now" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp" => {
-            arity(0)?;
-            (Func::Now, Type::Timestamptz, args)
-        }
-        "current_database" => {
-            arity(0)?;
-            (Func::CurrentDatabase, Type::Name, args)
-        }
-        "current_user" | "session_user" => {
-            arity(0)?;
-            (Func::CurrentUser, Type::Name, args)
-        }
-        "current_schema" => {
-            arity(0)?;
-            (Func::CurrentSchema, Type::Name, args)
-        }
-        "pg_backend_pid" => {
-            arity(0)?;
-            (Func::BackendPid, Type::Int4, args)
-        }
-        "upper" | "lower" | "length" | "char_length" | "character_length" => {
-            arity(1)?;
-            let a = one_arg(args, Type::Text, cx)?;
-            match name.as_str() {
-                "upper" => (Func::Upper, Type::Text, a),
-                "lower" => (Func::Lower, Type::Text, a),
-                _ => (Func::Length, Type::Int4, a),
-            }
-        }
-        "abs" => {
-            arity(1)?;
-            let ty = match types[0] {
-                Type::Unknown => Type::Float8,
-                t => t,
-            };
-            require_numeric(ty, "abs")?;
-            let a = one_arg(args, ty, cx)?;
-            (Func::Abs, ty, a)
-        }
-        "coalesce" | "greatest" | "least" | "nullif" | "concat" => {
-            if args.is_empty() || (name == "nullif" && args.len() != 2) {
-                return Err(undefined());
-            }
-            if name == "concat" {
-                let mut coerced = Vec::with_capacity(args.len());
-                for a in args {
-                    coerced.push(coerce_to_text(a, cx)?);
-                }
-                (Func::Concat, Type::Text, coerced)
-            } else {
-                let mut ty = Type::Unknown;
-                for &t in &types {
-                    ty = common_type(ty, t).ok_or_else(|| {
-                        PgError::new(
-                            SqlState::DATATYPE_MISMATCH,
-                            format!(
-                                "{} types {} and {} cannot be matched",
-                                name.to_uppercase(),
-                                ty.name(),
-                                t.name()
-                            ),
-                        )
-                    })?;
-                }
-                let ty = if ty == Type::Unknown { Type::Text } else { ty };
-                let mut coerced = Vec::with_capacity(args.len());
-                for a in args {
-                    coerced.push(coerce(a, ty, cx, false)?);
-                }
-                let func = match name.as_str() {
-                    "coalesce" => Func::Coalesce,
-                    "greatest" => Func::Greatest,
-                    "least" => Func::Least,
-                    _ => Func::NullIf,
-                };
-                (func, ty, coerced)
-            }
-        }
-        _ => return Err(undefined()),
-    };
-    Ok(Expr::Func(func, args, ty))
-}
-
-fn one_arg(args: Vec<Expr>, ty: Type, cx: &mut BindContext<'_>) -> PgResult<Vec<Expr>> {
-    let mut out = Vec::with_capacity(1);
-    for a in args {
-        out.push(coerce(a, ty, cx, false)?);
-    }
-    Ok(out)
+    crate::functions::bind(&name, args, cx)
 }
 
 /// Evaluates a bound expression.
@@ -985,7 +877,7 @@ pub fn eval(expr: &Expr, cx: &dyn EvalContext) -> PgResult<Value> {
                 None => Value::Null,
             }
         }
-        Expr::Func(func, args, _) => call(*func, args, cx)?,
+        Expr::Func(func, args, _) => crate::functions::call(*func, args, cx)?,
         Expr::Column(i, _) => cx
             .column(*i)
             .cloned()
@@ -998,125 +890,7 @@ pub fn eval(expr: &Expr, cx: &dyn EvalContext) -> PgResult<Value> {
     })
 }
 
-fn call(func: Func, args: &[Expr], cx: &dyn EvalContext) -> PgResult<Value> {
-    let arg = |i: usize| eval(&args[i], cx);
-    Ok(match func {
-        Func::Version => Value::Text(format!(
-            "PostgreSQL 15.0 (TellerDB {}) on x86_64-pc-linux-gnu",
-            env!("CARGO_PKG_VERSION")
-        )),
-        Func::CurrentSetting => match arg(0)? {
-            Value::Text(name) => Value::Text(cx.setting(&name)?),
-            _ => Value::Null,
-        },
-        Func::PgSleep => {
-            if let Value::Float8(seconds) = arg(0)? {
-                if !(0.0..=SLEEP_MAX_SECS).contains(&seconds) && seconds > 0.0 {
-                    return Err(PgError::new(
-                        SqlState::INVALID_PARAMETER_VALUE,
-                        format!("pg_sleep is limited to {SLEEP_MAX_SECS} seconds"),
-                    ));
-                }
-                if seconds > 0.0 {
-                    cx.request_sleep(seconds);
-                }
-            }
-            Value::Text(String::new())
-        }
-        Func::Now => Value::Timestamptz(cx.now_micros() - POSTGRES_EPOCH_UNIX_SECS * 1_000_000),
-        Func::CurrentDate => {
-            let micros = cx.now_micros() - POSTGRES_EPOCH_UNIX_SECS * 1_000_000;
-            Value::Date(micros.div_euclid(86_400_000_000) as i32)
-        }
-        Func::CurrentDatabase => Value::Text(cx.database().to_string()),
-        Func::CurrentUser => Value::Text(cx.user().to_string()),
-        Func::CurrentSchema => Value::Text("public".into()),
-        Func::BackendPid => Value::Int4(cx.process_id()),
-        Func::Upper | Func::Lower | Func::Length => match arg(0)? {
-            Value::Text(s) => match func {
-                Func::Upper => Value::Text(s.to_uppercase()),
-                Func::Lower => Value::Text(s.to_lowercase()),
-                _ => Value::Int4(s.chars().count() as i32),
-            },
-            _ => Value::Null,
-        },
-        Func::Abs => {
-            let v = arg(0)?;
-            let negative = compare(&v, &zero_like(&v))? == Ordering::Less;
-            if negative {
-                negate(v.clone(), v.natural_type())?
-            } else {
-                v
-            }
-        }
-        Func::Coalesce => {
-            for a in args {
-                let v = eval(a, cx)?;
-                if !v.is_null() {
-                    return Ok(v);
-                }
-            }
-            Value::Null
-        }
-        Func::NullIf => {
-            let (a, b) = (arg(0)?, arg(1)?);
-            if !a.is_null() && !b.is_null() && compare(&a, &b)? == Ordering::Equal {
-                Value::Null
-            } else {
-                a
-            }
-        }
-        Func::Greatest | Func::Least => {
-            let mut best: Option<Value> = None;
-            for a in args {
-                let v = eval(a, cx)?;
-                if v.is_null() {
-                    continue;
-                }
-                best = Some(match best {
-                    None => v,
-                    Some(b) => {
-                        let ord = compare(&v, &b)?;
-                        let take = if func == Func::Greatest {
-                            ord == Ordering::Greater
-                        } else {
-                            ord == Ordering::Less
-                        };
-                        if take {
-                            v
-                        } else {
-                            b
-                        }
-                    }
-                });
-            }
-            best.unwrap_or(Value::Null)
-        }
-        Func::Concat => {
-            let mut out = String::new();
-            for a in args {
-                if let Value::Text(s) = eval(a, cx)? {
-                    out.push_str(&s);
-                }
-            }
-            Value::Text(out)
-        }
-    })
-}
-
-fn zero_like(v: &Value) -> Value {
-    match v {
-        Value::Int2(_) => Value::Int2(0),
-        Value::Int4(_) => Value::Int4(0),
-        Value::Int8(_) => Value::Int8(0),
-        Value::Float4(_) => Value::Float4(0.0),
-        Value::Float8(_) => Value::Float8(0.0),
-        Value::Numeric(_) => Value::Numeric(Decimal::ZERO),
-        _ => Value::Null,
-    }
-}
-
-fn out_of_range(ty: Type) -> PgError {
+pub(crate) fn out_of_range(ty: Type) -> PgError {
     let name = match ty {
         Type::Int2 => "smallint out of range",
         Type::Int4 => "integer out of range",
@@ -1127,7 +901,7 @@ fn out_of_range(ty: Type) -> PgError {
     PgError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, name)
 }
 
-fn division_by_zero() -> PgError {
+pub(crate) fn division_by_zero() -> PgError {
     PgError::new(SqlState::DIVISION_BY_ZERO, "division by zero")
 }
 

@@ -34,6 +34,8 @@ use teller_net::session::{Column, Completion, Session, SessionEvent, StartupInfo
 use teller_net::types::{Type, Value};
 use teller_net::{PgError, PgResult, SqlState};
 
+use rand::SeedableRng;
+
 use crate::bind::{self, BindEnv, Bound, Command};
 use crate::catalog::{cache, Catalog};
 use crate::exec::{self, Cx, Env, Op, Row, RunState};
@@ -142,6 +144,8 @@ pub struct SqlSession<H: Host> {
     /// Variables to restore at the end of the block (SET LOCAL).
     local_restore: Vec<(String, String)>,
     events: Vec<SessionEvent>,
+    /// Seeded by the host; the only source of `random()` and UUIDs.
+    rng: RefCell<rand::rngs::StdRng>,
     /// SQL-level prepared statements (`PREPARE`), by name.
     prepared: HashMap<String, Statement>,
     /// A statement failed to bind for a name the shard's cached catalog
@@ -183,7 +187,9 @@ impl<H: Host> SqlSession<H> {
         }
         let level = vars.get("default_transaction_isolation")?;
         vars.set("transaction_isolation", &level)?;
+        let rng = RefCell::new(rand::rngs::StdRng::from_seed(host.random_seed()));
         Ok(SqlSession {
+            rng,
             host,
             user: startup.user.clone(),
             database: startup.database.clone(),
@@ -720,6 +726,7 @@ impl<H: Host> SqlSession<H> {
             shard: self.host.sql_shard(),
             shard_id: self.host.shard(),
             sleep: std::cell::Cell::new(0.0),
+            rng: &self.rng,
         };
         let txn = match running.implicit.as_mut() {
             Some(t) => t,
@@ -821,10 +828,19 @@ impl<H: Host> SqlSession<H> {
     /// Loads the newest committed catalog into the shard's cache (after
     /// this session committed DDL), so the next Parse sees it.
     async fn refresh_catalog(&mut self) -> PgResult<()> {
-        let mut txn = self.host.kv().begin(TxnOptions::default()).await?;
-        cache::current(&mut txn, self.host.sql_shard().catalog()).await?;
-        txn.rollback().await?;
+        let version = self.load_catalog().await?;
+        self.host.sql_shard().catalog().announce(version);
+        self.host.catalog_changed(version).await;
         Ok(())
+    }
+
+    /// Loads the newest committed catalog into the shard's cache; returns
+    /// its version.
+    async fn load_catalog(&mut self) -> PgResult<u64> {
+        let mut txn = self.host.kv().begin(TxnOptions::default()).await?;
+        let catalog = cache::current(&mut txn, self.host.sql_shard().catalog()).await?;
+        txn.rollback().await?;
+        Ok(catalog.version)
     }
 
     /// Pulls query rows into `out`, up to `max_rows`.
@@ -853,6 +869,7 @@ impl<H: Host> SqlSession<H> {
             shard: self.host.sql_shard(),
             shard_id: self.host.shard(),
             sleep: std::cell::Cell::new(0.0),
+            rng: &self.rng,
         };
         let txn = match running.implicit.as_mut() {
             Some(t) => t,
@@ -1021,6 +1038,13 @@ impl<H: Host> Session for SqlSession<H> {
 
     fn startup_parameters(&self) -> Vec<(String, String)> {
         self.vars.reported()
+    }
+
+    async fn refresh(&mut self) -> PgResult<()> {
+        if self.host.sql_shard().catalog().is_stale() {
+            self.load_catalog().await?;
+        }
+        Ok(())
     }
 
     fn parse(&mut self, sql: &str, param_types: &[u32]) -> PgResult<Vec<Statement>> {

@@ -7,7 +7,9 @@
 //! typed messages over bounded SPSC rings (`mesh`).
 
 pub mod config;
+pub mod kv_client;
 pub mod mesh;
 pub mod node;
+pub mod range;
 pub mod shard;
 pub mod signal;

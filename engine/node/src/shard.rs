@@ -14,16 +14,19 @@ use std::time::Duration;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{Latency, Shares, TaskQueueHandle};
 use rand::RngCore;
+use teller_kv::api::{RangeBatch, RangeBatchResponse};
+use teller_kv::KvError;
 use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
 use teller_net::scram::ScramVerifier;
 use teller_net::session::StartupInfo;
 use teller_net::{PgError, PgResult, SqlState};
-use teller_sql::kv::memory::MemoryKv;
 use teller_sql::{SqlSession, SqlShard};
 
 use crate::config::{AuthMethodName, Config};
+use crate::kv_client::SqlKv;
 use crate::mesh::{Handler, Mesh, ShardId};
 use crate::node::{NodeMeshBuilder, NodeShared};
+use crate::range::{node_kv_config, KvShard};
 use crate::signal::Flag;
 
 /// How often a shard checks whether the node is shutting down.
@@ -41,12 +44,17 @@ pub enum ShardRequest {
     ConnectionCount,
     /// Answered at once; for liveness checks and benchmarks.
     Ping(u64),
+    /// A KV batch for a range this shard owns.
+    Kv(Box<RangeBatch>),
+    /// DDL committed catalog version `.0`; reload before the next Parse.
+    CatalogChanged(u64),
 }
 
 pub enum ShardResponse {
     Done,
     ConnectionCount(u64),
     Pong(u64),
+    Kv(Box<Result<RangeBatchResponse, KvError>>),
 }
 
 pub type NodeMesh = Mesh<ShardRequest, ShardResponse>;
@@ -72,6 +80,8 @@ pub struct Shard {
     refused_sockets: Cell<u64>,
     next_sequence: Cell<u32>,
     mesh: RefCell<Option<Rc<NodeMesh>>>,
+    /// The ranges this shard owns and its KV client.
+    pub kv: Rc<KvShard>,
     pub latency_queue: TaskQueueHandle,
     pub background_queue: TaskQueueHandle,
 }
@@ -134,6 +144,13 @@ impl Handler<ShardRequest, ShardResponse> for ShardHandler {
                 ShardResponse::ConnectionCount(self.shard.connection_count())
             }
             ShardRequest::Ping(n) => ShardResponse::Pong(n),
+            ShardRequest::Kv(batch) => {
+                ShardResponse::Kv(Box::new(self.shard.kv.execute(*batch).await))
+            }
+            ShardRequest::CatalogChanged(version) => {
+                SHARD_SQL.with(|sql| sql.catalog().announce(version));
+                ShardResponse::Done
+            }
         }
     }
 }
@@ -161,9 +178,11 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         max_prepared_statements: config.server.max_prepared_statements,
         max_portals: config.server.max_portals,
     };
+    let kv = Rc::new(KvShard::start(id, config.server.shards, node_kv_config()).await?);
     let shard = Rc::new(Shard {
         id,
         shards: config.server.shards,
+        kv: kv.clone(),
         limits,
         verifiers: node.verifiers.clone(),
         mock_secret: node.mock_secret,
@@ -181,6 +200,7 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
             shard: shard.clone(),
         });
         let mesh = Mesh::join(mesh, id, handler, mesh_queue).await?;
+        kv.set_mesh(mesh.clone());
         *shard.mesh.borrow_mut() = Some(mesh);
     }
 
@@ -386,10 +406,10 @@ impl ConnHost for ShardConnHost {
     }
 
     fn open_session(&mut self, startup: &StartupInfo) -> PgResult<Self::Session> {
-        let (kv, sql) = SHARD_SQL.with(|s| s.clone());
+        let sql = SHARD_SQL.with(|s| s.clone());
         let host = SessionHost {
+            kv: self.shard.kv.sql_kv(),
             shard: self.shard.clone(),
-            kv,
             sql,
         };
         SqlSession::new(host, startup)
@@ -468,25 +488,23 @@ impl ConnHost for ShardConnHost {
 }
 
 thread_local! {
-    /// INTERIM: the shard's KV store is an in-memory `MemoryKv`, one per
-    /// shard thread, so data lives as long as the process and is not shared
-    /// between shards (tests run with one shard). The engine's routed KV
-    /// client replaces it; the SQL layer does not change. The SQL layer's
-    /// per-shard state (catalog cache, statistics) lives beside it.
-    static SHARD_SQL: (MemoryKv, SqlShard) = (MemoryKv::new(), SqlShard::new());
+    /// The SQL layer's per-shard state (catalog cache, statistics, row id
+    /// generator), shared by the sessions of this shard's thread.
+    static SHARD_SQL: SqlShard = SqlShard::new();
 }
 
 /// What the SQL layer may ask of the node.
 pub struct SessionHost {
     shard: Rc<Shard>,
-    kv: MemoryKv,
+    /// The routed KV client: batches go to the shards owning their ranges.
+    kv: SqlKv,
     sql: SqlShard,
 }
 
 impl teller_sql::Host for SessionHost {
-    type Kv = MemoryKv;
+    type Kv = SqlKv;
 
-    fn kv(&self) -> &MemoryKv {
+    fn kv(&self) -> &SqlKv {
         &self.kv
     }
 
@@ -515,5 +533,24 @@ impl teller_sql::Host for SessionHost {
 
     async fn connections_per_shard(&self) -> Vec<u64> {
         self.shard.connections_per_shard().await
+    }
+
+    async fn catalog_changed(&self, version: u64) {
+        let Some(mesh) = self.shard.mesh() else {
+            return;
+        };
+        // A shard that cannot be reached is shutting down; its
+        // per-transaction version check still keeps it correct.
+        for shard in (0..self.shard.shards).filter(|&shard| shard != self.shard.id) {
+            let _ = mesh
+                .request(shard, ShardRequest::CatalogChanged(version))
+                .await;
+        }
+    }
+
+    fn random_seed(&self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        seed
     }
 }

@@ -2,6 +2,29 @@
 
 use crate::types::{ConfigError, NodeId};
 
+/// Leader leases (see `node/lease.rs` for the mechanism and the safety
+/// argument). Times are in the caller's clock units (nanoseconds in
+/// production), passed in with `RawNode::set_clock`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// How long a replica refuses to vote for another candidate after it
+    /// heard from its leader, on its own clock. Set it to the election
+    /// timeout (election ticks times the tick interval), so that the
+    /// promise costs no availability beyond what elections already take.
+    pub election_timeout: u64,
+    /// The largest difference between any two replicas' clocks (the same
+    /// bound as the hybrid logical clock's maximum offset).
+    pub max_clock_offset: u64,
+}
+
+impl LeaseConfig {
+    /// How long a lease lasts, measured from the send time of the heartbeat
+    /// round a quorum acknowledged.
+    pub fn duration(&self) -> u64 {
+        self.election_timeout - 2 * self.max_clock_offset
+    }
+}
+
 /// Default election timeout. The effective timeout is randomised in
 /// `[election_ticks, 2 * election_ticks)`.
 pub const ELECTION_TICKS_DEFAULT: u32 = 10;
@@ -23,6 +46,11 @@ pub const UNCOMMITTED_BYTES_MAX: usize = 64 * 1024 * 1024;
 pub const APPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Most pending ReadIndex requests a leader queues.
 pub const READS_PENDING_MAX: usize = 4096;
+/// A learner counts as caught up, and may be promoted, once it matches the
+/// leader's log to within this many entries of the commit index.
+pub const LEARNER_LAG_ENTRIES_MAX: u64 = 64;
+/// Most unconfirmed heartbeat rounds a leader remembers for its lease.
+pub const LEASE_ROUNDS_MAX: usize = 32;
 
 const _: () = assert!(HEARTBEAT_TICKS_DEFAULT < ELECTION_TICKS_DEFAULT);
 const _: () = assert!(APPEND_ENTRIES_MAX > 0 && INFLIGHT_APPENDS_MAX > 0);
@@ -35,7 +63,10 @@ pub struct Config {
     pub id: NodeId,
     /// Opaque group tag stamped on outgoing messages.
     pub group: u64,
-    /// Voting members when the persisted state has no snapshot.
+    /// Bootstrap configuration: the voters before any configuration entry,
+    /// used when the persisted state has no snapshot. Identical on every
+    /// founding replica; a replica added later passes an empty list and
+    /// learns its configuration from the leader's log or snapshot.
     pub voters: Vec<NodeId>,
     pub election_ticks: u32,
     pub heartbeat_ticks: u32,
@@ -54,6 +85,8 @@ pub struct Config {
     pub applied: u64,
     /// Seed of the election-timeout randomisation. The only randomness.
     pub seed: u64,
+    /// Leader leases; `None` serves every read by ReadIndex.
+    pub lease: Option<LeaseConfig>,
 }
 
 impl Config {
@@ -74,6 +107,7 @@ impl Config {
             check_quorum: true,
             applied: 0,
             seed,
+            lease: None,
         }
     }
 
@@ -91,6 +125,12 @@ impl Config {
             || self.uncommitted_bytes_max < ENTRY_DATA_BYTES_MAX
         {
             return Err(ConfigError::InvalidLimits);
+        }
+        if let Some(l) = self.lease {
+            let shortening = l.max_clock_offset.checked_mul(2);
+            if shortening.is_none_or(|s| s >= l.election_timeout) {
+                return Err(ConfigError::InvalidLease);
+            }
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! teller-raft: Raft consensus as a pure, sans-I/O state machine.
 //!
-//! One [`RawNode`] is one replica of one Raft group. It never reads a clock,
-//! touches a disk or a socket, spawns anything or draws randomness other
-//! than the seeded election-timeout generator in [`Config::seed`]. The
-//! caller drives it:
+//! One [`RawNode`] is one replica of one Raft group. It never reads a clock
+//! (time comes in as `tick()` and, for leases, `set_clock(now)`), touches a
+//! disk or a socket, spawns anything or draws randomness other than the
+//! seeded election-timeout generator in [`Config::seed`]. The caller drives
+//! it:
 //!
 //! ```text
 //!   loop {
@@ -19,6 +20,13 @@
 //!       }
 //!   }
 //! ```
+//!
+//! Around the core: membership changes by joint consensus with learners
+//! (`membership.rs`, `node/conf.rs`), leader leases safe under a configured
+//! clock offset (`node/lease.rs`, with the safety argument), quiescence of
+//! idle groups (`node/quiesce.rs`), and [`multi::MultiRaft`], the per-shard
+//! host of thousands of groups with coalesced heartbeats, per-peer batches
+//! and one log batch per pass.
 //!
 //! # Invariants the core asserts
 //! * term never decreases; a log entry's term never exceeds the current term;
@@ -36,12 +44,20 @@
 //! * Messages in `Ready::persisted_messages` vouch for durable state (an
 //!   append acknowledgement, a vote). Sending them before the `Ready` is
 //!   durable breaks safety under crashes.
-//! * Group membership is fixed at creation (no configuration changes yet).
+//! * Membership changes take effect when their entry is *appended*, not
+//!   when committed (thesis §4.1): every replica uses the latest
+//!   configuration in its log, and a truncated configuration entry is
+//!   reverted. Voter changes always pass through a joint configuration.
+//! * Lease reads are only as safe as the configured maximum clock offset,
+//!   and the clock reading given with a message must be taken after the
+//!   message was received.
 //!
 //! See `docs/raft.md` for the full design and the persistence contract.
 
 mod config;
 mod log;
+mod membership;
+pub mod multi;
 mod node;
 mod progress;
 mod storage;
@@ -51,11 +67,12 @@ mod types;
 mod tests;
 
 pub use config::{
-    Config, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, APPLY_BYTES_MAX, ELECTION_TICKS_DEFAULT,
-    ENTRY_DATA_BYTES_MAX, HEARTBEAT_TICKS_DEFAULT, INFLIGHT_APPENDS_MAX, READS_PENDING_MAX,
-    UNCOMMITTED_BYTES_MAX,
+    Config, LeaseConfig, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, APPLY_BYTES_MAX,
+    ELECTION_TICKS_DEFAULT, ENTRY_DATA_BYTES_MAX, HEARTBEAT_TICKS_DEFAULT, INFLIGHT_APPENDS_MAX,
+    LEARNER_LAG_ENTRIES_MAX, LEASE_ROUNDS_MAX, READS_PENDING_MAX, UNCOMMITTED_BYTES_MAX,
 };
-pub use node::RawNode;
+pub use membership::{ConfChange, ConfChangeError, MalformedMembership, Membership, MEMBERS_MAX};
+pub use node::{RawNode, ReadPath};
 pub use progress::ProgressState;
 pub use types::{
     ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,

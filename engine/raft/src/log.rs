@@ -14,10 +14,17 @@
 //!
 //! Invariants (checked by `check`): `snapshot.index <= applied`,
 //! `committed <= last`, `persisted <= handed <= last`, terms non-decreasing.
+//!
+//! The log also tracks the group's configuration: the membership as of the
+//! snapshot (`conf_base`) and every `ConfChange` entry after it (`confs`).
+//! The current configuration is the latest one in the log, committed or not
+//! (Raft thesis §4.1); truncating a conflicting suffix reverts it, and
+//! compaction records the configuration as of the snapshot index.
 
 use std::collections::VecDeque;
 
-use crate::types::{ConfigError, Entry, Index, Persisted, Snapshot, Term};
+use crate::membership::Membership;
+use crate::types::{ConfigError, Entry, EntryKind, Index, Persisted, Snapshot, SnapshotMeta, Term};
 
 /// One outstanding `Ready` that carried something to persist: once it is
 /// durable, the log is durable up to `(index, term)`.
@@ -40,11 +47,33 @@ pub(crate) struct RaftLog {
     /// A snapshot was installed from the leader and not yet handed out.
     snapshot_unhanded: bool,
     pending: VecDeque<PendingPersist>,
+    /// Configuration as of the snapshot index.
+    conf_base: Membership,
+    /// (index, membership) of every `ConfChange` entry in `entries`, ascending.
+    confs: Vec<(Index, Membership)>,
+    /// Bumped whenever the current configuration changes.
+    conf_version: u64,
 }
 
 impl RaftLog {
-    pub(crate) fn recover(state: &Persisted, applied: Index) -> Result<RaftLog, ConfigError> {
+    /// Rebuilds the log from durable state. `initial` is the bootstrap
+    /// configuration, used when there is no snapshot.
+    pub(crate) fn recover(
+        state: &Persisted,
+        applied: Index,
+        initial: Membership,
+    ) -> Result<RaftLog, ConfigError> {
         let snapshot = state.snapshot.clone().unwrap_or_default();
+        let conf_base = match &state.snapshot {
+            Some(s) => s.meta.membership.clone(),
+            None => initial,
+        };
+        if conf_base.validate().is_err() {
+            return Err(ConfigError::BadMembership {
+                index: snapshot.meta.index,
+            });
+        }
+        let mut confs = Vec::new();
         let mut expected = snapshot.meta.index + 1;
         let mut prev_term = snapshot.meta.term;
         for entry in &state.entries {
@@ -56,6 +85,11 @@ impl RaftLog {
             }
             if entry.term < prev_term {
                 return Err(ConfigError::BadTerms);
+            }
+            if entry.kind == EntryKind::ConfChange {
+                let m = Membership::decode(&entry.data)
+                    .map_err(|_| ConfigError::BadMembership { index: entry.index })?;
+                confs.push((entry.index, m));
             }
             expected += 1;
             prev_term = entry.term;
@@ -75,6 +109,9 @@ impl RaftLog {
             handed: last,
             snapshot_unhanded: false,
             pending: VecDeque::new(),
+            conf_base,
+            confs,
+            conf_version: 0,
         };
         log.check();
         Ok(log)
@@ -105,6 +142,42 @@ impl RaftLog {
             .entries
             .front()
             .is_none_or(|e| e.term >= self.snapshot.meta.term));
+        debug_assert!(self.confs.first().is_none_or(|(i, _)| *i > self.offset()));
+        debug_assert!(self.confs.last().is_none_or(|(i, _)| *i <= last));
+    }
+
+    /// The current configuration: the latest in the log.
+    pub(crate) fn membership(&self) -> &Membership {
+        self.confs.last().map_or(&self.conf_base, |(_, m)| m)
+    }
+
+    /// Index of the latest configuration entry (the snapshot index if none
+    /// is in the log).
+    pub(crate) fn conf_index(&self) -> Index {
+        self.confs.last().map_or(self.offset(), |(i, _)| *i)
+    }
+
+    /// The configuration before the latest configuration entry.
+    pub(crate) fn previous_membership(&self) -> &Membership {
+        match self.confs.len() {
+            0 | 1 => &self.conf_base,
+            n => &self.confs[n - 2].1,
+        }
+    }
+
+    /// Changes whenever `membership()` changes.
+    pub(crate) fn conf_version(&self) -> u64 {
+        self.conf_version
+    }
+
+    /// The configuration in force at `index` (at or after the offset).
+    pub(crate) fn membership_at(&self, index: Index) -> &Membership {
+        assert!(index >= self.offset());
+        self.confs
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map_or(&self.conf_base, |(_, m)| m)
     }
 
     pub(crate) fn offset(&self) -> Index {
@@ -151,6 +224,11 @@ impl RaftLog {
     pub(crate) fn append(&mut self, entry: Entry) {
         assert_eq!(entry.index, self.last_index() + 1);
         assert!(entry.term >= self.last_term());
+        if entry.kind == EntryKind::ConfChange {
+            let m = Membership::decode(&entry.data).expect("configuration entries are validated");
+            self.confs.push((entry.index, m));
+            self.conf_version += 1;
+        }
         self.entries.push_back(entry);
     }
 
@@ -191,6 +269,10 @@ impl RaftLog {
             return;
         }
         self.entries.truncate((at - self.offset() - 1) as usize);
+        if self.confs.last().is_some_and(|(i, _)| *i >= at) {
+            self.confs.retain(|(i, _)| *i < at);
+            self.conf_version += 1;
+        }
         self.handed = self.handed.min(at - 1);
         self.persisted = self.persisted.min(at - 1);
         let clamp_term = self.term(at - 1).expect("truncation point is in the log");
@@ -336,6 +418,9 @@ impl RaftLog {
             return false;
         }
         self.entries.clear();
+        self.conf_base = snapshot.meta.membership.clone();
+        self.confs.clear();
+        self.conf_version += 1;
         self.snapshot = snapshot;
         self.committed = index;
         self.handed = index;
@@ -351,25 +436,31 @@ impl RaftLog {
     }
 
     /// The application captured its state at the applied index into `data`:
-    /// drop the log prefix it covers.
-    pub(crate) fn compact(&mut self, data: Vec<u8>, voters: Vec<u64>) -> Option<Index> {
+    /// drop the log prefix it covers. Returns the new snapshot's metadata.
+    pub(crate) fn compact(&mut self, data: Vec<u8>) -> Option<SnapshotMeta> {
         let index = self.applied;
         if index <= self.offset() || self.snapshot_unhanded {
             return None;
         }
         assert!(index <= self.persisted && index <= self.committed);
         let term = self.term(index).expect("applied entry is in the log");
+        let membership = self.membership_at(index).clone();
         let drop = (index - self.offset()) as usize;
         self.entries.drain(..drop);
+        // The current configuration is unchanged: only its history moves
+        // into the snapshot.
+        self.conf_base = membership.clone();
+        self.confs.retain(|(i, _)| *i > index);
+        let meta = SnapshotMeta {
+            index,
+            term,
+            membership,
+        };
         self.snapshot = Snapshot {
-            meta: crate::types::SnapshotMeta {
-                index,
-                term,
-                voters,
-            },
+            meta: meta.clone(),
             data,
         };
         self.check();
-        Some(index)
+        Some(meta)
     }
 }

@@ -1,11 +1,14 @@
 //! `RawNode`: one replica of one Raft group as a pure state machine.
 //!
-//! Inputs: `tick`, `step`, `propose`, `read_index`, `transfer_leader`,
-//! `on_persisted`, `compact`. Output: `ready`. Nothing here reads a clock,
+//! Inputs: `tick`, `step`, `propose`, `propose_conf_change`, `read_index`,
+//! `transfer_leader`, `on_persisted`, `compact`. Output: `ready`. Nothing here reads a clock,
 //! touches a socket or a disk, or draws randomness other than the seeded
 //! election-timeout generator.
 
+mod conf;
 mod election;
+mod lease;
+mod quiesce;
 mod read;
 mod replication;
 
@@ -13,12 +16,15 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, SplitMix64, ENTRY_DATA_BYTES_MAX};
 use crate::log::RaftLog;
+use crate::membership::Membership;
 use crate::progress::{Progress, ProgressState};
 use crate::types::{
     ConfigError, Entry, EntryKind, HardState, Index, Message, MessageKind, NodeId, Persisted,
-    ProposeError, ReadState, Ready, Role, StepError, Term,
+    ProposeError, ReadState, Ready, Role, SnapshotMeta, StepError, Term,
 };
 use election::Campaign;
+use lease::LeaseState;
+pub use lease::ReadPath;
 use read::PendingRead;
 
 /// One replica of one Raft group. See the crate docs for the contract.
@@ -30,15 +36,19 @@ pub struct RawNode {
     role: Role,
     leader: Option<NodeId>,
     log: RaftLog,
-    /// Sorted voting members, this node included.
-    voters: Vec<NodeId>,
+    /// The current configuration (a copy of the log's latest one).
+    membership: Membership,
+    /// (`log.conf_version()`, latest configuration entry committed) that
+    /// `membership` and `progress` reflect.
+    conf_state: (u64, bool),
     rng: SplitMix64,
     election_elapsed: u32,
     heartbeat_elapsed: u32,
     election_timeout: u32,
     /// (Pre)candidate: votes received.
     votes: BTreeMap<NodeId, bool>,
-    /// Leader: one entry per other voter.
+    /// Leader: one entry per other member (voters of both configurations
+    /// and learners).
     progress: BTreeMap<NodeId, Progress>,
     /// Leader: transfer target and ticks since the transfer began.
     transfer: Option<(NodeId, u32)>,
@@ -55,27 +65,24 @@ pub struct RawNode {
     ready_number: u64,
     /// Highest commit index ever observed, for the monotonicity assertion.
     commit_high_water: Index,
+    lease: LeaseState,
+    /// Idle: the host does not tick this replica (`node/quiesce.rs`).
+    quiesced: bool,
 }
 
 impl RawNode {
     /// Starts a replica from its recovered durable state.
     pub fn new(cfg: Config, state: Persisted) -> Result<RawNode, ConfigError> {
         cfg.validate()?;
-        let mut voters = match &state.snapshot {
-            Some(s) if !s.meta.voters.is_empty() => s.meta.voters.clone(),
-            _ => cfg.voters.clone(),
-        };
+        let mut voters = cfg.voters.clone();
         voters.sort_unstable();
-        if voters.is_empty() {
-            return Err(ConfigError::NoVoters);
-        }
         if let Some(w) = voters.windows(2).find(|w| w[0] == w[1]) {
             return Err(ConfigError::DuplicateVoter(w[0]));
         }
-        if !voters.contains(&cfg.id) {
-            return Err(ConfigError::NotAVoter);
+        if voters.contains(&0) {
+            return Err(ConfigError::InvalidId);
         }
-        let log = RaftLog::recover(&state, cfg.applied)?;
+        let log = RaftLog::recover(&state, cfg.applied, Membership::new(voters))?;
         // A crash between writing a Ready's entries and its hard state leaves
         // entries of a newer term than the durable term. Adopt that term with
         // no vote: any vote cast in it was never sent, since votes leave only
@@ -97,8 +104,9 @@ impl RawNode {
                 vote: state.hard_state.vote,
                 commit: log.committed,
             },
+            membership: log.membership().clone(),
+            conf_state: (log.conf_version(), log.conf_index() <= log.committed),
             log,
-            voters,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             election_timeout: cfg.election_ticks,
@@ -114,6 +122,8 @@ impl RawNode {
             msgs: Vec::new(),
             msgs_after_persist: Vec::new(),
             ready_number: 0,
+            lease: LeaseState::new(),
+            quiesced: false,
             cfg,
         };
         node.reset_election_timer();
@@ -135,8 +145,17 @@ impl RawNode {
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
+    /// Voters of the current (incoming, while joint) configuration.
     pub fn voters(&self) -> &[NodeId] {
-        &self.voters
+        &self.membership.voters
+    }
+    /// The current configuration: the latest one in the log.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+    /// The configuration as of the commit index: the latest committed one.
+    pub fn committed_membership(&self) -> &Membership {
+        self.log.membership_at(self.log.committed)
     }
     pub fn hard_state(&self) -> HardState {
         HardState {
@@ -183,12 +202,18 @@ impl RawNode {
         self.transfer.map(|(t, _)| t)
     }
 
-    fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
-
-    fn is_voter(&self, id: NodeId) -> bool {
-        self.voters.binary_search(&id).is_ok()
+    /// May this replica campaign? Voters (of either configuration) can;
+    /// learners and not-yet-added replicas never do. A replica that its
+    /// latest, still uncommitted configuration removes also can, if it
+    /// voted in the previous one (thesis §4.2.2): it may hold the only copy
+    /// of that entry a quorum needs, and must be able to finish the change.
+    /// Its own vote does not count, since tallies use the current
+    /// configuration.
+    fn promotable(&self) -> bool {
+        let me = self.cfg.id;
+        self.membership.is_voter(me)
+            || (self.log.conf_index() > self.log.committed
+                && self.log.previous_membership().is_voter(me))
     }
 
     /// Core invariants, asserted after every input.
@@ -211,7 +236,10 @@ impl RawNode {
             Role::Leader => {
                 assert_eq!(self.leader, Some(self.cfg.id));
                 assert_eq!(self.vote, Some(self.cfg.id));
-                assert_eq!(self.progress.len() + 1, self.voters.len());
+                debug_assert!(self.progress.keys().copied().eq(self
+                    .tracked_members()
+                    .into_iter()
+                    .filter(|&m| m != self.cfg.id)));
                 assert!(self.votes.is_empty());
             }
             Role::Candidate => {
@@ -228,6 +256,7 @@ impl RawNode {
     // ----- role transitions --------------------------------------------------
 
     fn reset_role_state(&mut self) {
+        self.quiesced = false;
         self.votes.clear();
         self.progress.clear();
         self.transfer = None;
@@ -236,17 +265,26 @@ impl RawNode {
         self.uncommitted_bytes = 0;
         self.broadcast_pending = false;
         self.heartbeat_elapsed = 0;
+        self.lease.reset_leader();
     }
 
     // ----- inputs ------------------------------------------------------------
 
-    /// Advances logical time by one tick.
+    /// Advances logical time by one tick. A quiesced replica ignores ticks.
     pub fn tick(&mut self) {
+        if self.quiesced {
+            return;
+        }
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
-            self.election_elapsed += 1;
-            if self.election_elapsed >= self.election_timeout {
+            self.election_elapsed = self.election_elapsed.saturating_add(1);
+            // A replica bound by a lease promise does not campaign either:
+            // its vote for itself counts like any other (`node/lease.rs`).
+            if self.election_elapsed >= self.election_timeout
+                && self.promotable()
+                && !self.guarded()
+            {
                 let kind = if self.cfg.pre_vote {
                     Campaign::PreElection
                 } else {
@@ -255,7 +293,7 @@ impl RawNode {
                 self.campaign(kind);
             }
         }
-        self.check();
+        self.finish_input();
     }
 
     fn tick_leader(&mut self) {
@@ -270,12 +308,14 @@ impl RawNode {
         }
         if self.election_elapsed >= self.cfg.election_ticks {
             self.election_elapsed = 0;
-            if self.cfg.check_quorum {
-                let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
-                if active < self.quorum() {
-                    self.become_follower(self.term, None);
-                    return;
-                }
+            let me = self.cfg.id;
+            let progress = &self.progress;
+            let active = self
+                .membership
+                .has_quorum(|id| id == me || progress.get(&id).is_some_and(|p| p.recent_active));
+            if self.cfg.check_quorum && !active {
+                self.become_follower(self.term, None);
+                return;
             }
             for pr in self.progress.values_mut() {
                 pr.recent_active = false;
@@ -292,13 +332,16 @@ impl RawNode {
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
+            if self.cfg.lease.is_some() {
+                // Every heartbeat is a new round that can extend the lease.
+                self.read_seq += 1;
+            }
             self.broadcast_heartbeat();
         }
     }
 
-    /// Proposes `data` as a new entry. Returns its index; the entry may still
-    /// be lost if leadership changes before it commits.
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<Index, ProposeError> {
+    /// Refuses proposals unless this replica leads and no transfer runs.
+    fn check_can_propose(&self) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
@@ -307,6 +350,14 @@ impl RawNode {
         if self.transfer.is_some() {
             return Err(ProposeError::TransferInProgress);
         }
+        Ok(())
+    }
+
+    /// Proposes `data` as a new entry. Returns its index; the entry may still
+    /// be lost if leadership changes before it commits.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<Index, ProposeError> {
+        self.check_can_propose()?;
+        self.unquiesce();
         if data.len() > ENTRY_DATA_BYTES_MAX {
             return Err(ProposeError::TooLarge {
                 bytes: data.len(),
@@ -332,11 +383,12 @@ impl RawNode {
     }
 
     /// The application captured its state machine at the applied index into
-    /// `data`: compact the log prefix up to it. Returns the snapshot index,
-    /// or `None` if there is nothing new to compact.
-    pub fn compact(&mut self, data: Vec<u8>) -> Option<Index> {
-        let voters = self.voters.clone();
-        let out = self.log.compact(data, voters);
+    /// `data`: compact the log prefix up to it. Returns the new snapshot's
+    /// metadata (index, term and the configuration as of that index), or
+    /// `None` if there is nothing new to compact. The caller stores
+    /// `Snapshot { meta, data }` and drops its log prefix the same way.
+    pub fn compact(&mut self, data: Vec<u8>) -> Option<SnapshotMeta> {
+        let out = self.log.compact(data);
         self.check();
         out
     }
@@ -350,6 +402,16 @@ impl RawNode {
         if self.log.on_persisted(number) && self.role == Role::Leader && self.maybe_commit() {
             self.broadcast_pending = true;
         }
+        self.finish_input();
+    }
+
+    /// Brings role state in line with the log's configuration after an
+    /// input, then asserts the invariants. Configuration changes are
+    /// applied here, not mid-input, so handlers never see a follower's
+    /// progress vanish under them.
+    fn finish_input(&mut self) {
+        self.sync_membership();
+        self.maybe_step_down_removed();
         self.check();
     }
 
@@ -431,8 +493,14 @@ impl RawNode {
         if m.group != self.cfg.group || m.to != self.cfg.id {
             return Err(StepError::Misrouted);
         }
-        if m.from == self.cfg.id || !self.is_voter(m.from) {
+        // Senders are not checked against the configuration: a replica may
+        // hear from members of a configuration it has not seen yet.
+        if m.from == self.cfg.id || m.from == 0 {
             return Err(StepError::UnknownSender(m.from));
+        }
+        validate_configurations(&m.kind)?;
+        if self.quiesced && !self.keeps_quiet(&m) {
+            self.unquiesce();
         }
         if m.term > self.term {
             if !self.on_higher_term(&m) {
@@ -444,7 +512,7 @@ impl RawNode {
             return Ok(());
         }
         self.dispatch(m);
-        self.check();
+        self.finish_input();
         Ok(())
     }
 
@@ -454,10 +522,12 @@ impl RawNode {
             MessageKind::Vote { pre, transfer, .. } => {
                 // Leader lease (thesis §4.2.3): while we hear from a live
                 // leader, a vote request is a disruption, not an election.
+                // With leader leases, also the clock-based promise
+                // (`node/lease.rs`).
                 let in_lease = self.cfg.check_quorum
                     && self.leader.is_some()
                     && self.election_elapsed < self.cfg.election_ticks;
-                if in_lease && !transfer {
+                if (in_lease || self.guarded()) && !transfer {
                     return false;
                 }
                 if !pre {
@@ -480,18 +550,22 @@ impl RawNode {
 
     fn on_lower_term(&mut self, m: &Message) {
         match m.kind {
-            // Tell a stale leader about the newer term so it steps down; with
-            // PreVote/CheckQuorum it would otherwise never learn of it.
-            MessageKind::Append { .. } | MessageKind::Heartbeat { .. }
-                if self.cfg.check_quorum || self.cfg.pre_vote =>
-            {
+            // Tell a stale leader about the newer term so it steps down
+            // (Raft §5.1). Without this a replica whose term rose while the
+            // leader's did not, such as a learner (which never campaigns to
+            // force a new term), would ignore the leader forever.
+            MessageKind::Append { .. } | MessageKind::Heartbeat { .. } => {
                 self.send(m.from, MessageKind::HeartbeatResponse { read_seq: 0 });
             }
-            MessageKind::Vote { pre: true, .. } => {
+            // Tell a candidate of a stale term about ours (Raft §5.1): a
+            // candidate whose term lags can otherwise never win, e.g. when
+            // it alone holds the newest log while a removed replica keeps
+            // raising everyone else's term.
+            MessageKind::Vote { pre, .. } => {
                 self.send(
                     m.from,
                     MessageKind::VoteResponse {
-                        pre: true,
+                        pre,
                         granted: false,
                     },
                 );
@@ -523,18 +597,21 @@ impl RawNode {
                 self.follow(from);
                 self.on_append(from, prev_index, prev_term, &entries, commit);
             }
-            MessageKind::Heartbeat { commit, read_seq } => {
+            MessageKind::Heartbeat {
+                commit,
+                read_seq,
+                quiesce,
+            } => {
                 self.follow(from);
                 self.log.commit_to(commit);
                 self.send(from, MessageKind::HeartbeatResponse { read_seq });
+                if quiesce {
+                    self.maybe_quiesce_follower(commit);
+                }
             }
             MessageKind::InstallSnapshot { snapshot } => {
                 self.follow(from);
-                let voters = snapshot.meta.voters.clone();
                 let index = if self.log.restore(snapshot) {
-                    if !voters.is_empty() {
-                        self.voters = voters;
-                    }
                     self.log.last_index()
                 } else {
                     self.log.committed
@@ -550,7 +627,7 @@ impl RawNode {
                 );
             }
             MessageKind::TimeoutNow => {
-                if self.role != Role::Leader {
+                if self.role != Role::Leader && self.promotable() {
                     self.campaign(Campaign::Transfer);
                 }
             }
@@ -579,7 +656,24 @@ impl RawNode {
             self.become_follower(self.term, Some(leader));
         }
         self.election_elapsed = 0;
+        self.renew_guard();
     }
+}
 
-    // ----- leader: replication -------------------------------------------------
+/// Configurations carried by a message must decode before anything is
+/// applied: they come from the network.
+fn validate_configurations(kind: &MessageKind) -> Result<(), StepError> {
+    let ok = match kind {
+        MessageKind::Append { entries, .. } => entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::ConfChange)
+            .all(|e| Membership::decode(&e.data).is_ok()),
+        MessageKind::InstallSnapshot { snapshot } => snapshot.meta.membership.validate().is_ok(),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StepError::Malformed)
+    }
 }

@@ -68,6 +68,7 @@ impl Persisted {
 
 #[cfg(test)]
 mod tests {
+    use crate::membership::Membership;
     use crate::types::{Entry, EntryKind, HardState, Persisted, Snapshot, SnapshotMeta};
 
     fn entry(index: u64, term: u64) -> Entry {
@@ -104,7 +105,7 @@ mod tests {
         let meta = SnapshotMeta {
             index: 1,
             term: 1,
-            voters: vec![1],
+            membership: Membership::new(vec![1]),
         };
         p.compact(Snapshot {
             meta,

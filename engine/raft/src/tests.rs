@@ -18,7 +18,15 @@
 //! * `partition A B | C D`: only nodes on the same side talk; `heal`
 //! * `isolate-out ID`: drop ID's outgoing messages only (asymmetric)
 //! * `crash ID` (lose unsent messages), `restart ID` (from durable state)
-//! * `status`, `log ID`, `applied ID`
+//! * `add-node ID`: start a new replica with an empty configuration (it
+//!   learns the group's configuration from the leader)
+//! * `conf ID CHANGE...`: propose a configuration change on node ID; each
+//!   change is `add N`, `remove N`, `learner N`, `promote N` or
+//!   `remove-learner N`
+//! * `status`, `log ID`, `applied ID`, `members ID`
+//! * with `cluster N lease` (election timeout 100, max clock offset 10, so
+//!   leases last 80 clock units): `clock ID|all T` sets clocks (they start
+//!   at 0), `lease-read ID CTX` reads by lease or falls back to ReadIndex
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
@@ -29,6 +37,10 @@ struct TestNode {
     node: Option<RawNode>,
     durable: Persisted,
     applied: Vec<String>,
+    /// Bootstrap voters passed in `Config::voters`.
+    bootstrap: Vec<NodeId>,
+    /// This node's clock reading.
+    clock: u64,
 }
 
 struct Cluster {
@@ -51,36 +63,49 @@ impl Cluster {
         if options.contains("window=2") {
             cfg.inflight_appends_max = 2;
         }
+        if options.contains("lease") {
+            cfg.lease = Some(LeaseConfig {
+                election_timeout: 100,
+                max_clock_offset: 10,
+            });
+        }
         let mut c = Cluster {
             nodes: BTreeMap::new(),
             cfg,
             queue: VecDeque::new(),
             cut: BTreeSet::new(),
         };
-        for id in voters {
-            c.nodes.insert(
-                id,
-                TestNode {
-                    node: None,
-                    durable: Persisted::default(),
-                    applied: Vec::new(),
-                },
-            );
-            c.start(id);
+        for &id in &voters {
+            c.add_node(id, voters.clone());
         }
         c
+    }
+
+    fn add_node(&mut self, id: NodeId, bootstrap: Vec<NodeId>) {
+        let tn = TestNode {
+            node: None,
+            durable: Persisted::default(),
+            applied: Vec::new(),
+            bootstrap,
+            clock: 0,
+        };
+        assert!(self.nodes.insert(id, tn).is_none(), "node {id} exists");
+        self.start(id);
     }
 
     fn start(&mut self, id: NodeId) {
         let mut cfg = self.cfg.clone();
         cfg.id = id;
         let tn = self.nodes.get_mut(&id).expect("node");
+        cfg.voters = tn.bootstrap.clone();
         tn.applied.clear();
         if let Some(s) = &tn.durable.snapshot {
             tn.applied = decode_applied(&s.data);
             cfg.applied = s.meta.index;
         }
-        tn.node = Some(RawNode::new(cfg, tn.durable.clone()).expect("valid state"));
+        let mut node = RawNode::new(cfg, tn.durable.clone()).expect("valid state");
+        node.set_clock(tn.clock);
+        tn.node = Some(node);
     }
 
     fn node(&mut self, id: NodeId) -> &mut RawNode {
@@ -232,18 +257,9 @@ impl Cluster {
                 let data = encode_applied(&tn.applied);
                 let node = tn.node.as_mut().expect("up");
                 match node.compact(data.clone()) {
-                    Some(index) => {
-                        let term = node.log_term(index).expect("snapshot term");
-                        let voters = node.voters().to_vec();
-                        let snap = Snapshot {
-                            meta: SnapshotMeta {
-                                index,
-                                term,
-                                voters,
-                            },
-                            data,
-                        };
-                        tn.durable.compact(snap);
+                    Some(meta) => {
+                        let index = meta.index;
+                        tn.durable.compact(Snapshot { meta, data });
                         format!("compacted to {index}\n")
                     }
                     None => "nothing to compact\n".into(),
@@ -296,9 +312,57 @@ impl Cluster {
                 format!("first={} [{}]\n", n.first_index(), entries.join(" "))
             }
             "applied" => format!("[{}]\n", self.nodes[&id(1)].applied.join(" ")),
+            "clock" => {
+                let t: u64 = args[2].parse().expect("time");
+                for (&i, tn) in self.nodes.iter_mut() {
+                    if args[1] == "all" || args[1].parse() == Ok(i) {
+                        tn.clock = t;
+                        if let Some(n) = tn.node.as_mut() {
+                            n.set_clock(t);
+                        }
+                    }
+                }
+                "ok\n".into()
+            }
+            "lease-read" => match self.node(id(1)).read(args[2].as_bytes().to_vec()) {
+                Ok(ReadPath::Lease { index }) => format!("lease read at index {index}\n"),
+                Ok(ReadPath::ReadIndex) => "read-index\n".into(),
+                Err(e) => format!("error {e:?}\n"),
+            },
+            "members" => {
+                let n = self.nodes[&id(1)].node.as_ref().expect("up");
+                format!("{}\n", n.membership())
+            }
+            "add-node" => {
+                self.add_node(id(1), Vec::new());
+                "ok\n".into()
+            }
+            "conf" => {
+                let changes = parse_conf_changes(&args[2..]);
+                match self.node(id(1)).propose_conf_change(&changes) {
+                    Ok(index) => format!("index {index}\n"),
+                    Err(e) => format!("error {e:?}\n"),
+                }
+            }
             other => panic!("unknown command {other}"),
         }
     }
+}
+
+fn parse_conf_changes(args: &[&str]) -> Vec<ConfChange> {
+    args.chunks(2)
+        .map(|pair| {
+            let id: NodeId = pair[1].parse().expect("node id");
+            match pair[0] {
+                "add" => ConfChange::AddVoter(id),
+                "remove" => ConfChange::RemoveVoter(id),
+                "learner" => ConfChange::AddLearner(id),
+                "promote" => ConfChange::PromoteLearner(id),
+                "remove-learner" => ConfChange::RemoveLearner(id),
+                other => panic!("unknown change {other}"),
+            }
+        })
+        .collect()
 }
 
 fn encode_applied(items: &[String]) -> Vec<u8> {
@@ -517,8 +581,21 @@ fn rejects_invalid_config_and_state() {
         Some(ConfigError::InvalidId)
     );
     assert_eq!(
-        RawNode::new(cfg(4, vec![1, 2]), Persisted::default()).err(),
-        Some(ConfigError::NotAVoter)
+        RawNode::new(cfg(1, vec![1, 2, 1]), Persisted::default()).err(),
+        Some(ConfigError::DuplicateVoter(1))
+    );
+    let bad_conf = Persisted {
+        entries: vec![Entry {
+            term: 1,
+            index: 1,
+            kind: EntryKind::ConfChange,
+            data: vec![1, 2, 3],
+        }],
+        ..Persisted::default()
+    };
+    assert_eq!(
+        RawNode::new(cfg(1, vec![1]), bad_conf).err(),
+        Some(ConfigError::BadMembership { index: 1 })
     );
     let gap = Persisted {
         hard_state: HardState {
@@ -577,4 +654,141 @@ fn recovers_from_entries_written_without_their_hard_state() {
         Some(3),
         "the adopted term is persisted"
     );
+}
+
+fn conf_entry(term: u64, index: u64, m: &Membership) -> Entry {
+    Entry {
+        term,
+        index,
+        kind: EntryKind::ConfChange,
+        data: m.encode(),
+    }
+}
+
+fn append_msg(from: NodeId, to: NodeId, term: u64, entries: Vec<Entry>) -> Message {
+    Message {
+        group: 0,
+        from,
+        to,
+        term,
+        kind: MessageKind::Append {
+            prev_index: 0,
+            prev_term: 0,
+            entries,
+            commit: 0,
+        },
+    }
+}
+
+#[test]
+fn truncating_a_configuration_entry_reverts_it() {
+    let mut f = RawNode::new(Config::new(2, vec![1, 2, 3], 7), Persisted::default()).expect("node");
+    let joint = Membership::new(vec![1, 2, 3])
+        .apply(&[ConfChange::AddVoter(4)])
+        .expect("valid");
+    f.step(append_msg(1, 2, 1, vec![conf_entry(1, 1, &joint)]))
+        .expect("step");
+    assert_eq!(f.membership(), &joint, "takes effect when appended");
+    let plain = Entry {
+        term: 2,
+        index: 1,
+        kind: EntryKind::Empty,
+        data: vec![],
+    };
+    f.step(append_msg(3, 2, 2, vec![plain])).expect("step");
+    assert_eq!(f.membership(), &Membership::new(vec![1, 2, 3]));
+}
+
+#[test]
+fn membership_is_recovered_from_log_and_snapshot() {
+    let joint = Membership::new(vec![1, 2, 3])
+        .apply(&[ConfChange::RemoveVoter(3)])
+        .expect("valid");
+    let state = Persisted {
+        hard_state: HardState {
+            term: 1,
+            vote: None,
+            commit: 1,
+        },
+        snapshot: None,
+        entries: vec![conf_entry(1, 1, &joint)],
+    };
+    let n = RawNode::new(Config::new(1, vec![1, 2, 3], 1), state).expect("recovers");
+    assert_eq!(n.membership(), &joint);
+    // A joining replica: no bootstrap voters, configuration from a snapshot.
+    let learner = Membership::new(vec![1, 2])
+        .apply(&[ConfChange::AddLearner(9)])
+        .expect("valid");
+    let state = Persisted {
+        hard_state: HardState {
+            term: 1,
+            vote: None,
+            commit: 5,
+        },
+        snapshot: Some(Snapshot {
+            meta: SnapshotMeta {
+                index: 5,
+                term: 1,
+                membership: learner.clone(),
+            },
+            data: vec![],
+        }),
+        entries: vec![],
+    };
+    let mut n = RawNode::new(Config::new(9, vec![], 1), state).expect("recovers");
+    assert_eq!(n.membership(), &learner);
+    for _ in 0..10 * ELECTION_TICKS_DEFAULT {
+        n.tick();
+    }
+    assert_eq!(n.role(), Role::Follower, "a learner never campaigns");
+    assert!(!n.has_ready());
+}
+
+#[test]
+fn malformed_configurations_from_the_network_are_refused() {
+    let mut f = RawNode::new(Config::new(2, vec![1, 2, 3], 7), Persisted::default()).expect("node");
+    let bad = Entry {
+        term: 1,
+        index: 1,
+        kind: EntryKind::ConfChange,
+        data: vec![1, 0],
+    };
+    assert_eq!(
+        f.step(append_msg(1, 2, 1, vec![bad])),
+        Err(StepError::Malformed)
+    );
+    assert_eq!(f.last_index(), 0);
+    assert_eq!(f.term(), 0, "nothing of the message was applied");
+}
+
+#[test]
+fn a_new_leader_changes_membership_only_after_committing_in_its_term() {
+    let mut n = RawNode::new(Config::new(1, vec![1], 7), Persisted::default()).expect("node");
+    while n.role() != Role::Leader {
+        n.tick();
+    }
+    assert_eq!(
+        n.propose_conf_change(&[ConfChange::AddLearner(2)]),
+        Err(ProposeError::ConfChange(ConfChangeError::LeaderNotReady))
+    );
+    let rd = n.ready();
+    n.on_persisted(rd.number);
+    assert_eq!(n.propose_conf_change(&[ConfChange::AddLearner(2)]), Ok(2));
+    assert_eq!(
+        n.propose_conf_change(&[ConfChange::AddVoter(3)]),
+        Err(ProposeError::ConfChange(ConfChangeError::Pending {
+            index: 2
+        }))
+    );
+    // A single voter commits alone; the learner-only change is not joint.
+    let rd = n.ready();
+    n.on_persisted(rd.number);
+    assert_eq!(n.commit_index(), 2);
+    assert_eq!(n.membership().learners, vec![2]);
+    assert_eq!(n.propose_conf_change(&[ConfChange::AddVoter(3)]), Ok(3));
+    // Joint {1} and {1,3}: node 3 has nothing, so the joint entry waits.
+    let rd = n.ready();
+    n.on_persisted(rd.number);
+    assert_eq!(n.commit_index(), 2);
+    assert!(n.membership().is_joint());
 }

@@ -5,6 +5,8 @@
 //! enums and byte vectors, so a transport or a log store can serialise it
 //! without knowing anything about the core.
 
+use crate::membership::{ConfChangeError, Membership};
+
 /// Identifier of a replica within one Raft group. `0` is never a valid id.
 pub type NodeId = u64;
 /// A Raft term. Starts at 0 and only grows.
@@ -17,9 +19,8 @@ pub type Index = u64;
 pub enum EntryKind {
     /// Application command; `data` is opaque to Raft.
     Normal,
-    /// Membership change. Reserved: this version never creates one (see
-    /// `docs/raft.md`, "Known gaps") and treats one found in a log like an
-    /// empty entry.
+    /// Membership change: `data` is the complete resulting [`Membership`],
+    /// encoded by [`Membership::encode`]. Takes effect when appended.
     ConfChange,
     /// No-op appended by a new leader to commit entries of earlier terms.
     Empty,
@@ -58,8 +59,9 @@ pub struct SnapshotMeta {
     pub index: Index,
     /// Term of that entry.
     pub term: Term,
-    /// Voting members as of `index`.
-    pub voters: Vec<NodeId>,
+    /// Configuration as of `index` (empty on a replica that joined and has
+    /// not yet seen a configuration entry).
+    pub membership: Membership,
 }
 
 /// A snapshot of the application state machine at `meta.index`. The data is
@@ -103,10 +105,13 @@ pub enum MessageKind {
         hint_index: Index,
         hint_term: Term,
     },
-    /// Leader → follower: liveness, commit index and ReadIndex round `read_seq`.
+    /// Leader → follower: liveness, commit index and ReadIndex round
+    /// `read_seq`. With `quiesce`, the group is idle: a caught-up follower
+    /// stops ticking until something happens (`node/quiesce.rs`).
     Heartbeat {
         commit: Index,
         read_seq: u64,
+        quiesce: bool,
     },
     /// Follower → leader: echoes `read_seq`.
     HeartbeatResponse {
@@ -227,6 +232,8 @@ pub enum ProposeError {
     Backpressure,
     /// The target of a transfer is not a voter or is this node.
     InvalidTarget(NodeId),
+    /// A configuration change was refused.
+    ConfChange(ConfChangeError),
 }
 
 /// Why `step` refused a message.
@@ -234,19 +241,23 @@ pub enum ProposeError {
 pub enum StepError {
     /// Message addressed to another group or replica.
     Misrouted,
-    /// Sender is not a member of this group.
+    /// Sender id is 0 or this replica's own id.
     UnknownSender(NodeId),
+    /// The message carries a configuration that does not decode (a
+    /// `ConfChange` entry or a snapshot's membership).
+    Malformed,
 }
 
 /// Why a `Config` or `Persisted` state was rejected at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     InvalidId,
-    NotAVoter,
-    NoVoters,
+    /// `Config::voters` lists a node twice.
     DuplicateVoter(NodeId),
     InvalidTicks,
     InvalidLimits,
+    /// `2 * max_clock_offset` must be below the lease's election timeout.
+    InvalidLease,
     /// Persisted entries are not contiguous after the snapshot.
     LogGap {
         expected: Index,
@@ -259,6 +270,11 @@ pub enum ConfigError {
     },
     /// Persisted entry terms decrease.
     BadTerms,
+    /// A persisted `ConfChange` entry (or the snapshot's membership) does
+    /// not decode.
+    BadMembership {
+        index: Index,
+    },
 }
 
 impl std::fmt::Display for Entry {
@@ -275,7 +291,10 @@ impl std::fmt::Display for Entry {
                     .take(16)
                     .try_for_each(|b| write!(f, "{b:02x}"))
             }
-            EntryKind::ConfChange => write!(f, ":conf"),
+            EntryKind::ConfChange => match Membership::decode(&self.data) {
+                Ok(m) => write!(f, ":conf({m})"),
+                Err(_) => write!(f, ":conf(malformed)"),
+            },
             EntryKind::Empty => Ok(()),
         }
     }
@@ -318,8 +337,16 @@ impl std::fmt::Display for Message {
             } => {
                 write!(f, " reject={index} hint={hint_index}@{hint_term}")
             }
-            MessageKind::Heartbeat { commit, read_seq } => {
-                write!(f, " commit={commit} seq={read_seq}")
+            MessageKind::Heartbeat {
+                commit,
+                read_seq,
+                quiesce,
+            } => {
+                write!(f, " commit={commit} seq={read_seq}")?;
+                if *quiesce {
+                    write!(f, " quiesce")?;
+                }
+                Ok(())
             }
             MessageKind::HeartbeatResponse { read_seq } => write!(f, " seq={read_seq}"),
             MessageKind::Vote {

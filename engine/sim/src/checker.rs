@@ -7,11 +7,15 @@
 //! * State machine safety: no two replicas apply different entries at one
 //!   index.
 //! * Durability: every committed entry is held by a quorum of *durable*
-//!   stores (log or snapshot), so no crash pattern can lose it.
+//!   stores (log or snapshot), so no crash pattern can lose it. The quorum
+//!   is that of the configuration the committing leader counted with (its
+//!   latest appended one when the checker first sees the commit: a
+//!   configuration takes effect when appended, so entries before a new
+//!   configuration entry may be committed by the new voters alone).
 
 use std::collections::BTreeMap;
 
-use teller_raft::{Entry, EntryKind, Index, NodeId, Persisted, RawNode, Term};
+use teller_raft::{Entry, EntryKind, Index, Membership, NodeId, Persisted, RawNode, Term};
 
 /// Identity and payload of one log entry as first observed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,12 +25,14 @@ struct EntryFingerprint {
     data: Vec<u8>,
 }
 
-#[derive(Default)]
 pub struct Checker {
     leaders: BTreeMap<Term, NodeId>,
     entries: BTreeMap<(Index, Term), EntryFingerprint>,
-    /// Index -> term of every entry some node has reported committed.
-    committed: BTreeMap<Index, Term>,
+    /// Index -> (term, configuration it was committed under, as an index
+    /// into `confs`) of every entry some node has reported committed.
+    committed: BTreeMap<Index, (Term, usize)>,
+    /// Configurations that committed entries, in order of first use.
+    confs: Vec<Membership>,
     /// Index -> (term, payload) of every entry some node applied.
     applied: BTreeMap<Index, (Term, Vec<u8>)>,
     /// Per node: the commit index already folded into `committed`.
@@ -34,11 +40,32 @@ pub struct Checker {
     /// Committed entries up to here are covered by a quorum of durable
     /// snapshots.
     durable_floor: Index,
+    /// The configuration as of the highest commit index seen on any node.
+    conf_committed: (Index, Membership),
 }
 
 pub type Violation = String;
 
 impl Checker {
+    /// A checker for a group founded with `voters`.
+    pub fn new(voters: Vec<NodeId>) -> Checker {
+        Checker {
+            leaders: BTreeMap::new(),
+            entries: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            confs: Vec::new(),
+            applied: BTreeMap::new(),
+            commit_seen: BTreeMap::new(),
+            durable_floor: 0,
+            conf_committed: (0, Membership::new(voters)),
+        }
+    }
+
+    /// The latest committed configuration seen.
+    pub fn committed_membership(&self) -> &Membership {
+        &self.conf_committed.1
+    }
+
     /// A node handed out `entries` to persist: they are now in its log.
     pub fn on_log_entries(&mut self, node: &RawNode, entries: &[Entry]) -> Result<(), Violation> {
         for e in entries {
@@ -107,19 +134,43 @@ impl Checker {
         for index in (seen + 1).max(node.first_index())..=commit {
             let term = node.log_term(index).expect("committed entry in log");
             match self.committed.get(&index) {
-                Some(&t) if t != term => {
+                Some(&(t, _)) if t != term => {
                     return Err(format!(
                         "commit safety: node {id} committed {index}@{term}, elsewhere {index}@{t}"
                     ));
                 }
                 Some(_) => {}
                 None => {
-                    self.committed.insert(index, term);
+                    let conf = self.conf_id(node);
+                    self.committed.insert(index, (term, conf));
                 }
             }
         }
         self.commit_seen.insert(id, commit.max(seen));
+        if commit > self.conf_committed.0 {
+            self.conf_committed.0 = commit;
+            let m = node.committed_membership();
+            if *m != self.conf_committed.1 {
+                self.conf_committed.1 = m.clone();
+            }
+        }
         Ok(())
+    }
+
+    /// The configuration a commit first seen on `node` was counted with: a
+    /// leader's current one (commits are first seen on the leader, since
+    /// the simulator checks a node before it compacts); otherwise, as a
+    /// fallback, the node's latest committed one.
+    fn conf_id(&mut self, node: &RawNode) -> usize {
+        let m = if node.role() == teller_raft::Role::Leader {
+            node.membership()
+        } else {
+            node.committed_membership()
+        };
+        if self.confs.last() != Some(m) {
+            self.confs.push(m.clone());
+        }
+        self.confs.len() - 1
     }
 
     /// A node restarted: its commit index restarts from its durable state.
@@ -128,7 +179,7 @@ impl Checker {
     }
 
     fn check_leader_completeness(&self, leader: &RawNode) -> Result<(), Violation> {
-        for (&index, &term) in self.committed.range(leader.first_index()..) {
+        for (&index, &(term, _)) in self.committed.range(leader.first_index()..) {
             if leader.log_term(index) != Some(term) {
                 return Err(format!(
                     "leader completeness: leader {} of term {} lacks committed {index}@{term}",
@@ -145,22 +196,34 @@ impl Checker {
         Ok(())
     }
 
-    /// Every committed entry is durable on a quorum.
-    pub fn check_durability(&mut self, stores: &[&Persisted]) -> Result<(), Violation> {
-        let quorum = stores.len() / 2 + 1;
-        // Durable snapshots only move forward, so entries covered by a quorum
-        // of them stay safe for good: check only what lies above.
-        let mut snaps: Vec<Index> = stores
-            .iter()
-            .map(|p| p.snapshot.as_ref().map_or(0, |s| s.meta.index))
-            .collect();
-        snaps.sort_unstable_by(|a, b| b.cmp(a));
-        self.durable_floor = self.durable_floor.max(snaps[quorum - 1]);
-        for (&index, &term) in self.committed.range(self.durable_floor + 1..) {
-            let holders = stores.iter().filter(|p| holds(p, index, term)).count();
-            if holders < quorum {
+    /// Every committed entry is durable on a quorum of the configuration
+    /// that committed it. `all` holds every node's durable store.
+    pub fn check_durability(&mut self, all: &[(NodeId, &Persisted)]) -> Result<(), Violation> {
+        // Durable snapshots only move forward, so entries covered by a
+        // quorum of them stay safe for good: skip past those once.
+        let snapshot_index = |id: NodeId| {
+            all.iter()
+                .find(|(n, _)| *n == id)
+                .and_then(|(_, p)| p.snapshot.as_ref())
+                .map_or(0, |s| s.meta.index)
+        };
+        while let Some((&index, &(_, conf))) = self.committed.range(self.durable_floor + 1..).next()
+        {
+            if !quorum_holds(&self.confs[conf], |id| snapshot_index(id) >= index) {
+                break;
+            }
+            self.durable_floor = index;
+        }
+        for (&index, &(term, conf)) in self.committed.range(self.durable_floor + 1..) {
+            let holds_it = |id: NodeId| {
+                all.iter()
+                    .find(|(n, _)| *n == id)
+                    .is_some_and(|(_, p)| holds(p, index, term))
+            };
+            if !quorum_holds(&self.confs[conf], holds_it) {
                 return Err(format!(
-                    "durability: committed {index}@{term} is durable on {holders} stores only"
+                    "durability: committed {index}@{term} is not durable on a quorum of {}",
+                    self.confs[conf]
                 ));
             }
         }
@@ -174,6 +237,13 @@ impl Checker {
     pub fn committed_count(&self) -> usize {
         self.committed.len()
     }
+}
+
+/// Do the nodes for which `yes` holds form a quorum of `m` (a majority of
+/// both voter sets while joint)?
+fn quorum_holds(m: &Membership, yes: impl Fn(NodeId) -> bool) -> bool {
+    let majority = |ids: &[NodeId]| ids.iter().filter(|&&id| yes(id)).count() > ids.len() / 2;
+    majority(&m.voters) && (!m.is_joint() || majority(&m.outgoing))
 }
 
 fn holds(p: &Persisted, index: Index, term: Term) -> bool {

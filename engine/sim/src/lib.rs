@@ -5,8 +5,9 @@
 //! simulated network (delay, loss, duplication, reordering, symmetric and
 //! asymmetric partitions), simulated disks (asynchronous fsync; a crash
 //! loses unacknowledged writes, or keeps a prefix of them) and skewed,
-//! jittery clocks. Clients append to a replicated list with retries and
-//! issue ReadIndex reads. After every event the [`checker`] verifies the
+//! jittery clocks with bounded offsets and jumps. Clients append to a
+//! replicated list with retries and issue reads, served from the leader's
+//! lease or by ReadIndex. After every event the [`checker`] verifies the
 //! Raft safety properties; at the end every replica must hold the same list
 //! containing every acknowledged append exactly once.
 //!
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod checker;
+pub mod multi;
 pub mod profile;
 pub mod rng;
 mod sim;
@@ -23,6 +25,32 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use profile::{Knobs, Profile};
+
+/// One `multi` profile seed: knobs drawn from the seed, the load phase
+/// scaled from `fault_phase_ticks`.
+fn run_multi_seed(seed: u64, opts: &RunOptions) -> (Result<Stats, String>, Vec<String>) {
+    let mut rng = rng::Rng::new(seed ^ MULTI_SEED_SALT);
+    let mut mo = multi::MultiOptions::sweep(&mut rng);
+    mo.load_us = opts.fault_phase_ticks * multi::TICK_US / MULTI_LOAD_TICKS_DIVISOR;
+    mo.trace = opts.trace;
+    let (groups, nodes) = (mo.groups, mo.nodes);
+    let (outcome, trace) = multi::run_multi(seed, mo);
+    let outcome = outcome.map(|r| Stats {
+        nodes,
+        groups,
+        events: r.events,
+        acked_appends: r.acked,
+        crashes: r.crashes,
+        ..Stats::default()
+    });
+    (outcome, trace)
+}
+
+/// Keeps the `multi` profile's knob stream apart from its run's stream.
+const MULTI_SEED_SALT: u64 = 0x6d75_6c74_6921;
+/// The `multi` load phase lasts `fault_phase_ticks / 5` shard ticks (a
+/// multi-raft tick is 50 ms of simulated time).
+const MULTI_LOAD_TICKS_DIVISOR: u64 = 5;
 
 /// Counters of one run.
 #[derive(Clone, Debug, Default)]
@@ -34,10 +62,15 @@ pub struct Stats {
     pub dropped: u64,
     pub acked_appends: u64,
     pub reads_served: u64,
+    /// Reads served from a leader lease (included in `reads_served`).
+    pub lease_reads: u64,
+    pub clock_jumps: u64,
     pub crashes: u64,
     pub partitions: u64,
     pub snapshots_sent: u64,
     pub transfers: u64,
+    /// Membership changes accepted by a leader.
+    pub conf_changes: u64,
     pub leaders: u64,
     pub max_term: u64,
     pub committed: u64,
@@ -75,6 +108,10 @@ pub struct RunOptions {
     pub trace: bool,
     /// Length of the fault phase in ticks (the run adds a settle phase).
     pub fault_phase_ticks: u64,
+    /// Break the clock bound on purpose: leases on, and clock offsets (and
+    /// jumps) far beyond the configured maximum. For the test that shows
+    /// the bound is what lease reads rely on; such runs may fail.
+    pub clock_offset_violation: bool,
 }
 
 impl Default for RunOptions {
@@ -82,6 +119,7 @@ impl Default for RunOptions {
         RunOptions {
             trace: false,
             fault_phase_ticks: profile::FAULT_PHASE_TICKS_DEFAULT,
+            clock_offset_violation: false,
         }
     }
 }
@@ -104,20 +142,29 @@ pub fn run_seed_traced(
     profile: Profile,
     opts: &RunOptions,
 ) -> (Result<Stats, Failure>, Vec<String>) {
-    let mut sim = sim::Sim::new(seed, profile, opts);
-    let outcome = catch_unwind(AssertUnwindSafe(|| sim.run()));
-    let trace = sim.trace.take().unwrap_or_default();
+    let (outcome, trace) = if profile == Profile::Multi {
+        run_multi_seed(seed, opts)
+    } else {
+        let mut sim = sim::Sim::new(seed, profile, opts);
+        let outcome = catch_unwind(AssertUnwindSafe(|| sim.run()));
+        let trace = sim.trace.take().unwrap_or_default();
+        let outcome = match outcome {
+            Ok(Ok(())) => Ok(sim.stats.clone()),
+            Ok(Err(violation)) => Err(violation),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(format!("panic: {msg}"))
+            }
+        };
+        (outcome, trace)
+    };
     let reason = match outcome {
-        Ok(Ok(())) => return (Ok(sim.stats.clone()), trace),
-        Ok(Err(violation)) => violation,
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            format!("panic: {msg}")
-        }
+        Ok(stats) => return (Ok(stats), trace),
+        Err(reason) => reason,
     };
     let failure = Failure {
         seed,

@@ -1,9 +1,11 @@
 //! `teller-sim`: run simulator seeds.
 //!
 //! ```text
-//! teller-sim [--profile calm|faults] [--trace] [--ticks T] (--seed N | --seeds A..B | --seeds N)
+//! teller-sim [--profile calm|faults] [--trace] [--ticks T] [--violate-clock-bound] (--seed N | --seeds A..B | --seeds N)
 //! ```
 //! `--ticks` sets the length of the fault phase (default 1500 ticks).
+//! `--violate-clock-bound` lets clock offsets exceed the configured maximum
+//! (leases on): lease reads may then be stale, and the checker should say so.
 //! `--seeds N` runs seeds `0..N`. Prints a pass/fail summary and, for each
 //! failing seed, the command that replays it. With `--trace`, prints the
 //! event trace of a single seed, or of every failing seed of a sweep.
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 use teller_sim::{run_seed_traced, Profile, RunOptions};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: teller-sim [--profile calm|faults] [--trace] [--ticks T] (--seed N | --seeds A..B | --seeds N)");
+    eprintln!("usage: teller-sim [--profile calm|faults] [--trace] [--ticks T] [--violate-clock-bound] (--seed N | --seeds A..B | --seeds N)");
     ExitCode::from(2)
 }
 
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     while i < args.len() {
         match args[i].as_str() {
             "--trace" => opts.trace = true,
+            "--violate-clock-bound" => opts.clock_offset_violation = true,
             "--ticks" => {
                 i += 1;
                 match args.get(i).and_then(|s| s.parse::<u64>().ok()) {
@@ -84,10 +87,12 @@ fn main() -> ExitCode {
                 totals.events += stats.events;
                 totals.acked_appends += stats.acked_appends;
                 totals.reads_served += stats.reads_served;
+                totals.lease_reads += stats.lease_reads;
                 totals.crashes += stats.crashes;
                 totals.partitions += stats.partitions;
                 totals.snapshots_sent += stats.snapshots_sent;
                 totals.transfers += stats.transfers;
+                totals.conf_changes += stats.conf_changes;
                 totals.leaders += stats.leaders;
                 if single {
                     println!("{stats:?}");
@@ -105,16 +110,18 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "profile {}: {passed} passed, {} failed (seeds {lo}..{hi}); totals: {} events, {} acked appends, {} reads, {} crashes, {} partitions, {} snapshots, {} transfers, {} leaders",
+        "profile {}: {passed} passed, {} failed (seeds {lo}..{hi}); totals: {} events, {} acked appends, {} reads ({} by lease), {} crashes, {} partitions, {} snapshots, {} transfers, {} conf changes, {} leaders",
         profile.name(),
         failed.len(),
         totals.events,
         totals.acked_appends,
         totals.reads_served,
+        totals.lease_reads,
         totals.crashes,
         totals.partitions,
         totals.snapshots_sent,
         totals.transfers,
+        totals.conf_changes,
         totals.leaders
     );
     if !failed.is_empty() {

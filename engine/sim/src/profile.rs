@@ -10,8 +10,12 @@ pub enum Profile {
     /// Random delays and reordering only.
     Calm,
     /// Crashes (with torn pending writes), symmetric and asymmetric
-    /// partitions, loss, duplication, long delays, clock skew.
+    /// partitions, loss, duplication, long delays, clock skew, and
+    /// membership churn (adding, removing and promoting replicas).
     Faults,
+    /// The multi-raft host (`multi.rs`): 1-24 ranges per shard with
+    /// quiescence, crashes that lose unsynced passes, isolation, loss.
+    Multi,
 }
 
 impl Profile {
@@ -19,6 +23,7 @@ impl Profile {
         match s {
             "calm" => Some(Profile::Calm),
             "faults" => Some(Profile::Faults),
+            "multi" => Some(Profile::Multi),
             _ => None,
         }
     }
@@ -27,6 +32,7 @@ impl Profile {
         match self {
             Profile::Calm => "calm",
             Profile::Faults => "faults",
+            Profile::Multi => "multi",
         }
     }
 }
@@ -34,7 +40,21 @@ impl Profile {
 /// Everything tunable about one run, drawn from the seed.
 #[derive(Clone, Debug)]
 pub struct Knobs {
+    /// Founding voters of every group (node ids `1..=nodes`).
     pub nodes: u64,
+    /// Further nodes (ids after the founders) that start outside every
+    /// group, with an empty configuration, until churn adds them.
+    pub spare_nodes: u64,
+    /// Mean units between membership changes (0 = none).
+    pub churn_interval: u64,
+    /// Leader leases on (reads without a message round when valid).
+    pub lease: bool,
+    /// The configured maximum clock offset between two nodes, in units;
+    /// node clocks stay within it (offsets in `[0, bound]`) unless a run
+    /// violates it on purpose.
+    pub clock_offset_max: u64,
+    /// Mean units between clock jumps of a random node (0 = none).
+    pub clock_jump_interval: u64,
     /// Raft groups, each with a replica on every node.
     pub groups: usize,
     pub loss_ppm: u32,
@@ -85,7 +105,7 @@ impl Knobs {
     pub fn draw(profile: Profile, fault_phase_ticks: u64, rng: &mut Rng) -> Knobs {
         let faults = profile == Profile::Faults;
         let faults_end = fault_phase_ticks * TICK_UNITS;
-        Knobs {
+        let mut knobs = Knobs {
             nodes: if rng.flip() { 3 } else { 5 },
             groups: if rng.flip() {
                 1
@@ -137,6 +157,27 @@ impl Knobs {
             },
             clients_end: faults_end + CLIENT_TAIL_TICKS * TICK_UNITS,
             end: faults_end + (CLIENT_TAIL_TICKS + SETTLE_TICKS) * TICK_UNITS,
+            spare_nodes: 0,
+            churn_interval: 0,
+            lease: false,
+            clock_offset_max: 0,
+            clock_jump_interval: 0,
+        };
+        // Drawn last so that the knobs above keep their per-seed values.
+        if faults && rng.below(4) != 0 {
+            knobs.spare_nodes = rng.range(0, 2);
+            knobs.churn_interval = rng.range(20, 150) * TICK_UNITS;
         }
+        knobs.lease = rng.below(4) != 0;
+        knobs.clock_offset_max = rng.range(0, if faults { 2 } else { 1 } * TICK_UNITS);
+        if faults {
+            knobs.clock_jump_interval = rng.range(20, 200) * TICK_UNITS;
+        }
+        knobs
+    }
+
+    /// Every node id of the run: founders, then spares.
+    pub fn total_nodes(&self) -> u64 {
+        self.nodes + self.spare_nodes
     }
 }

@@ -5,8 +5,17 @@
 //! that version it is used as is, otherwise the transaction loads the
 //! catalog from the system tables at its own snapshot and, having changed
 //! nothing, offers it to the cache. The cache only moves forward.
+//!
+//! Statements are bound at Parse, before any transaction exists, against the
+//! newest catalog the cache holds. So that a table created through one shard
+//! is visible at the next Parse on every other shard, a session that commits
+//! DDL announces the new version to all shards ([`crate::Host::
+//! catalog_changed`]) before it answers its client; a shard whose cache is
+//! older than the newest announced version ([`CatalogCache::is_stale`])
+//! reloads it before the next Parse ([`teller_net::session::Session::
+//! refresh`]). The per-transaction version check stays the safety net.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use teller_net::PgResult;
@@ -18,6 +27,8 @@ use crate::kv::{Batch, KvTxn};
 #[derive(Debug, Default)]
 pub struct CatalogCache {
     latest: RefCell<Option<Rc<Catalog>>>,
+    /// The newest version announced by a shard that committed DDL.
+    announced: Cell<u64>,
 }
 
 impl CatalogCache {
@@ -38,6 +49,19 @@ impl CatalogCache {
     pub fn get(&self, version: u64) -> Option<Rc<Catalog>> {
         let latest = self.latest.borrow();
         latest.as_ref().filter(|c| c.version == version).cloned()
+    }
+
+    /// Records that DDL committed catalog `version` somewhere in the node.
+    pub fn announce(&self, version: u64) {
+        if version > self.announced.get() {
+            self.announced.set(version);
+        }
+    }
+
+    /// Whether a newer catalog than the one held has been announced.
+    pub fn is_stale(&self) -> bool {
+        let held = self.latest.borrow().as_ref().map_or(0, |c| c.version);
+        held < self.announced.get()
     }
 
     /// Offers a committed catalog; kept if newer than the one held.

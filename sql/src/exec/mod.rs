@@ -118,6 +118,8 @@ pub struct Env<'a> {
     pub shard_id: usize,
     /// Seconds of `pg_sleep` requested.
     pub sleep: Cell<f64>,
+    /// The session's seeded generator (`random()`, `gen_random_uuid()`).
+    pub rng: &'a RefCell<rand::rngs::StdRng>,
 }
 
 /// The results of one subquery for one row: its first column's values.
@@ -252,6 +254,10 @@ impl EvalContext for RowEnv<'_> {
     }
     fn request_sleep(&self, seconds: f64) {
         self.env.sleep.set(self.env.sleep.get() + seconds);
+    }
+    fn random_u64(&self) -> PgResult<u64> {
+        use rand::RngCore;
+        Ok(self.env.rng.borrow_mut().next_u64())
     }
     fn column(&self, index: usize) -> Option<&Value> {
         self.row.get(index)

@@ -29,7 +29,9 @@ pub(crate) mod dma;
 mod sim;
 
 pub use aligned::AlignedBuf;
-pub use dma::{probe_device, DmaDisk, DmaDiskFile, DMA_IO_CHUNK_BYTES, PROBE_FILE_NAME};
+pub use dma::{
+    probe_device, DmaDisk, DmaDiskFile, DMA_CHUNKS_IN_FLIGHT, DMA_IO_CHUNK_BYTES, PROBE_FILE_NAME,
+};
 pub use sim::{Fault, SimDisk, SimDiskFile, SimDiskOptions};
 
 use std::fmt;
@@ -89,6 +91,41 @@ impl DiskError {
         }
     }
 
+    /// A copy of this error for another waiter (`io::Error` is not `Clone`):
+    /// same variant, same errno when there is one.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            DiskError::NotFound(p) => DiskError::NotFound(p.clone()),
+            DiskError::AlreadyExists(p) => DiskError::AlreadyExists(p.clone()),
+            DiskError::NoSpace => DiskError::NoSpace,
+            DiskError::ShortRead {
+                offset,
+                len,
+                file_len,
+            } => DiskError::ShortRead {
+                offset: *offset,
+                len: *len,
+                file_len: *file_len,
+            },
+            DiskError::ShortWrite {
+                offset,
+                len,
+                written,
+            } => DiskError::ShortWrite {
+                offset: *offset,
+                len: *len,
+                written: *written,
+            },
+            DiskError::Io { op, source } => DiskError::Io {
+                op,
+                source: match source.raw_os_error() {
+                    Some(errno) => std::io::Error::from_raw_os_error(errno),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+        }
+    }
+
     fn from_io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
         match source.raw_os_error() {
             Some(libc::ENOENT) => DiskError::NotFound(path.to_path_buf()),
@@ -130,10 +167,11 @@ impl fmt::Display for DiskError {
 impl std::error::Error for DiskError {}
 
 /// A file system of one shard. See the module docs for the durability contract.
+/// Handles are cheap to clone and share the same disk.
 // The futures are deliberately `!Send` (thread-per-core); the trait is used through
 // generics only, so the missing `Send` bound the lint warns about is intended.
 #[allow(async_fn_in_trait)]
-pub trait Disk {
+pub trait Disk: Clone {
     type File: DiskFile;
 
     /// Opens (or creates) a file for reading and writing.

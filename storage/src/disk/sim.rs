@@ -16,7 +16,8 @@
 //! operation fails with EIO, or every write/allocate/create with ENOSPC, until
 //! [`SimDisk::clear_fault`] or a crash.
 //!
-//! Every future completes at once: drive them with `futures_lite::future::block_on`.
+//! Every future completes at once (unless [`SimDisk::set_sync_yields`] asks syncs
+//! to yield): drive them with `futures_lite::future::block_on`.
 //!
 //! [`DmaDisk`]: super::DmaDisk
 
@@ -104,6 +105,8 @@ struct State {
     countdown: Option<(u64, Fault)>,
     failing: Option<Fault>,
     ops: u64,
+    /// Times each `sync` yields to the executor before completing.
+    sync_yields: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -210,6 +213,7 @@ impl SimDisk {
             countdown: None,
             failing: None,
             ops: 0,
+            sync_yields: 0,
         };
         SimDisk {
             state: Rc::new(RefCell::new(state)),
@@ -233,6 +237,13 @@ impl SimDisk {
         let mut s = self.state.borrow_mut();
         s.countdown = None;
         s.failing = None;
+    }
+
+    /// Makes every `sync` yield `n` times before it completes, as a real fsync
+    /// suspends its task: concurrent tasks (e.g. writers joining a group commit)
+    /// then interleave with it.
+    pub fn set_sync_yields(&self, n: u32) {
+        self.state.borrow_mut().sync_yields = n;
     }
 
     /// Operations performed so far (each `Disk`/`DiskFile` call counts one).
@@ -395,6 +406,10 @@ impl DiskFile for SimDiskFile {
     }
 
     async fn sync(&self) -> Result<(), DiskError> {
+        let yields = self.state.borrow().sync_yields;
+        for _ in 0..yields {
+            crate::sync::yield_now().await;
+        }
         let mut s = self.state.borrow_mut();
         s.check("sync", OpKind::Sync)?;
         let inode = s.inode(self.inode);

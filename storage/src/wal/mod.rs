@@ -451,6 +451,15 @@ impl<D: Disk> Wal<D> {
         Ok(())
     }
 
+    /// The largest payload `append` accepts into an empty batch.
+    pub fn record_payload_max(&self) -> usize {
+        let batch_room = self
+            .config
+            .batch_bytes_max
+            .saturating_sub(HEADER_BYTES + 2 * BLOCK_SIZE);
+        self.config.payload_max().min(batch_room)
+    }
+
     /// Bytes left in the active segment (a hint for when to call `prepare_spare`).
     pub fn active_segment_free_bytes(&self) -> u64 {
         self.config.segment_bytes.saturating_sub(self.tail)

@@ -1,6 +1,7 @@
 //! Elections (Raft §5.2, PreVote, leadership transfer): role transitions,
 //! campaigns and vote counting.
 
+use crate::membership::VoteResult;
 use crate::progress::{Progress, ProgressState};
 use crate::types::{Entry, EntryKind, Index, MessageKind, NodeId, ProposeError, Role, Term};
 
@@ -15,13 +16,6 @@ pub(super) enum Campaign {
     Election,
     /// Election ordered by the leader (`TimeoutNow`); bypasses leases.
     Transfer,
-}
-
-/// Outcome of counting votes.
-pub(super) enum Tally {
-    Won,
-    Lost,
-    Pending,
 }
 
 impl RawNode {
@@ -70,7 +64,11 @@ impl RawNode {
         self.reset_role_state();
         self.election_elapsed = 0;
         let next = self.log.last_index() + 1;
-        for &id in self.voters.iter().filter(|&&v| v != self.cfg.id) {
+        for id in self
+            .tracked_members()
+            .into_iter()
+            .filter(|&v| v != self.cfg.id)
+        {
             let mut pr = Progress::new(next, self.cfg.inflight_appends_max);
             pr.recent_active = true;
             self.progress.insert(id, pr);
@@ -95,16 +93,16 @@ impl RawNode {
         }
         let transfer = kind == Campaign::Transfer;
         let pre = self.role == Role::PreCandidate;
-        if let Tally::Won = self.tally() {
+        if self.membership.tally(&self.votes) == VoteResult::Won {
             self.on_election_won(pre);
             return;
         }
         let term = if pre { self.term + 1 } else { self.term };
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         let peers: Vec<NodeId> = self
-            .voters
-            .iter()
-            .copied()
+            .membership
+            .all_voters()
+            .into_iter()
             .filter(|&v| v != self.cfg.id)
             .collect();
         for to in peers {
@@ -126,18 +124,6 @@ impl RawNode {
             self.campaign(Campaign::Election);
         } else {
             self.become_leader();
-        }
-    }
-
-    pub(super) fn tally(&self) -> Tally {
-        let granted = self.votes.values().filter(|&&g| g).count();
-        let rejected = self.votes.len() - granted;
-        if granted >= self.quorum() {
-            Tally::Won
-        } else if rejected > self.voters.len() - self.quorum() {
-            Tally::Lost
-        } else {
-            Tally::Pending
         }
     }
 
@@ -171,10 +157,10 @@ impl RawNode {
             return;
         }
         self.votes.entry(from).or_insert(granted);
-        match self.tally() {
-            Tally::Won => self.on_election_won(pre),
-            Tally::Lost => self.become_follower(self.term, None),
-            Tally::Pending => {}
+        match self.membership.tally(&self.votes) {
+            VoteResult::Won => self.on_election_won(pre),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
     }
 
@@ -187,11 +173,13 @@ impl RawNode {
                 leader: self.leader,
             });
         }
-        if target == self.cfg.id || !self.is_voter(target) {
+        if target == self.cfg.id || !self.membership.voters.contains(&target) {
             return Err(ProposeError::InvalidTarget(target));
         }
+        self.unquiesce();
         if self.transfer.map(|(t, _)| t) != Some(target) {
             self.transfer = Some((target, 0));
+            self.revoke_lease();
             if self.progress[&target].matched == self.log.last_index() {
                 self.send(target, MessageKind::TimeoutNow);
             } else {

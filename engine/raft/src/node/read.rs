@@ -28,6 +28,7 @@ impl RawNode {
         if self.reads_waiting.len() + self.reads_blocked.len() >= READS_PENDING_MAX {
             return Err(ProposeError::Backpressure);
         }
+        self.unquiesce();
         if self.log.term(self.log.committed) != Some(self.term) {
             self.reads_blocked.push(ctx);
         } else {
@@ -39,7 +40,8 @@ impl RawNode {
 
     pub(super) fn start_read(&mut self, ctx: Vec<u8>) {
         let index = self.log.committed;
-        if self.voters.len() == 1 {
+        let me = self.cfg.id;
+        if self.membership.has_quorum(|id| id == me) {
             self.reads_ready.push(ReadState { index, ctx });
             return;
         }
@@ -53,15 +55,17 @@ impl RawNode {
     }
 
     pub(super) fn release_reads(&mut self) {
-        let quorum = self.quorum();
+        let me = self.cfg.id;
         let mut released = 0;
         for read in &self.reads_waiting {
-            let acks = 1 + self
-                .progress
-                .values()
-                .filter(|p| p.read_seq_acked >= read.seq)
-                .count();
-            if acks < quorum {
+            let confirmed = self.membership.has_quorum(|id| {
+                id == me
+                    || self
+                        .progress
+                        .get(&id)
+                        .is_some_and(|p| p.read_seq_acked >= read.seq)
+            });
+            if !confirmed {
                 break;
             }
             released += 1;

@@ -53,6 +53,7 @@ impl RawNode {
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
+        self.note_round();
         let peers: Vec<(NodeId, Index)> = self
             .progress
             .iter()
@@ -65,6 +66,7 @@ impl RawNode {
                 MessageKind::Heartbeat {
                     commit,
                     read_seq: self.read_seq,
+                    quiesce: false,
                 },
             );
         }
@@ -165,7 +167,10 @@ impl RawNode {
         hint_index: Index,
         hint_term: Term,
     ) {
-        self.progress.get_mut(&from).expect("peer").recent_active = true;
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return; // not (or no longer) a member
+        };
+        pr.recent_active = true;
         if reject {
             let probe = if hint_term > 0 {
                 self.log.find_conflict_by_term(hint_index, hint_term).0
@@ -204,7 +209,9 @@ impl RawNode {
 
     pub(super) fn on_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
         let last = self.log.last_index();
-        let pr = self.progress.get_mut(&from).expect("peer");
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return; // not (or no longer) a member
+        };
         pr.recent_active = true;
         pr.read_seq_acked = pr.read_seq_acked.max(read_seq);
         match pr.state {
@@ -224,6 +231,7 @@ impl RawNode {
         if self.progress[&from].matched < last {
             self.send_append(from, true);
         }
+        self.confirm_lease();
         self.release_reads();
     }
 
@@ -231,19 +239,18 @@ impl RawNode {
     /// if that entry is from the current term (Raft §5.4.2).
     pub(super) fn maybe_commit(&mut self) -> bool {
         assert_eq!(self.role, Role::Leader);
-        let mut matched: Vec<Index> = self
-            .voters
-            .iter()
-            .map(|v| {
-                if *v == self.cfg.id {
-                    self.log.persisted
-                } else {
-                    self.progress[v].matched
-                }
-            })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let index = matched[self.quorum() - 1];
+        let (me, persisted) = (self.cfg.id, self.log.persisted);
+        let progress = &self.progress;
+        // While a configuration entry is in the log but not yet adopted by
+        // `sync_membership` (within one input), `self.membership` is the
+        // older, joint-or-stricter configuration: counting with it is safe.
+        let index = self.membership.committed_index(|id| {
+            if id == me {
+                persisted
+            } else {
+                progress.get(&id).map_or(0, |p| p.matched)
+            }
+        });
         if index <= self.log.committed || self.log.term(index) != Some(self.term) {
             return false;
         }
@@ -265,6 +272,7 @@ impl RawNode {
                 self.start_read(ctx);
             }
         }
+        self.maybe_leave_joint();
         true
     }
 }

@@ -1,0 +1,767 @@
+//! A store: the ranges one shard serves, over the shard's engine, with the
+//! shard's clock.
+//!
+//! [`Store::execute`] runs one [`RangeBatch`]:
+//! 1. advance the clock by the sender's timestamp;
+//! 2. take the batch's latches, evaluate ([`crate::eval`]), and on success
+//!    apply the write batch and record the reads in the timestamp cache
+//!    before releasing the latches;
+//! 3. on a conflict, release the latches and deal with it, then evaluate
+//!    again:
+//!    - a **read** that met an intent pushes the writer's timestamp through
+//!      its record and moves (or resolves) the intent;
+//!    - a **write or locking read** that met a lock queues in the lock table,
+//!      checks the holder through its record (resolving the lock if the
+//!      holder is finished or expired), records a waits-for edge at its own
+//!      record's range and follows the chain of edges; if the chain leads
+//!      back to it, it is the **deadlock** victim (`40P01`). Otherwise it
+//!      waits for the lock to change, re-checking liveness and deadlock every
+//!      `liveness_interval`, until the lock timeout (`55P03`).
+//!
+//! Deadlock detection is bounded in time: the edge that closes a cycle is
+//! registered after all others, and its probe runs right after, so it sees
+//! the cycle at once; any missed race is caught at the next liveness
+//! re-check.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::api::{
+    BatchHeader, PushKind, RangeBatch, RangeBatchResponse, RangeRequest, RangeResponse, Resolution,
+    WaitPolicy,
+};
+use crate::config::{KvConfig, DEADLOCK_PROBE_HOPS_MAX};
+use crate::engine::{Engine, WriteBatch};
+use crate::env::Env;
+use crate::error::KvError;
+use crate::eval::{decode_ts, Conflict, ConflictKind, EvalError, Evaluator};
+use crate::hlc::{Hlc, Timestamp};
+use crate::keys::{self, Span, NS_TXN};
+use crate::latch::LatchSpan;
+use crate::lock::LockRecord;
+use crate::locktable::WaiterGuard;
+use crate::replica::{latch_txn_record, latch_user_span, RangeDesc, Replica};
+use crate::sync::{race, Either};
+use crate::transport::{StoreId, Transport};
+use crate::txn::{TxnMeta, TxnRecord, TxnStatus};
+
+/// The ranges of one shard.
+pub struct Store {
+    id: StoreId,
+    engine: Rc<dyn Engine>,
+    env: Rc<dyn Env>,
+    clock: Rc<RefCell<Hlc>>,
+    cfg: KvConfig,
+    replicas: RefCell<BTreeMap<u64, Rc<Replica>>>,
+    transport: RefCell<Option<Weak<dyn Transport>>>,
+}
+
+impl Store {
+    /// Opens the store over `engine`, serving the ranges whose descriptors
+    /// the engine holds. Everything in memory starts afresh: the timestamp
+    /// caches answer at least the clock plus the maximum offset, since the
+    /// reads served before are unknown.
+    pub async fn open(
+        id: StoreId,
+        engine: Rc<dyn Engine>,
+        env: Rc<dyn Env>,
+        clock: Rc<RefCell<Hlc>>,
+        cfg: KvConfig,
+    ) -> Result<Store, KvError> {
+        cfg.validate().map_err(KvError::Internal)?;
+        let store = Store {
+            id,
+            engine,
+            env,
+            clock,
+            cfg,
+            replicas: RefCell::new(BTreeMap::new()),
+            transport: RefCell::new(None),
+        };
+        let low_water = store.now().add_nanos(max_offset_nanos(&store.cfg));
+        let (start, end) = (keys::meta_key("desc", 0), keys::meta_key("desc", u64::MAX));
+        let descs = store
+            .engine
+            .scan(
+                &start,
+                &keys::key_successor(&end),
+                Timestamp::MAX,
+                false,
+                usize::MAX,
+            )
+            .await?;
+        for (_, version) in descs {
+            let Some(bytes) = version.value else { continue };
+            let desc = RangeDesc::decode(&bytes)?;
+            let gc = match store
+                .engine
+                .get(&keys::meta_key("gc", desc.id), Timestamp::MAX)
+                .await?
+            {
+                Some(v) => v
+                    .value
+                    .as_ref()
+                    .map(decode_ts)
+                    .transpose()?
+                    .unwrap_or(Timestamp::ZERO),
+                None => Timestamp::ZERO,
+            };
+            let replica = Replica::new(desc.clone(), low_water, gc);
+            replica.set_approx_bytes(store.range_bytes(&desc.span).await?);
+            store
+                .replicas
+                .borrow_mut()
+                .insert(desc.id, Rc::new(replica));
+        }
+        Ok(store)
+    }
+
+    /// Creates the ranges `descs` on this store (a new cluster, or tests).
+    pub async fn create_ranges(&self, descs: &[RangeDesc]) -> Result<(), KvError> {
+        let mut batch = WriteBatch::new();
+        for d in descs {
+            batch.put(keys::meta_key("desc", d.id), Timestamp::ZERO, d.encode());
+        }
+        self.engine.apply(&batch).await?;
+        let low_water = self.now().add_nanos(max_offset_nanos(&self.cfg));
+        for d in descs {
+            let replica = Replica::new(d.clone(), low_water, Timestamp::ZERO);
+            self.replicas.borrow_mut().insert(d.id, Rc::new(replica));
+        }
+        Ok(())
+    }
+
+    /// Connects the store to the transport it uses to reach other ranges
+    /// (pushes, deadlock probes). Held weakly: the transport owns the stores.
+    pub fn set_transport(&self, transport: Weak<dyn Transport>) {
+        *self.transport.borrow_mut() = Some(transport);
+    }
+
+    pub fn id(&self) -> StoreId {
+        self.id
+    }
+
+    pub fn config(&self) -> &KvConfig {
+        &self.cfg
+    }
+
+    pub fn ranges(&self) -> Vec<RangeDesc> {
+        self.replicas.borrow().values().map(|r| r.desc()).collect()
+    }
+
+    pub fn replica(&self, range_id: u64) -> Option<Rc<Replica>> {
+        self.replicas.borrow().get(&range_id).cloned()
+    }
+
+    pub fn engine(&self) -> &Rc<dyn Engine> {
+        &self.engine
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.borrow_mut().now(self.env.now_nanos())
+    }
+
+    fn transport(&self) -> Result<Rc<dyn Transport>, KvError> {
+        self.transport
+            .borrow()
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| KvError::Unavailable("store has no transport".into()))
+    }
+
+    /// Runs one batch on its range.
+    pub async fn execute(&self, batch: RangeBatch) -> Result<RangeBatchResponse, KvError> {
+        self.clock
+            .borrow_mut()
+            .update(batch.header.clock, self.env.now_nanos())
+            .map_err(|e| KvError::Unavailable(e.to_string()))?;
+        let replica =
+            self.replica(batch.header.range_id)
+                .ok_or_else(|| KvError::RangeKeyMismatch {
+                    key: first_key(&batch).unwrap_or_default(),
+                })?;
+        let result = if batch.requests.iter().all(RangeRequest::is_in_memory) {
+            in_memory(&replica, &batch.requests)
+        } else {
+            self.execute_on(&replica, &batch).await
+        };
+        result.map(|(responses, write_ts)| RangeBatchResponse {
+            responses,
+            write_ts,
+            clock: self.now(),
+        })
+    }
+
+    async fn execute_on(
+        &self,
+        replica: &Rc<Replica>,
+        batch: &RangeBatch,
+    ) -> Result<(Vec<RangeResponse>, Option<Timestamp>), KvError> {
+        let mut wait = WaitState {
+            waiter: None,
+            edge: None,
+            edge_to: None,
+            deadline: batch
+                .header
+                .lock_timeout
+                .or(self.cfg.lock_timeout)
+                .map(|t| self.env.now_nanos().saturating_add(nanos(t))),
+        };
+        let result = self.evaluate_until_done(replica, batch, &mut wait).await;
+        if let Some(txn) = wait.edge.take() {
+            // Best effort: a stale edge is also removed when the record ends.
+            let _ = self.set_waits_for(&txn, None).await;
+        }
+        result
+    }
+
+    async fn evaluate_until_done(
+        &self,
+        replica: &Rc<Replica>,
+        batch: &RangeBatch,
+        wait: &mut WaitState,
+    ) -> Result<(Vec<RangeResponse>, Option<Timestamp>), KvError> {
+        loop {
+            let spans = latch_spans(replica, batch);
+            let guard = replica.latches.acquire(spans).await;
+            let now = self.now();
+            let evaluated = Evaluator::new(&*self.engine, replica, &batch.header, &self.cfg, now)
+                .run(&batch.requests)
+                .await;
+            match evaluated {
+                Ok(ev) => {
+                    replica.apply(&*self.engine, &ev.batch).await?;
+                    {
+                        let mut cache = replica.tscache.borrow_mut();
+                        for (span, ts, txn) in &ev.reads {
+                            cache.record(span, *ts, *txn);
+                        }
+                    }
+                    if let Some(threshold) = ev.gc_threshold {
+                        replica.set_gc_threshold(threshold);
+                    }
+                    drop(guard);
+                    if replica.approx_bytes() > self.cfg.range_split_bytes {
+                        self.split(replica).await?;
+                    }
+                    return Ok((ev.responses, ev.write_ts));
+                }
+                Err(EvalError::Kv(e)) => return Err(e),
+                Err(EvalError::Conflict(conflict)) => {
+                    drop(guard);
+                    self.handle_conflict(replica, &batch.header, *conflict, wait)
+                        .await?;
+                }
+            }
+        }
+    }
+
+    async fn handle_conflict(
+        &self,
+        replica: &Rc<Replica>,
+        header: &BatchHeader,
+        c: Conflict,
+        wait: &mut WaitState,
+    ) -> Result<(), KvError> {
+        match c.kind {
+            ConflictKind::Read { push_to } => {
+                let record = self.push(&c.holder, PushKind::Timestamp(push_to)).await?;
+                self.resolve_local(replica, &c.key, &record).await
+            }
+            ConflictKind::Lock { reservation } => {
+                let me = &header
+                    .txn
+                    .as_ref()
+                    .ok_or_else(|| KvError::Internal("lock conflict without a transaction".into()))?
+                    .meta;
+                let waiter = wait
+                    .waiter
+                    .get_or_insert_with(|| replica.locks.waiter(me.clone()));
+                waiter.enqueue(&c.key);
+                if !reservation {
+                    let record = self.push(&c.holder, PushKind::Abort).await?;
+                    if record.status.is_final() {
+                        return self.resolve_local(replica, &c.key, &record).await;
+                    }
+                }
+                if header.wait == WaitPolicy::NoWait {
+                    return Err(KvError::LockNotAvailable { key: c.key });
+                }
+                if wait.edge_to != Some(c.holder.id) {
+                    self.set_waits_for(me, Some(&c.holder)).await?;
+                    wait.edge = Some(me.clone());
+                    wait.edge_to = Some(c.holder.id);
+                }
+                if self.closes_cycle(me, &c.holder).await? {
+                    return Err(KvError::Deadlock { key: Some(c.key) });
+                }
+                self.wait_for_change(&c.key, wait).await
+            }
+        }
+    }
+
+    /// Waits until a key the request queues on changes, or the liveness
+    /// interval passes; fails once the lock timeout passed.
+    async fn wait_for_change(&self, key: &Bytes, wait: &mut WaitState) -> Result<(), KvError> {
+        let now = self.env.now_nanos();
+        let mut timeout = nanos(self.cfg.liveness_interval);
+        if let Some(deadline) = wait.deadline {
+            if now >= deadline {
+                return Err(KvError::LockTimeout { key: key.clone() });
+            }
+            timeout = timeout.min(deadline - now);
+        }
+        let waiter = wait.waiter.as_ref().expect("queued before waiting");
+        let signal = waiter.signal().clone();
+        match race(signal.wait(), self.env.sleep(Duration::from_nanos(timeout))).await {
+            Either::Left(()) => Ok(()),
+            Either::Right(()) => match wait.deadline {
+                Some(deadline) if self.env.now_nanos() >= deadline => {
+                    Err(KvError::LockTimeout { key: key.clone() })
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Resolves `record`'s lock on `key` in `replica` as the record says.
+    async fn resolve_local(
+        &self,
+        replica: &Rc<Replica>,
+        key: &Bytes,
+        record: &TxnRecord,
+    ) -> Result<(), KvError> {
+        let resolution = match record.status {
+            TxnStatus::Committed => Resolution::Commit(record.meta.write_ts),
+            TxnStatus::Aborted => Resolution::Abort,
+            TxnStatus::Pending => Resolution::Push(record.meta.write_ts),
+        };
+        let header = BatchHeader {
+            range_id: replica.id(),
+            txn: None,
+            wait: WaitPolicy::Block,
+            lock_timeout: None,
+            clock: self.now(),
+        };
+        let batch = RangeBatch {
+            header,
+            requests: vec![RangeRequest::ResolveIntents {
+                span: Span::point(key),
+                txn: record.meta.id,
+                resolution,
+                ignored: record.ignored.clone(),
+            }],
+        };
+        let mut wait = WaitState::default();
+        // Resolution never conflicts, so this is one evaluation.
+        Box::pin(self.evaluate_until_done(replica, &batch, &mut wait)).await?;
+        Ok(())
+    }
+
+    /// Sends `requests` to the range holding `key`, re-routing on a
+    /// mismatch.
+    async fn send_to_key(
+        &self,
+        key: &[u8],
+        txn: Option<crate::api::TxnCtx>,
+        requests: Vec<RangeRequest>,
+    ) -> Result<Vec<RangeResponse>, KvError> {
+        let transport = self.transport()?;
+        let mut last = None;
+        for _ in 0..crate::config::BATCH_ATTEMPTS_MAX {
+            let desc = transport.route(key)?;
+            let batch = RangeBatch {
+                header: BatchHeader {
+                    range_id: desc.id,
+                    txn: txn.clone(),
+                    wait: WaitPolicy::Block,
+                    lock_timeout: None,
+                    clock: self.now(),
+                },
+                requests: requests.clone(),
+            };
+            match transport.send(batch).await {
+                Ok(resp) => {
+                    // A clock too far ahead was refused by `execute` already.
+                    let _ = self
+                        .clock
+                        .borrow_mut()
+                        .update(resp.clock, self.env.now_nanos());
+                    return Ok(resp.responses);
+                }
+                Err(KvError::RangeKeyMismatch { key }) => last = Some(key),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(KvError::Unavailable(format!(
+            "no range found for key {}",
+            keys::pretty(&last.unwrap_or_default())
+        )))
+    }
+
+    /// Pushes `pushee` through its record.
+    async fn push(&self, pushee: &TxnMeta, kind: PushKind) -> Result<TxnRecord, KvError> {
+        let request = RangeRequest::PushTxn {
+            pushee: pushee.clone(),
+            kind,
+        };
+        match self
+            .send_to_key(&pushee.anchor, None, vec![request])
+            .await?
+            .pop()
+        {
+            Some(RangeResponse::Txn(record)) => Ok(record),
+            other => Err(KvError::Internal(format!("push answered {other:?}"))),
+        }
+    }
+
+    async fn set_waits_for(
+        &self,
+        waiter: &TxnMeta,
+        pushee: Option<&TxnMeta>,
+    ) -> Result<(), KvError> {
+        let request = RangeRequest::SetWaitsFor {
+            waiter: waiter.clone(),
+            pushee: pushee.cloned(),
+        };
+        self.send_to_key(&waiter.anchor, None, vec![request])
+            .await?;
+        Ok(())
+    }
+
+    /// Whether following waits-for edges from `holder` leads back to `me`.
+    async fn closes_cycle(&self, me: &TxnMeta, holder: &TxnMeta) -> Result<bool, KvError> {
+        let mut current = holder.clone();
+        for _ in 0..DEADLOCK_PROBE_HOPS_MAX {
+            if current.id == me.id {
+                return Ok(true);
+            }
+            let request = RangeRequest::QueryWaitsFor { txn: current.id };
+            match self
+                .send_to_key(&current.anchor, None, vec![request])
+                .await?
+                .pop()
+            {
+                Some(RangeResponse::WaitsFor(Some(next))) => current = next,
+                Some(RangeResponse::WaitsFor(None)) => return Ok(false),
+                other => {
+                    return Err(KvError::Internal(format!(
+                        "waits-for query answered {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Runs a GC of every range at `now - gc_horizon`.
+    pub async fn gc(&self) -> Result<(), KvError> {
+        let horizon = nanos(self.cfg.gc_horizon);
+        let now = self.now();
+        let threshold = Timestamp::new(now.wall_nanos.saturating_sub(horizon), 0);
+        let ranges: Vec<Rc<Replica>> = self.replicas.borrow().values().cloned().collect();
+        for replica in ranges {
+            self.gc_range(&replica, threshold).await?;
+        }
+        Ok(())
+    }
+
+    /// Garbage-collects one range at `threshold`: old versions, and the
+    /// records of finished transactions older than the threshold (after
+    /// resolving their remaining locks).
+    pub async fn gc_range(
+        &self,
+        replica: &Rc<Replica>,
+        threshold: Timestamp,
+    ) -> Result<(), KvError> {
+        let header = BatchHeader {
+            range_id: replica.id(),
+            txn: None,
+            wait: WaitPolicy::Block,
+            lock_timeout: None,
+            clock: self.now(),
+        };
+        let batch = RangeBatch {
+            header,
+            requests: vec![RangeRequest::Gc { threshold }],
+        };
+        let mut wait = WaitState::default();
+        self.evaluate_until_done(replica, &batch, &mut wait).await?;
+        self.gc_abandoned_locks(replica).await?;
+        self.gc_records(replica, threshold).await
+    }
+
+    /// Resolves lock records whose holders are finished, or expired (then
+    /// aborted through their records): intents nobody else would meet.
+    async fn gc_abandoned_locks(&self, replica: &Rc<Replica>) -> Result<(), KvError> {
+        let expiry = self.cfg.expiry_nanos();
+        let now = self.now();
+        let (start, end) = keys::engine_span(keys::NS_LOCK, &replica.span());
+        let found = self
+            .engine
+            .scan(&start, &end, Timestamp::MAX, false, usize::MAX)
+            .await?;
+        for (engine_key, version) in found {
+            let Some(bytes) = version.value else { continue };
+            let key = keys::user_key(keys::NS_LOCK, &engine_key);
+            let holders = match LockRecord::decode(&bytes)? {
+                LockRecord::Exclusive { holder, .. } => vec![holder],
+                LockRecord::Shared { holders } => holders,
+            };
+            for holder in holders {
+                if !crate::txn::heartbeat_expired(holder.heartbeat_hint, now, expiry) {
+                    continue;
+                }
+                let record = self.push(&holder, PushKind::Abort).await?;
+                if record.status.is_final() {
+                    self.resolve_local(replica, &key, &record).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn gc_records(&self, replica: &Rc<Replica>, threshold: Timestamp) -> Result<(), KvError> {
+        let now = self.now();
+        let (start, end) = keys::engine_span(NS_TXN, &replica.span());
+        let found = self
+            .engine
+            .scan(&start, &end, Timestamp::MAX, false, usize::MAX)
+            .await?;
+        for (_, version) in found {
+            let Some(bytes) = version.value else { continue };
+            let record = TxnRecord::decode(&bytes)?;
+            if record.is_expired(now, self.cfg.expiry_nanos()) {
+                // Abandoned: abort it now; it is deleted once old enough.
+                self.push(&record.meta, PushKind::Abort).await?;
+                continue;
+            }
+            let old = record.last_heartbeat.max(record.meta.write_ts) < threshold;
+            if !record.status.is_final() || !old {
+                continue;
+            }
+            crate::client::resolve_spans(&*self.transport()?, &self.clock, &*self.env, &record)
+                .await?;
+            self.send_to_key(
+                &record.meta.anchor,
+                None,
+                vec![RangeRequest::DeleteTxnRecord {
+                    txn: record.meta.clone(),
+                }],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Splits `replica` at its middle key when it holds at least two keys.
+    async fn split(&self, replica: &Rc<Replica>) -> Result<(), KvError> {
+        let span = replica.span();
+        let mut spans = latch_user_span(&span, true).to_vec();
+        let (ts, te) = keys::engine_span(NS_TXN, &span);
+        spans.push(LatchSpan {
+            start: ts,
+            end: te,
+            write: true,
+        });
+        let guard = replica.latches.acquire(spans).await;
+        if replica.approx_bytes() <= self.cfg.range_split_bytes {
+            return Ok(()); // another request split it meanwhile
+        }
+        let (ds, de) = keys::engine_span(keys::NS_DATA, &span);
+        let found = self
+            .engine
+            .scan(&ds, &de, Timestamp::MAX, false, usize::MAX)
+            .await?;
+        if found.len() < 2 {
+            replica.set_approx_bytes(0);
+            return Ok(());
+        }
+        let split_key = keys::user_key(keys::NS_DATA, &found[found.len() / 2].0);
+        let right = RangeDesc {
+            id: self.fresh_range_id(),
+            span: Span {
+                start: split_key.clone(),
+                end: span.end.clone(),
+            },
+        };
+        let left = RangeDesc {
+            id: replica.id(),
+            span: Span {
+                start: span.start.clone(),
+                end: Some(split_key.clone()),
+            },
+        };
+        let mut batch = WriteBatch::new();
+        batch.put(
+            keys::meta_key("desc", left.id),
+            Timestamp::ZERO,
+            left.encode(),
+        );
+        batch.put(
+            keys::meta_key("desc", right.id),
+            Timestamp::ZERO,
+            right.encode(),
+        );
+        batch.put(
+            keys::meta_key("gc", right.id),
+            Timestamp::ZERO,
+            crate::eval::encode_ts(replica.gc_threshold()),
+        );
+        self.engine.apply(&batch).await?;
+        let right_replica = Replica::new(right.clone(), Timestamp::ZERO, replica.gc_threshold());
+        *right_replica.tscache.borrow_mut() = replica.tscache.borrow().split_off(&split_key);
+        let half = replica.approx_bytes() / 2;
+        right_replica.set_approx_bytes(half);
+        replica.set_approx_bytes(half);
+        {
+            let mut waits = replica.waits_for.borrow_mut();
+            let moved: Vec<_> = waits
+                .iter()
+                .filter(|(_, m)| m.anchor >= split_key)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut right_waits = right_replica.waits_for.borrow_mut();
+            for id in moved {
+                if let Some(m) = waits.remove(&id) {
+                    right_waits.insert(id, m);
+                }
+            }
+        }
+        replica.set_span(left.span.clone());
+        self.replicas
+            .borrow_mut()
+            .insert(right.id, Rc::new(right_replica));
+        if let Ok(transport) = self.transport() {
+            transport.note_split(&left, &right, self.id);
+        }
+        drop(guard);
+        replica.locks.wake_all();
+        Ok(())
+    }
+
+    fn fresh_range_id(&self) -> u64 {
+        loop {
+            let id = self.env.random_u64();
+            if id != 0 && id != u64::MAX && !self.replicas.borrow().contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    async fn range_bytes(&self, span: &Span) -> Result<u64, KvError> {
+        let (ds, de) = keys::engine_span(keys::NS_DATA, span);
+        let all = self.engine.scan_versions(&ds, &de, usize::MAX).await?;
+        Ok(all
+            .iter()
+            .map(|(k, v)| (k.len() + v.value.as_ref().map_or(0, |b| b.len()) + 12) as u64)
+            .sum())
+    }
+}
+
+#[derive(Default)]
+struct WaitState {
+    waiter: Option<WaiterGuard>,
+    /// The waits-for edge this request registered: its transaction.
+    edge: Option<TxnMeta>,
+    edge_to: Option<crate::txn::TxnId>,
+    /// Lock timeout, in physical nanoseconds.
+    deadline: Option<u64>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn max_offset_nanos(cfg: &KvConfig) -> u64 {
+    nanos(cfg.max_offset)
+}
+
+fn first_key(batch: &RangeBatch) -> Option<Bytes> {
+    batch.requests.iter().find_map(|r| match r {
+        RangeRequest::Op { op, .. } => Some(op.first_key()),
+        RangeRequest::ResolveIntents { span, .. } | RangeRequest::Refresh { span, .. } => {
+            Some(span.start.clone())
+        }
+        RangeRequest::PushTxn { pushee, .. } => Some(pushee.anchor.clone()),
+        _ => batch.header.txn.as_ref().map(|t| t.meta.anchor.clone()),
+    })
+}
+
+/// Requests that touch only the replica's memory.
+fn in_memory(
+    replica: &Replica,
+    requests: &[RangeRequest],
+) -> Result<(Vec<RangeResponse>, Option<Timestamp>), KvError> {
+    let span = replica.span();
+    let mut responses = Vec::with_capacity(requests.len());
+    for request in requests {
+        responses.push(match request {
+            RangeRequest::SetWaitsFor { waiter, pushee } => {
+                if !span.contains(&waiter.anchor) {
+                    return Err(KvError::RangeKeyMismatch {
+                        key: waiter.anchor.clone(),
+                    });
+                }
+                let mut waits = replica.waits_for.borrow_mut();
+                match pushee {
+                    Some(p) => waits.insert(waiter.id, p.clone()),
+                    None => waits.remove(&waiter.id),
+                };
+                RangeResponse::Done
+            }
+            RangeRequest::QueryWaitsFor { txn } => {
+                RangeResponse::WaitsFor(replica.waits_for.borrow().get(txn).cloned())
+            }
+            other => return Err(KvError::Internal(format!("{other:?} is not in-memory"))),
+        });
+    }
+    Ok((responses, None))
+}
+
+/// The latches a batch needs on `replica`.
+fn latch_spans(replica: &Replica, batch: &RangeBatch) -> Vec<LatchSpan> {
+    let range = replica.span();
+    let mut spans = Vec::new();
+    let txn = batch.header.txn.as_ref();
+    for request in &batch.requests {
+        match request {
+            RangeRequest::Op { op, .. } => {
+                spans.extend(latch_user_span(&op.span(), op.acquires_locks()))
+            }
+            RangeRequest::HeartbeatTxn | RangeRequest::EndTxn { .. } => {
+                if let Some(t) = txn {
+                    spans.push(latch_txn_record(&t.meta.anchor, t.meta.id));
+                }
+                if let RangeRequest::EndTxn { lock_spans, .. } = request {
+                    for s in lock_spans.iter().filter_map(|s| s.intersect(&range)) {
+                        spans.extend(latch_user_span(&s, true));
+                    }
+                }
+            }
+            RangeRequest::PushTxn { pushee, .. } => {
+                spans.push(latch_txn_record(&pushee.anchor, pushee.id))
+            }
+            RangeRequest::DeleteTxnRecord { txn } => {
+                spans.push(latch_txn_record(&txn.anchor, txn.id))
+            }
+            RangeRequest::ResolveIntents { span, .. } => spans.extend(latch_user_span(span, true)),
+            RangeRequest::Refresh { span, .. } => spans.extend(latch_user_span(span, false)),
+            RangeRequest::Gc { .. } => {
+                spans.extend(latch_user_span(&range, true));
+                let meta = keys::meta_key("gc", replica.id());
+                spans.push(LatchSpan {
+                    end: keys::key_successor(&meta),
+                    start: meta,
+                    write: true,
+                });
+            }
+            RangeRequest::SetWaitsFor { .. } | RangeRequest::QueryWaitsFor { .. } => {}
+        }
+    }
+    spans
+}

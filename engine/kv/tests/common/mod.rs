@@ -1,0 +1,4 @@
+//! Shared helpers of the KV integration tests.
+#![allow(dead_code)]
+
+pub mod script;

@@ -1,0 +1,296 @@
+//! The node's side of the KV layer: the host services `teller-kv` asks for
+//! ([`GlommioEnv`]), delivery of range batches over the shard mesh
+//! ([`MeshTransport`]), and the adapter that serves the SQL layer's KV API
+//! ([`SqlKv`], implementing `teller_sql::kv::Kv`).
+//!
+//! A batch for a range owned by this shard is executed in place; any other
+//! goes to its owner as a [`ShardRequest::Kv`] mesh message. Every batch and
+//! every response carries an HLC timestamp, so the shards' clocks advance on
+//! every message.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::RngCore;
+use teller_kv::api::{RangeBatch, RangeBatchResponse};
+use teller_kv::engine::LocalBoxFuture;
+use teller_kv::env::Env;
+use teller_kv::replica::RangeDesc;
+use teller_kv::store::Store;
+use teller_kv::transport::{StoreId, Transport};
+use teller_kv::{KvClient, KvError, RetryReason, Txn};
+use teller_sql::kv as sql;
+
+use crate::mesh::ShardId;
+use crate::shard::{NodeMesh, ShardRequest, ShardResponse};
+
+/// Physical time, timers, spawning and randomness from glommio and the OS.
+pub struct GlommioEnv;
+
+impl Env for GlommioEnv {
+    fn now_nanos(&self) -> u64 {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+        Box::pin(glommio::timer::sleep(duration))
+    }
+
+    fn spawn(&self, task: LocalBoxFuture<'static, ()>) {
+        glommio::spawn_local(task).detach();
+    }
+
+    fn random_u64(&self) -> u64 {
+        rand::rng().next_u64()
+    }
+}
+
+/// Routes range batches to the owning shard: in place, or over the mesh.
+///
+/// The directory is the node's static range placement (see
+/// [`crate::range`]); ranges do not split or move in the node yet, so it is
+/// exact.
+pub struct MeshTransport {
+    shard: ShardId,
+    /// `(range, owner)` sorted by range start, covering the keyspace.
+    directory: Vec<(RangeDesc, ShardId)>,
+    local: RefCell<Weak<Store>>,
+    mesh: RefCell<Option<Rc<NodeMesh>>>,
+}
+
+impl MeshTransport {
+    pub fn new(shard: ShardId, directory: Vec<(RangeDesc, ShardId)>) -> MeshTransport {
+        MeshTransport {
+            shard,
+            directory,
+            local: RefCell::new(Weak::new()),
+            mesh: RefCell::new(None),
+        }
+    }
+
+    pub fn set_local(&self, store: &Rc<Store>) {
+        *self.local.borrow_mut() = Rc::downgrade(store);
+    }
+
+    pub fn set_mesh(&self, mesh: Rc<NodeMesh>) {
+        *self.mesh.borrow_mut() = Some(mesh);
+    }
+
+    fn owner(&self, range_id: u64) -> Option<ShardId> {
+        self.directory
+            .iter()
+            .find(|(d, _)| d.id == range_id)
+            .map(|&(_, owner)| owner)
+    }
+}
+
+impl Transport for MeshTransport {
+    fn route(&self, key: &[u8]) -> Result<RangeDesc, KvError> {
+        let i = self
+            .directory
+            .partition_point(|(d, _)| d.span.start[..] <= *key);
+        let (desc, _) = i
+            .checked_sub(1)
+            .and_then(|i| self.directory.get(i))
+            .filter(|(d, _)| d.span.contains(key))
+            .ok_or_else(|| KvError::Unavailable("no range holds the key".into()))?;
+        Ok(desc.clone())
+    }
+
+    fn send(&self, batch: RangeBatch) -> LocalBoxFuture<'_, Result<RangeBatchResponse, KvError>> {
+        Box::pin(async move {
+            let owner = self.owner(batch.header.range_id).ok_or_else(|| {
+                KvError::Unavailable(format!("unknown range {}", batch.header.range_id))
+            })?;
+            if owner == self.shard {
+                let store = self.local.borrow().upgrade();
+                let store =
+                    store.ok_or_else(|| KvError::Unavailable("local store stopped".into()))?;
+                return store.execute(batch).await;
+            }
+            let mesh = self.mesh.borrow().clone();
+            let mesh = mesh.ok_or_else(|| KvError::Unavailable("no shard mesh".into()))?;
+            match mesh.request(owner, ShardRequest::Kv(Box::new(batch))).await {
+                Ok(ShardResponse::Kv(result)) => *result,
+                Ok(_) => Err(KvError::Internal(
+                    "shard answered a KV batch with something else".into(),
+                )),
+                Err(e) => Err(KvError::Unavailable(e.to_string())),
+            }
+        })
+    }
+
+    fn note_split(&self, _left: &RangeDesc, _right: &RangeDesc, _owner: StoreId) {
+        // Splits are disabled in the node until range descriptors are
+        // gossiped (a split here would leave peers routing to the old range).
+        tracing::error!("range split in the node, where the directory is static");
+    }
+}
+
+/// `teller_sql::kv::Kv` over the node's transactional KV client.
+#[derive(Clone)]
+pub struct SqlKv {
+    client: KvClient,
+}
+
+impl SqlKv {
+    pub fn new(client: KvClient) -> SqlKv {
+        SqlKv { client }
+    }
+}
+
+impl sql::Kv for SqlKv {
+    type Txn = SqlTxn;
+
+    async fn begin(&self, options: sql::TxnOptions) -> Result<SqlTxn, sql::KvError> {
+        let isolation = match options.isolation {
+            sql::Isolation::Serializable => teller_kv::Isolation::Serializable,
+            sql::Isolation::Snapshot => teller_kv::Isolation::Snapshot,
+            sql::Isolation::ReadCommitted => teller_kv::Isolation::ReadCommitted,
+        };
+        let txn = self.client.begin(teller_kv::TxnOptions {
+            isolation,
+            read_only: options.read_only,
+            as_of: None,
+        });
+        Ok(SqlTxn {
+            txn,
+            isolation: options.isolation,
+        })
+    }
+}
+
+/// A transaction of [`SqlKv`].
+pub struct SqlTxn {
+    txn: Txn,
+    isolation: sql::Isolation,
+}
+
+impl sql::KvTxn for SqlTxn {
+    fn timestamp(&self) -> sql::Timestamp {
+        let ts = self.txn.timestamp();
+        sql::Timestamp {
+            wall_nanos: ts.wall_nanos,
+            logical: ts.logical,
+        }
+    }
+
+    fn isolation(&self) -> sql::Isolation {
+        self.isolation
+    }
+
+    async fn batch(&mut self, batch: sql::Batch) -> Result<sql::BatchResponse, sql::KvError> {
+        batch.validate()?;
+        let requests = batch.requests.into_iter().map(request).collect();
+        let responses = self.txn.batch(requests).await.map_err(error)?;
+        Ok(sql::BatchResponse {
+            responses: responses.into_iter().map(response).collect(),
+        })
+    }
+
+    async fn commit(self) -> Result<sql::Timestamp, sql::KvError> {
+        let ts = self.txn.commit().await.map_err(error)?;
+        Ok(sql::Timestamp {
+            wall_nanos: ts.wall_nanos,
+            logical: ts.logical,
+        })
+    }
+
+    async fn rollback(self) -> Result<(), sql::KvError> {
+        self.txn.rollback().await.map_err(error)
+    }
+}
+
+fn span(s: sql::Span) -> teller_kv::Span {
+    teller_kv::Span {
+        start: s.start,
+        end: s.end,
+    }
+}
+
+fn sql_span(s: teller_kv::Span) -> sql::Span {
+    sql::Span {
+        start: s.start,
+        end: s.end,
+    }
+}
+
+fn request(r: sql::Request) -> teller_kv::Request {
+    match r {
+        sql::Request::Get { key } => teller_kv::Request::Get { key, lock: None },
+        sql::Request::Scan(s) => teller_kv::Request::Scan(teller_kv::ScanRequest {
+            span: span(s.span),
+            limit_rows: s.limit_rows,
+            limit_bytes: s.limit_bytes,
+            reverse: s.reverse,
+            lock: None,
+        }),
+        sql::Request::Put { key, value } => teller_kv::Request::Put { key, value },
+        sql::Request::Delete { key } => teller_kv::Request::Delete { key },
+        sql::Request::DeleteRange { span: s } => teller_kv::Request::DeleteRange { span: span(s) },
+        sql::Request::ConditionalPut {
+            key,
+            value,
+            expected,
+        } => teller_kv::Request::ConditionalPut {
+            key,
+            value,
+            expected,
+        },
+    }
+}
+
+fn response(r: teller_kv::Response) -> sql::Response {
+    match r {
+        teller_kv::Response::Get(v) => sql::Response::Get(v),
+        teller_kv::Response::Scan(s) => sql::Response::Scan(sql::ScanResponse {
+            rows: s
+                .rows
+                .into_iter()
+                .map(|kv| sql::KeyValue {
+                    key: kv.key,
+                    value: kv.value,
+                })
+                .collect(),
+            resume: s.resume.map(sql_span),
+        }),
+        teller_kv::Response::Written => sql::Response::Written,
+    }
+}
+
+/// The KV layer's error as the SQL layer's (which maps it to a SQLSTATE).
+pub fn error(e: KvError) -> sql::KvError {
+    let reason = |r: RetryReason| match r {
+        RetryReason::WriteConflict => sql::RetryReason::WriteConflict,
+        RetryReason::ReadRefreshFailed => sql::RetryReason::ReadRefreshFailed,
+        RetryReason::Uncertainty => sql::RetryReason::Uncertainty,
+        RetryReason::Aborted => sql::RetryReason::Aborted,
+    };
+    match e {
+        KvError::ConditionFailed { index, key, actual } => {
+            sql::KvError::ConditionFailed { index, key, actual }
+        }
+        KvError::Retry { reason: r, key } => sql::KvError::Retry {
+            reason: reason(r),
+            key,
+        },
+        KvError::Deadlock { key } => sql::KvError::Deadlock { key },
+        KvError::LockTimeout { key } | KvError::LockNotAvailable { key } => {
+            sql::KvError::LockTimeout { key }
+        }
+        KvError::ReadOnly => sql::KvError::ReadOnly,
+        KvError::Unavailable(why) => sql::KvError::Unavailable(why),
+        KvError::Io(why) => sql::KvError::Io(why),
+        KvError::Corrupt(why) => sql::KvError::Corrupt(why),
+        other @ (KvError::BelowGcThreshold { .. }
+        | KvError::WriteTooOld { .. }
+        | KvError::Uncertain { .. }
+        | KvError::Pushed { .. }
+        | KvError::RangeKeyMismatch { .. }
+        | KvError::Internal(_)) => sql::KvError::Internal(other.to_string()),
+    }
+}
