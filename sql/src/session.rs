@@ -677,7 +677,7 @@ impl<H: Host> SqlSession<H> {
         }
         let running = Running {
             op: match &bound.bound.command {
-                Command::Query { plan, .. } => Op::build(plan),
+                Command::Query { plan, .. } | Command::CopyOut { plan, .. } => Op::build(plan),
                 _ => Op::build(&crate::plan::Plan::Values {
                     rows: Vec::new(),
                     types: Vec::new(),
@@ -702,7 +702,11 @@ impl<H: Host> SqlSession<H> {
             .bound
             .command
         {
-            Command::Query { .. } => self.pull(portal, max_rows, out).await,
+            Command::Query { .. } | Command::CopyOut { .. } => {
+                self.pull(portal, max_rows, out).await
+            }
+            // The rows come through `copy_in`.
+            Command::CopyIn { .. } => Ok(Completion::Suspended),
             _ => {
                 self.run_to_end(portal).await?;
                 Ok(Self::drain(portal, max_rows, out))
@@ -796,7 +800,10 @@ impl<H: Host> SqlSession<H> {
                 }
                 (Vec::new(), "ANALYZE".to_string(), Vec::new(), false)
             }
-            Command::Query { .. } => return Err(PgError::internal("queries stream")),
+            Command::Query { .. } | Command::CopyOut { .. } => {
+                return Err(PgError::internal("queries stream"))
+            }
+            Command::CopyIn { .. } => return Err(PgError::internal("COPY FROM runs by copy_in")),
         };
         for n in notices {
             self.info(&n);
@@ -939,6 +946,74 @@ impl<H: Host> SqlSession<H> {
         Ok(Completion::Done(format!("SELECT {}", portal.sent)))
     }
 
+    /// Begins `COPY ... FROM STDIN` at its first rows (or its end): its
+    /// transaction and catalog, as for any statement.
+    async fn copy_start(&mut self, portal: &mut Portal<H::Kv>) -> PgResult<()> {
+        if self.tx == TxState::Failed {
+            return Err(PgError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        if portal.running.is_some() {
+            return Ok(());
+        }
+        if std::mem::take(&mut self.stale_suspect) {
+            self.refresh_catalog().await?;
+        }
+        let mut none = Vec::new();
+        let result = self.start(portal, 1, &mut none).await;
+        if let Err(e) = result {
+            portal.running = None;
+            return Err(e);
+        }
+        match portal.running.as_ref().map(|r| &r.bound.bound.command) {
+            Some(Command::CopyIn { .. }) => Ok(()),
+            _ => Err(PgError::internal("COPY FROM rows for another statement")),
+        }
+    }
+
+    /// Inserts a batch of rows received by `COPY ... FROM STDIN`.
+    async fn copy_rows(&mut self, portal: &mut Portal<H::Kv>, rows: Vec<Row>) -> PgResult<()> {
+        let running = portal.running.as_mut().expect("started");
+        let bound = running.bound.clone();
+        let Command::CopyIn { insert, .. } = &bound.bound.command else {
+            return Err(PgError::internal("COPY FROM rows for another statement"));
+        };
+        let env = Env {
+            params: &portal.params,
+            vars: &self.vars,
+            catalog: &bound.catalog,
+            database: &self.database,
+            user: &self.user,
+            process_id: self.process_id,
+            now_micros: running.now_micros,
+            shard: self.host.sql_shard(),
+            shard_id: self.host.shard(),
+            sleep: std::cell::Cell::new(0.0),
+            rng: &self.rng,
+        };
+        let txn = match running.implicit.as_mut() {
+            Some(t) => t,
+            None => self
+                .block
+                .as_mut()
+                .and_then(|b| b.txn.as_mut())
+                .ok_or_else(|| PgError::internal("no transaction"))?,
+        };
+        let mut cx = Cx {
+            kv: self.host.kv(),
+            txn,
+            env: &env,
+            subplans: &bound.bound.subplans,
+            state: &running.state,
+            outer: &[],
+        };
+        let count = exec::write::insert_rows(&mut cx, insert, rows).await?;
+        portal.sent += count as usize;
+        Ok(())
+    }
+
     /// Hands out buffered rows.
     fn drain(portal: &mut Portal<H::Kv>, max_rows: usize, out: &mut Vec<Row>) -> Completion {
         let (rows, tag) = portal.buffered.as_mut().expect("buffered");
@@ -1006,7 +1081,9 @@ fn needs_data(bound: &Bound) -> bool {
         }
     }
     match &bound.command {
-        Command::Query { plan, .. } => plan_reads(plan) || bound.subplans.iter().any(plan_reads),
+        Command::Query { plan, .. } | Command::CopyOut { plan, .. } => {
+            plan_reads(plan) || bound.subplans.iter().any(plan_reads)
+        }
         Command::Explain(_) => false,
         _ => true,
     }
@@ -1061,7 +1138,8 @@ impl<H: Host> Session for SqlSession<H> {
             });
         }
         let vacuum = control::vacuum_rewrite(sql);
-        let asts = control::parse_sql(vacuum.as_deref().unwrap_or(sql))?;
+        let copy = bind::copy::rewrite_options(sql);
+        let asts = control::parse_sql(vacuum.as_deref().or(copy.as_deref()).unwrap_or(sql))?;
         let single = asts.len() == 1;
         let mut out = Vec::with_capacity(asts.len());
         for ast in asts {
@@ -1211,6 +1289,34 @@ impl<H: Host> Session for SqlSession<H> {
                 Ok(c) => return Ok(c),
             }
         }
+    }
+
+    fn copy_spec(&self, statement: &Statement) -> Option<teller_net::copy::CopySpec> {
+        statement.inner.ast.as_ref()?;
+        self.ensure_bound(statement)
+            .ok()
+            .and_then(|b| b.bound.command.copy_spec().cloned())
+    }
+
+    async fn copy_in(&mut self, portal: &mut Portal<H::Kv>, rows: Vec<Vec<Value>>) -> PgResult<()> {
+        self.copy_start(portal).await?;
+        self.copy_rows(portal, rows).await
+    }
+
+    async fn copy_in_done(&mut self, portal: &mut Portal<H::Kv>) -> PgResult<String> {
+        self.copy_start(portal).await?;
+        let running = portal.running.as_mut().expect("started");
+        if let Some(txn) = running.implicit.take() {
+            txn.commit().await?;
+        }
+        portal.running = None;
+        Ok(format!("COPY {}", portal.sent))
+    }
+
+    fn copy_in_failed(&mut self, portal: &mut Portal<H::Kv>) {
+        // Dropping an implicit transaction rolls it back; a block fails
+        // through `statement_failed`.
+        portal.running = None;
     }
 
     fn statement_failed(&mut self) {

@@ -89,7 +89,7 @@ pub struct DeletePlan {
 }
 
 /// A base table named by a DML statement.
-fn target_table(binder: &Binder<'_>, name: &ast::ObjectName) -> PgResult<TableRef> {
+pub(super) fn target_table(binder: &Binder<'_>, name: &ast::ObjectName) -> PgResult<TableRef> {
     let parts = names::object_parts(name)?;
     let (schema, table) = binder.resolve_schema(&parts)?;
     match binder.catalog().relation(schema, table) {
@@ -267,6 +267,45 @@ fn identity_always_error(column: &ColumnDesc) -> PgError {
         column.name
     ))
     .with_hint("Use OVERRIDING SYSTEM VALUE to override.")
+}
+
+/// The INSERT behind `COPY table [(columns)] FROM STDIN`: the rows come
+/// from the client, so the source is empty here.
+pub(super) fn bind_copy_insert(
+    binder: &mut Binder<'_>,
+    name: &ast::ObjectName,
+    columns: &[ast::Ident],
+    params: &mut Vec<Option<Type>>,
+) -> PgResult<InsertPlan> {
+    let table = target_table(binder, name)?;
+    let mut targets = Vec::new();
+    if columns.is_empty() {
+        targets.extend((0..table.columns.len()).filter(|&i| !table.columns[i].hidden));
+    } else {
+        for c in columns {
+            let name = names::ident(c);
+            let pos = column_position(&table, &name)?;
+            if targets.contains(&pos) {
+                return Err(PgError::new(
+                    errors::DUPLICATE_COLUMN,
+                    format!("column \"{name}\" specified more than once"),
+                ));
+            }
+            targets.push(pos);
+        }
+    }
+    let write = write_parts(binder, &table, params)?;
+    let types = targets.iter().map(|&p| table.columns[p].ty).collect();
+    Ok(InsertPlan {
+        write,
+        source: Plan::Values {
+            rows: Vec::new(),
+            types,
+        },
+        targets,
+        on_conflict: None,
+        returning: None,
+    })
 }
 
 pub fn bind_insert(

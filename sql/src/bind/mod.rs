@@ -9,6 +9,7 @@
 
 pub mod agg;
 pub mod alter;
+pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod names;
@@ -67,9 +68,27 @@ pub enum Command {
     Explain(Vec<String>),
     /// `ANALYZE [table]`: refresh row count statistics.
     Analyze(Vec<crate::catalog::TableRef>),
+    /// `COPY ... FROM STDIN`: the client's rows are inserted.
+    CopyIn {
+        insert: Box<dml::InsertPlan>,
+        spec: teller_net::copy::CopySpec,
+    },
+    /// `COPY ... TO STDOUT`: the query's rows go to the client as COPY data.
+    CopyOut {
+        plan: Plan,
+        spec: teller_net::copy::CopySpec,
+    },
 }
 
 impl Command {
+    /// How the wire driver runs it, if it is a COPY.
+    pub fn copy_spec(&self) -> Option<&teller_net::copy::CopySpec> {
+        match self {
+            Command::CopyIn { spec, .. } | Command::CopyOut { spec, .. } => Some(spec),
+            _ => None,
+        }
+    }
+
     /// The result columns (for Describe), `None` when no rows come back.
     pub fn columns(&self) -> Option<Vec<Column>> {
         match self {
@@ -77,7 +96,11 @@ impl Command {
             Command::Insert(p) => p.returning.as_ref().map(|r| r.columns.clone()),
             Command::Update(p) => p.returning.as_ref().map(|r| r.columns.clone()),
             Command::Delete(p) => p.returning.as_ref().map(|r| r.columns.clone()),
-            Command::Ddl(_) | Command::Analyze(_) => None,
+            // COPY sends no RowDescription.
+            Command::Ddl(_)
+            | Command::Analyze(_)
+            | Command::CopyIn { .. }
+            | Command::CopyOut { .. } => None,
             Command::Explain(_) => Some(vec![Column::new("QUERY PLAN", Type::Text)]),
         }
     }
@@ -437,6 +460,9 @@ pub fn bind_statement(
             if *analyze {
                 return Err(PgError::unsupported("EXPLAIN ANALYZE is not supported yet"));
             }
+            if matches!(**statement, ast::Statement::Copy { .. }) {
+                return Err(PgError::syntax("syntax error at or near \"COPY\""));
+            }
             let Some(inner) = bind_statement(statement, params, env)? else {
                 return Err(PgError::unsupported(
                     "EXPLAIN of this statement is not supported",
@@ -446,6 +472,7 @@ pub fn bind_statement(
             Command::Explain(lines)
         }
         ast::Statement::Vacuum(_) => Command::Analyze(Vec::new()),
+        ast::Statement::Copy { .. } => copy::bind_copy(&mut binder, statement, params)?,
         ast::Statement::Analyze(a) => {
             let tables = match &a.table_name {
                 Some(name) => {

@@ -682,24 +682,65 @@ async fn complete_row<K: Kv>(
 
 /// INSERT.
 pub async fn insert<K: Kv>(cx: &mut Cx<'_, K>, plan: &InsertPlan) -> PgResult<WriteResult> {
-    let codec = TableCodec::new(&plan.write.table);
-    let defaults: Vec<&Expr> = plan
-        .write
-        .defaults
-        .iter()
-        .filter_map(|d| match d {
-            ColumnDefault::Expr(e) => Some(e),
-            _ => None,
-        })
-        .collect();
-    let prepared = Prepared::of(defaults);
+    let mut inserter = Inserter::new(plan);
     let mut source = Op::build(&plan.source);
     let mut result = WriteResult::default();
-    let mut conflict_state = ConflictState::default();
     while let Some(batch) = source.next(cx).await? {
+        inserter.insert(cx, batch, &mut result).await?;
+    }
+    cx.env
+        .shard
+        .adjust_row_count(plan.write.table.id, result.count as i64);
+    Ok(result)
+}
+
+/// Rows for the target columns of `plan` inserted as they come (COPY FROM
+/// STDIN, whose rows arrive from the client in batches); returns how many.
+pub async fn insert_rows<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    plan: &InsertPlan,
+    rows: Vec<Row>,
+) -> PgResult<u64> {
+    let mut result = WriteResult::default();
+    Inserter::new(plan).insert(cx, rows, &mut result).await?;
+    cx.env
+        .shard
+        .adjust_row_count(plan.write.table.id, result.count as i64);
+    Ok(result.count)
+}
+
+/// The state of one INSERT across its source batches.
+struct Inserter<'p> {
+    plan: &'p InsertPlan,
+    codec: TableCodec,
+    prepared: Prepared,
+    conflict_state: ConflictState,
+}
+
+impl<'p> Inserter<'p> {
+    fn new(plan: &'p InsertPlan) -> Inserter<'p> {
+        let defaults = plan.write.defaults.iter().filter_map(|d| match d {
+            ColumnDefault::Expr(e) => Some(e),
+            _ => None,
+        });
+        Inserter {
+            plan,
+            codec: TableCodec::new(&plan.write.table),
+            prepared: Prepared::of(defaults),
+            conflict_state: ConflictState::default(),
+        }
+    }
+
+    async fn insert<K: Kv>(
+        &mut self,
+        cx: &mut Cx<'_, K>,
+        batch: Vec<Row>,
+        result: &mut WriteResult,
+    ) -> PgResult<()> {
+        let plan = self.plan;
         // Sequence values for the defaults of the whole batch at once.
         let mut calls: Vec<(u64, usize)> = Vec::new();
-        for &seq in prepared.sequence_calls() {
+        for &seq in self.prepared.sequence_calls() {
             match calls.iter_mut().find(|(s, _)| *s == seq) {
                 Some((_, n)) => *n += batch.len(),
                 None => calls.push((seq, batch.len())),
@@ -711,22 +752,30 @@ pub async fn insert<K: Kv>(cx: &mut Cx<'_, K>, plan: &InsertPlan) -> PgResult<Wr
         let mut rows = Vec::with_capacity(batch.len());
         for source_row in batch {
             let mut row =
-                complete_row(cx, &plan.write, &prepared, &plan.targets, source_row).await?;
+                complete_row(cx, &plan.write, &self.prepared, &plan.targets, source_row).await?;
             check_row(cx, &plan.write, &mut row)?;
             rows.push(row);
         }
         if let Some(oc) = &plan.on_conflict {
             for row in rows {
-                insert_on_conflict(cx, plan, &codec, oc, row, &mut conflict_state, &mut result)
-                    .await?;
+                insert_on_conflict(
+                    cx,
+                    plan,
+                    &self.codec,
+                    oc,
+                    row,
+                    &mut self.conflict_state,
+                    result,
+                )
+                .await?;
             }
-            continue;
+            return Ok(());
         }
         for chunk in rows.chunks(BATCH_ROWS) {
             let mut batch = Batch::new();
             let mut guards = Vec::new();
             for row in chunk {
-                put_row(&codec, row, &mut batch, &mut guards)?;
+                put_row(&self.codec, row, &mut batch, &mut guards)?;
             }
             run_batch(cx, &plan.write.table, batch, &guards).await?;
             check_parents(cx, &plan.write.table, chunk).await?;
@@ -737,11 +786,8 @@ pub async fn insert<K: Kv>(cx: &mut Cx<'_, K>, plan: &InsertPlan) -> PgResult<Wr
             }
             result.count += chunk.len() as u64;
         }
+        Ok(())
     }
-    cx.env
-        .shard
-        .adjust_row_count(plan.write.table.id, result.count as i64);
-    Ok(result)
 }
 
 /// Keys an INSERT ... ON CONFLICT has written or updated.

@@ -24,6 +24,10 @@ pub fn explain(bound: &Bound) -> Vec<String> {
         Command::Ddl(d) => out.push(d.tag.to_string()),
         Command::Explain(lines) => out.extend(lines.iter().cloned()),
         Command::Analyze(_) => out.push("Analyze".into()),
+        Command::CopyIn { insert, .. } => {
+            out.push(format!("Copy into {} from stdin", insert.write.table.name))
+        }
+        Command::CopyOut { plan, .. } => node(plan, 0, &mut out),
     }
     for (i, sub) in bound.subplans.iter().enumerate() {
         out.push(format!("SubPlan {}", i + 1));

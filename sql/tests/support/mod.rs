@@ -222,3 +222,84 @@ impl Sess {
         self.error(sql).code.code()
     }
 }
+
+impl Sess {
+    /// `COPY ... FROM STDIN` as the wire driver runs it: the data decoded
+    /// and handed over two rows at a time; the command tag.
+    pub fn copy_from(&mut self, sql: &str, data: &str) -> PgResult<String> {
+        use teller_net::copy::{CopyDecoder, CopyDirection};
+        block_on(async {
+            let result: PgResult<String> = async {
+                let mut parsed = self.s.parse(sql, &[])?;
+                let st = parsed.pop().ok_or_else(|| PgError::internal("empty"))?;
+                let mut portal = self.s.bind(&st, Vec::new())?;
+                let spec = self
+                    .s
+                    .copy_spec(&st)
+                    .ok_or_else(|| PgError::internal("not a COPY"))?;
+                assert_eq!(spec.direction, CopyDirection::FromStdin);
+                assert!(self.s.result_columns(&st).is_none());
+                spec.format.validate()?;
+                let mut decoder = CopyDecoder::new(spec.format.clone(), spec.columns.clone());
+                let mut rows = Vec::new();
+                let decoded = decoder
+                    .feed(data.as_bytes(), &mut rows)
+                    .and_then(|()| decoder.finish(&mut rows));
+                let sent = async {
+                    decoded?;
+                    for chunk in rows.chunks(2) {
+                        self.s.copy_in(&mut portal, chunk.to_vec()).await?;
+                    }
+                    self.s.copy_in_done(&mut portal).await
+                }
+                .await;
+                if sent.is_err() {
+                    self.s.copy_in_failed(&mut portal);
+                }
+                sent
+            }
+            .await;
+            if result.is_err() {
+                self.s.statement_failed();
+            }
+            result
+        })
+    }
+
+    /// `COPY ... TO STDOUT` as the wire driver runs it: the data as text.
+    pub fn copy_to(&mut self, sql: &str) -> PgResult<String> {
+        use teller_net::copy::{encode_header, encode_row, CopyDirection, CopyFormat};
+        block_on(async {
+            let result: PgResult<String> = async {
+                let mut parsed = self.s.parse(sql, &[])?;
+                let st = parsed.pop().ok_or_else(|| PgError::internal("empty"))?;
+                let mut portal = self.s.bind(&st, Vec::new())?;
+                let spec = self
+                    .s
+                    .copy_spec(&st)
+                    .ok_or_else(|| PgError::internal("not a COPY"))?;
+                assert_eq!(spec.direction, CopyDirection::ToStdout);
+                assert!(self.s.result_columns(&st).is_none());
+                let mut out = bytes::BytesMut::new();
+                if matches!(spec.format, CopyFormat::Csv { header: true, .. }) {
+                    encode_header(&spec.format, &spec.columns, &mut out);
+                }
+                loop {
+                    let mut batch = Vec::new();
+                    let done = self.s.execute(&mut portal, 3, &mut batch).await?;
+                    for row in &batch {
+                        encode_row(&spec.format, row, &spec.columns, &mut out);
+                    }
+                    if let Completion::Done(_) = done {
+                        return Ok(String::from_utf8_lossy(&out).into_owned());
+                    }
+                }
+            }
+            .await;
+            if result.is_err() {
+                self.s.statement_failed();
+            }
+            result
+        })
+    }
+}
