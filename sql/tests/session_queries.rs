@@ -336,3 +336,97 @@ fn subqueries_where_they_cannot_run_are_refused_cleanly() {
         vec!["ann", "bob"]
     );
 }
+
+#[test]
+fn update_from_and_delete_using() {
+    let node = Node::new();
+    let mut s = node.session();
+    s.exec(
+        "CREATE TABLE acct (id int PRIMARY KEY, bal int, owner text);
+         CREATE TABLE pay (acct int, amt int);
+         INSERT INTO acct VALUES (1, 100, 'a'), (2, 200, 'b'), (3, 300, 'c');
+         INSERT INTO pay VALUES (1, 10), (2, 20), (2, 25), (9, 1)",
+    );
+    // A row joined twice is updated once.
+    assert_eq!(
+        s.exec("UPDATE acct SET owner = 'paid' FROM pay WHERE pay.acct = acct.id"),
+        "UPDATE 2"
+    );
+    assert_eq!(
+        s.query("SELECT * FROM acct ORDER BY id"),
+        ["1|100|paid", "2|200|paid", "3|300|c"]
+    );
+    let out = s
+        .run(
+            "UPDATE acct a SET bal = a.bal + p.amt FROM pay p \
+             WHERE p.acct = a.id AND p.amt < 25 RETURNING a.id, a.bal, p.*",
+        )
+        .unwrap();
+    let names: Vec<&str> = out
+        .columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["id", "bal", "acct", "amt"]);
+    assert_eq!(out.tag, "UPDATE 2");
+    let mut rows: Vec<String> = out
+        .rows
+        .iter()
+        .map(|r| r.iter().map(support::text).collect::<Vec<_>>().join("|"))
+        .collect();
+    rows.sort();
+    assert_eq!(rows, ["1|110|1|10", "2|220|2|20"]);
+    assert_eq!(
+        s.query(
+            "UPDATE acct SET bal = bal * 2 \
+             FROM (SELECT acct, sum(amt) AS s FROM pay GROUP BY acct) t \
+             WHERE t.acct = acct.id AND t.s > 40 RETURNING *"
+        ),
+        ["2|440|paid|2|45"]
+    );
+    let out = s
+        .run(
+            "DELETE FROM acct USING pay \
+             WHERE pay.acct = acct.id AND pay.amt > 15 RETURNING acct.id",
+        )
+        .unwrap();
+    assert_eq!(out.tag, "DELETE 1");
+    assert_eq!(
+        s.query("SELECT * FROM acct ORDER BY id"),
+        ["1|110|paid", "3|300|c"]
+    );
+    assert_eq!(
+        s.error("UPDATE acct SET bal = 1 FROM acct").message,
+        "table name \"acct\" specified more than once"
+    );
+    assert_eq!(s.code("UPDATE acct SET bal = 1 FROM pay p, pay p"), "42712");
+    assert_eq!(
+        s.query("UPDATE acct SET bal = amt FROM pay WHERE pay.acct = id RETURNING bal"),
+        ["10"]
+    );
+    assert_eq!(
+        s.query(
+            "DELETE FROM acct USING pay p JOIN acct b ON b.id = p.acct \
+             WHERE acct.id = b.id + 2 RETURNING acct.id"
+        ),
+        ["3"]
+    );
+    assert_eq!(s.query("SELECT * FROM acct ORDER BY id"), ["1|10|paid"]);
+    // Indexes follow: the updated row is found through its new value.
+    s.exec("CREATE INDEX acct_owner ON acct (owner)");
+    s.exec("UPDATE acct SET owner = p.amt::text FROM pay p WHERE p.acct = acct.id");
+    assert_eq!(s.query("SELECT id FROM acct WHERE owner = '10'"), ["1"]);
+    assert!(s
+        .query("SELECT id FROM acct WHERE owner = 'paid'")
+        .is_empty());
+    assert_eq!(
+        s.query("INSERT INTO acct VALUES (5, 5, 'e') RETURNING acct.*"),
+        ["5|5|e"]
+    );
+    assert_eq!(
+        s.error("DELETE FROM acct RETURNING nope.*").message,
+        "missing FROM-clause entry for table \"nope\""
+    );
+}

@@ -74,18 +74,29 @@ pub struct InsertPlan {
 #[derive(Clone, Debug)]
 pub struct UpdatePlan {
     pub write: TableWrite,
-    /// The rows to update (full table rows).
+    /// The rows to update: full table rows, followed by the columns of the
+    /// `FROM` items joined to each (`joined` of them).
     pub source: Plan,
-    /// Column position and new value (over the old row).
+    /// Column position and new value (over the source row).
     pub assignments: Vec<(usize, Expr)>,
+    /// RETURNING, over the new row followed by the joined columns.
     pub returning: Option<Returning>,
+    /// Columns of `UPDATE ... FROM` items after the table's (0: no FROM). A
+    /// row that joins several times is updated once, with the first match,
+    /// as PostgreSQL does (which match is unspecified there too).
+    pub joined: usize,
 }
 
 #[derive(Clone, Debug)]
 pub struct DeletePlan {
     pub table: TableRef,
+    /// Full table rows, followed by the columns of `USING` items (`joined`).
     pub source: Plan,
+    /// RETURNING, over the source row.
     pub returning: Option<Returning>,
+    /// Columns of `DELETE ... USING` items after the table's (0: none); a
+    /// row matched several times is deleted once.
+    pub joined: usize,
 }
 
 /// A base table named by a DML statement.
@@ -617,8 +628,28 @@ fn returning(
     for item in items {
         match item {
             ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
+                let qualifier = match item {
+                    ast::SelectItem::QualifiedWildcard(
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(name),
+                        _,
+                    ) => {
+                        let parts = names::object_parts(name)?;
+                        let q = parts.last().cloned().unwrap_or_default();
+                        if !scope.has_qualifier(&q) {
+                            return Err(super::scope::missing_from_entry(&q));
+                        }
+                        Some(q)
+                    }
+                    ast::SelectItem::QualifiedWildcard(..) => {
+                        return Err(PgError::unsupported("this RETURNING item is not supported"))
+                    }
+                    _ => None,
+                };
                 for (i, c) in scope.columns.iter().enumerate() {
-                    if !c.hidden {
+                    let wanted = qualifier
+                        .as_deref()
+                        .is_none_or(|q| c.qualifier.as_deref() == Some(q));
+                    if !c.hidden && wanted {
                         exprs.push(Expr::Column(i, c.ty));
                         let mut column = Column::new(c.name.clone(), c.ty);
                         column.type_modifier = c.typmod;
@@ -674,14 +705,35 @@ fn single_table(twj: &ast::TableWithJoins) -> PgResult<(&ast::ObjectName, Option
     }
 }
 
+/// The rows UPDATE or DELETE visit: the target table, cross-joined with the
+/// `FROM` / `USING` items (WHERE then turns the cross join into a join). The
+/// binder's scope becomes the joined row's; returns the plan and the number
+/// of joined columns.
+fn joined_source(
+    binder: &mut Binder<'_>,
+    table: &TableRef,
+    alias: &str,
+    from: Option<&Vec<ast::TableWithJoins>>,
+    params: &mut Vec<Option<Type>>,
+) -> PgResult<(Plan, usize)> {
+    let scan = full_scan(binder, table, alias);
+    let Some(from) = from.filter(|f| !f.is_empty()) else {
+        return Ok((scan, 0));
+    };
+    // FROM items cannot see the target row (no LATERAL).
+    let target = binder.set_scope(Scope::default());
+    let (plan, scope) = binder.from(from, params)?;
+    let joined = scope.len();
+    let (plan, scope) = super::query::cross((scan, target), (plan, scope))?;
+    binder.set_scope(scope);
+    Ok((plan, joined))
+}
+
 pub fn bind_update(
     binder: &mut Binder<'_>,
     update: &ast::Update,
     params: &mut Vec<Option<Type>>,
 ) -> PgResult<UpdatePlan> {
-    if update.from.is_some() {
-        return Err(PgError::unsupported("UPDATE ... FROM is not supported yet"));
-    }
     if !update.order_by.is_empty() || update.limit.is_some() || update.or.is_some() {
         return Err(PgError::syntax(
             "UPDATE ... ORDER BY/LIMIT is not PostgreSQL syntax",
@@ -691,9 +743,16 @@ pub fn bind_update(
     let table = target_table(binder, name)?;
     let alias = alias.unwrap_or_else(|| table.name.clone());
     let write = write_parts(binder, &table, params)?;
+    let from = match &update.from {
+        None => None,
+        Some(ast::UpdateTableFromKind::AfterSet(from)) => Some(from),
+        Some(ast::UpdateTableFromKind::BeforeSet(_)) => {
+            return Err(PgError::syntax("syntax error at or near \"FROM\""))
+        }
+    };
     let saved = binder.set_scope(table_scope(&table, &alias));
     let result = (|| -> PgResult<UpdatePlan> {
-        let mut source = full_scan(binder, &table, &alias);
+        let (mut source, joined) = joined_source(binder, &table, &alias, from, params)?;
         if let Some(w) = &update.selection {
             let predicate = binder.condition(w, params, None, Clause::Where)?;
             source = Plan::Filter {
@@ -712,6 +771,7 @@ pub fn bind_update(
             source: crate::plan::optimize::optimize(source, binder.env)?,
             assignments,
             returning,
+            joined,
         })
     })();
     binder.set_scope(saved);
@@ -723,11 +783,6 @@ pub fn bind_delete(
     delete: &ast::Delete,
     params: &mut Vec<Option<Type>>,
 ) -> PgResult<DeletePlan> {
-    if delete.using.is_some() {
-        return Err(PgError::unsupported(
-            "DELETE ... USING is not supported yet",
-        ));
-    }
     if !delete.order_by.is_empty() || delete.limit.is_some() || !delete.tables.is_empty() {
         return Err(PgError::syntax("this DELETE form is not PostgreSQL syntax"));
     }
@@ -742,7 +797,8 @@ pub fn bind_delete(
     let alias = alias.unwrap_or_else(|| table.name.clone());
     let saved = binder.set_scope(table_scope(&table, &alias));
     let result = (|| -> PgResult<DeletePlan> {
-        let mut source = full_scan(binder, &table, &alias);
+        let (mut source, joined) =
+            joined_source(binder, &table, &alias, delete.using.as_ref(), params)?;
         if let Some(w) = &delete.selection {
             let predicate = binder.condition(w, params, None, Clause::Where)?;
             source = Plan::Filter {
@@ -759,6 +815,7 @@ pub fn bind_delete(
             table: table.clone(),
             source: crate::plan::optimize::optimize(source, binder.env)?,
             returning,
+            joined,
         })
     })();
     binder.set_scope(saved);

@@ -1293,7 +1293,10 @@ fn check_duplicate_qualifiers(l: &Scope, r: &Scope) -> PgResult<()> {
     Ok(())
 }
 
-fn cross((left, lscope): (Plan, Scope), (right, rscope): (Plan, Scope)) -> PgResult<(Plan, Scope)> {
+pub(super) fn cross(
+    (left, lscope): (Plan, Scope),
+    (right, rscope): (Plan, Scope),
+) -> PgResult<(Plan, Scope)> {
     check_duplicate_qualifiers(&lscope, &rscope)?;
     let estimate = left.estimate() * right.estimate();
     Ok((

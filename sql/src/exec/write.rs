@@ -970,26 +970,35 @@ async fn apply_updates<K: Kv>(
 /// UPDATE.
 pub async fn update<K: Kv>(cx: &mut Cx<'_, K>, plan: &UpdatePlan) -> PgResult<WriteResult> {
     let codec = TableCodec::new(&plan.write.table);
+    let width = plan.write.table.columns.len();
     let mut source = Op::build(&plan.source);
-    let old_rows = source.collect(cx).await?;
+    let mut source_rows = source.collect(cx).await?;
+    if plan.joined > 0 {
+        first_match_only(&codec, width, &mut source_rows)?;
+    }
     let exprs: Vec<Expr> = plan.assignments.iter().map(|(_, e)| e.clone()).collect();
     let prepared = Prepared::of(exprs.iter());
     let mut result = WriteResult::default();
-    for chunk in old_rows.chunks(BATCH_ROWS) {
+    for chunk in source_rows.chunks(BATCH_ROWS) {
         let mut changes = Vec::with_capacity(chunk.len());
-        for old in chunk {
-            let values = eval_row(cx, &prepared, &exprs, old).await?;
+        for row in chunk {
+            let values = eval_row(cx, &prepared, &exprs, row).await?;
+            let old = row[..width].to_vec();
             let mut new = old.clone();
             for ((p, _), v) in plan.assignments.iter().zip(values) {
                 new[*p] = v;
             }
             check_row(cx, &plan.write, &mut new)?;
-            changes.push((old.clone(), new));
+            changes.push((old, new));
         }
         apply_updates(cx, &codec, &plan.write, &changes).await?;
-        for (_, new) in &changes {
-            if let Some(r) = returning_row(cx, &plan.returning, new)? {
-                result.returning.push(r);
+        if plan.returning.is_some() {
+            for ((_, new), row) in changes.iter().zip(chunk) {
+                let mut out = new.clone();
+                out.extend_from_slice(&row[width..]);
+                if let Some(r) = returning_row(cx, &plan.returning, &out)? {
+                    result.returning.push(r);
+                }
             }
         }
         result.count += chunk.len() as u64;
@@ -997,13 +1006,44 @@ pub async fn update<K: Kv>(cx: &mut Cx<'_, K>, plan: &UpdatePlan) -> PgResult<Wr
     Ok(result)
 }
 
+/// Keeps the first of the source rows that name the same table row (an
+/// UPDATE ... FROM or DELETE ... USING row joined several times).
+fn first_match_only(codec: &TableCodec, width: usize, rows: &mut Vec<Row>) -> PgResult<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = Vec::with_capacity(rows.len());
+    for row in rows.iter() {
+        keep.push(seen.insert(codec.pk_key(&row[..width])?));
+    }
+    let mut flags = keep.into_iter();
+    rows.retain(|_| flags.next().unwrap_or(false));
+    Ok(())
+}
+
 /// DELETE.
 pub async fn delete<K: Kv>(cx: &mut Cx<'_, K>, plan: &DeletePlan) -> PgResult<WriteResult> {
     let codec = TableCodec::new(&plan.table);
+    let width = plan.table.columns.len();
     let mut source = Op::build(&plan.source);
     let mut result = WriteResult::default();
-    while let Some(rows) = source.next(cx).await? {
-        remove_rows(cx, &codec, &rows).await?;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(mut rows) = source.next(cx).await? {
+        if plan.joined > 0 {
+            // A row matched again in a later batch is already gone.
+            let mut fresh = Vec::with_capacity(rows.len());
+            for row in rows {
+                if seen.insert(codec.pk_key(&row[..width])?) {
+                    fresh.push(row);
+                }
+            }
+            rows = fresh;
+        }
+        let table_rows: Vec<Row> = if plan.joined > 0 {
+            rows.iter().map(|r| r[..width].to_vec()).collect()
+        } else {
+            Vec::new()
+        };
+        let targets = if plan.joined > 0 { &table_rows } else { &rows };
+        remove_rows(cx, &codec, targets).await?;
         for row in &rows {
             if let Some(r) = returning_row(cx, &plan.returning, row)? {
                 result.returning.push(r);
