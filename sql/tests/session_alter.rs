@@ -143,3 +143,31 @@ fn renames() {
     assert_eq!(s.query("select w from u"), vec!["1"]);
     assert_eq!(s.code("select * from t"), "42P01");
 }
+
+#[test]
+fn add_primary_key_streams_over_many_batches() {
+    let node = Node::new();
+    let mut s = node.session();
+    s.exec("CREATE TABLE big (k int NOT NULL, v text)");
+    s.exec("CREATE INDEX big_v ON big (v)");
+    s.exec("INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 3000) g");
+    s.exec("ALTER TABLE big ADD PRIMARY KEY (k)");
+    assert_eq!(
+        s.query("SELECT count(*), sum(k) FROM big"),
+        ["3000|4501500"]
+    );
+    assert_eq!(s.query("SELECT v FROM big WHERE k = 2999"), ["v2999"]);
+    assert_eq!(s.query("SELECT k FROM big WHERE v = 'v1234'"), ["1234"]);
+    s.exec("ALTER TABLE big ADD COLUMN n int DEFAULT 7");
+    s.exec("ALTER TABLE big ADD CONSTRAINT n_small CHECK (n < 8)");
+    assert_eq!(s.query("SELECT sum(n) FROM big"), ["21000"]);
+
+    // A duplicate far apart from its twin is found.
+    s.exec("CREATE TABLE dup (k int NOT NULL)");
+    s.exec("INSERT INTO dup SELECT g FROM generate_series(1, 2500) g");
+    s.exec("INSERT INTO dup VALUES (3)");
+    let e = s.error("ALTER TABLE dup ADD PRIMARY KEY (k)");
+    assert_eq!(e.code.code(), "23505");
+    assert_eq!(e.detail.as_deref(), Some("Key (k)=(3) is duplicated."));
+    assert_eq!(s.query("SELECT count(*) FROM dup"), ["2501"]);
+}

@@ -36,7 +36,7 @@ pub enum AlterWork {
     ValidateNotNull(ColumnId),
     /// Fail if a row's foreign key has no parent.
     ValidateForeignKey(String),
-    /// Re-key every row under the new primary index (the old one's id) and
+    /// Re-key every row under the new primary index (a new index id) and
     /// rebuild the secondary indexes, whose entries hold the primary key.
     Rekey { old_primary: Box<IndexDesc> },
     /// Write a value from the column's default into every row.

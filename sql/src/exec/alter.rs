@@ -19,35 +19,48 @@ use crate::table::TableCodec;
 /// Rows read per batch while altering.
 const ALTER_BATCH_ROWS: u64 = 1024;
 
-/// Reads every row of `table` through `codec`'s primary index, in batches.
-async fn for_each_batch<K: Kv>(
-    cx: &mut Cx<'_, K>,
-    codec: &TableCodec,
-    f: &mut dyn FnMut(Vec<Vec<Value>>) -> PgResult<Vec<Vec<Value>>>,
-    sink: &mut Vec<Vec<Vec<Value>>>,
-) -> PgResult<()> {
-    let mut next = Some(Span::prefix(&codec.primary.prefix));
-    while let Some(span) = next.take() {
-        let mut request = ScanRequest::new(span);
-        request.limit_rows = Some(ALTER_BATCH_ROWS);
-        let mut batch = Batch::new();
-        batch.scan(request);
-        let response = cx.batch(batch).await?;
-        let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
-            return Err(PgError::internal("a scan was answered with something else"));
-        };
-        let rows = scan
-            .rows
-            .iter()
-            .map(|kv| codec.decode_row(&kv.key, &kv.value))
-            .collect::<PgResult<Vec<_>>>()?;
-        let kept = f(rows)?;
-        if !kept.is_empty() {
-            sink.push(kept);
+/// Reads every row of a table through `codec`'s primary index, a batch at
+/// a time, so that a pass over a large table holds one batch in memory. The
+/// caller may write between batches: rows written under the same keys are
+/// behind the scan, and a re-keyed table writes under another index id.
+struct BatchScan {
+    next: Option<Span>,
+}
+
+impl BatchScan {
+    fn new(codec: &TableCodec) -> BatchScan {
+        BatchScan {
+            next: Some(Span::prefix(&codec.primary.prefix)),
         }
-        next = scan.resume;
     }
-    Ok(())
+
+    async fn next<K: Kv>(
+        &mut self,
+        cx: &mut Cx<'_, K>,
+        codec: &TableCodec,
+    ) -> PgResult<Option<Vec<Vec<Value>>>> {
+        while let Some(span) = self.next.take() {
+            let mut request = ScanRequest::new(span);
+            request.limit_rows = Some(ALTER_BATCH_ROWS);
+            let mut batch = Batch::new();
+            batch.scan(request);
+            let response = cx.batch(batch).await?;
+            let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
+                return Err(PgError::internal("a scan was answered with something else"));
+            };
+            self.next = scan.resume;
+            if scan.rows.is_empty() {
+                continue;
+            }
+            let rows = scan
+                .rows
+                .iter()
+                .map(|kv| codec.decode_row(&kv.key, &kv.value))
+                .collect::<PgResult<Vec<_>>>()?;
+            return Ok(Some(rows));
+        }
+        Ok(None)
+    }
 }
 
 /// Runs one piece of ALTER TABLE work; `old` is the table before, `new` after.
@@ -71,42 +84,37 @@ pub async fn run<K: Kv>(
             let p = new
                 .position(*column)
                 .ok_or_else(|| PgError::internal("validating a missing column"))?;
-            let name = new.columns[p].name.clone();
-            let env = cx.env;
-            let mut check = |rows: Vec<Vec<Value>>| -> PgResult<Vec<Vec<Value>>> {
+            let mut scan = BatchScan::new(&codec);
+            while let Some(rows) = scan.next(cx, &codec).await? {
                 if rows.iter().any(|r| r[p].is_null()) {
                     return Err(PgError::new(
                         errors::NOT_NULL_VIOLATION,
                         format!(
-                            "column \"{name}\" of relation \"{}\" contains null values",
-                            new.name
+                            "column \"{}\" of relation \"{}\" contains null values",
+                            new.columns[p].name, new.name
                         ),
                     ));
                 }
-                let _ = env;
-                Ok(Vec::new())
-            };
-            for_each_batch(cx, &codec, &mut check, &mut Vec::new()).await
+            }
+            Ok(())
         }
         AlterWork::ValidateCheck(name, expr) => {
-            let env = cx.env;
-            let mut check = |rows: Vec<Vec<Value>>| -> PgResult<Vec<Vec<Value>>> {
+            let mut scan = BatchScan::new(&codec);
+            while let Some(rows) = scan.next(cx, &codec).await? {
                 for row in &rows {
-                    if eval_plain(expr, env, row, &[])? == Value::Bool(false) {
+                    if eval_plain(expr, cx.env, row, &[])? == Value::Bool(false) {
                         return Err(PgError::new(
                             errors::CHECK_VIOLATION,
                             format!("check constraint \"{name}\" of relation \"{}\" is violated by some row", new.name),
                         ));
                     }
                 }
-                Ok(Vec::new())
-            };
-            for_each_batch(cx, &codec, &mut check, &mut Vec::new()).await
+            }
+            Ok(())
         }
         AlterWork::ValidateForeignKey(_) => {
-            let mut batches = Vec::new();
-            for_each_batch(cx, &codec, &mut |rows| Ok(rows), &mut batches).await?;
-            for rows in batches {
+            let mut scan = BatchScan::new(&codec);
+            while let Some(rows) = scan.next(cx, &codec).await? {
                 check_parents(cx, new, &rows).await?;
             }
             Ok(())
@@ -115,9 +123,8 @@ pub async fn run<K: Kv>(
             let p = new
                 .position(*column)
                 .ok_or_else(|| PgError::internal("filling a missing column"))?;
-            let mut batches = Vec::new();
-            for_each_batch(cx, &codec, &mut |rows| Ok(rows), &mut batches).await?;
-            for mut rows in batches {
+            let mut scan = BatchScan::new(&codec);
+            while let Some(mut rows) = scan.next(cx, &codec).await? {
                 let values: Vec<Value> = match value {
                     FillValue::NewSequence(i) => {
                         let desc = sequences
@@ -166,9 +173,8 @@ pub async fn run<K: Kv>(
             if !clear.is_empty() {
                 cx.batch(clear).await?;
             }
-            let mut batches = Vec::new();
-            for_each_batch(cx, &old_codec, &mut |rows| Ok(rows), &mut batches).await?;
-            for rows in batches {
+            let mut scan = BatchScan::new(&old_codec);
+            while let Some(rows) = scan.next(cx, &old_codec).await? {
                 let mut batch = Batch::new();
                 let mut guards = Vec::new();
                 for old_row in &rows {
