@@ -22,6 +22,7 @@ use teller_kv::engine::Engine;
 use teller_kv::env::Env;
 use teller_kv::keys::Span;
 use teller_kv::replica::RangeDesc;
+use teller_kv::replication::{DirectApply, Replication};
 use teller_kv::store::Store;
 use teller_kv::transport::{StoreId, Transport};
 use teller_kv::{Hlc, KvClient, KvConfig, KvError};
@@ -86,6 +87,7 @@ impl KvShard {
         let env: Rc<dyn Env> = Rc::new(GlommioEnv);
         let clock = Rc::new(RefCell::new(Hlc::new(cfg.max_offset)));
         let engine: Rc<dyn Engine> = Rc::new(MemEngine::new());
+        let log: Rc<dyn Replication> = Rc::new(DirectApply::new(engine.clone()));
         let directory = initial_ranges(shards);
         let mine: Vec<RangeDesc> = directory
             .iter()
@@ -95,6 +97,7 @@ impl KvShard {
         let store = Store::open(
             shard as StoreId,
             engine,
+            log,
             env.clone(),
             clock.clone(),
             cfg.clone(),
@@ -105,7 +108,6 @@ impl KvShard {
             .create_ranges(&mine)
             .await
             .map_err(|e| format!("shard {shard}: creating ranges: {e}"))?;
-        let store = Rc::new(store);
         let transport = Rc::new(MeshTransport::new(shard, directory));
         transport.set_local(&store);
         let dyn_transport: Rc<dyn Transport> = transport.clone();
