@@ -493,6 +493,9 @@ pub fn sim_lsm_config(raft_log: bool, seed: u64) -> EngineConfig {
     }
 }
 
+/// Idle ranges' Raft pins are re-appended this many records behind the end.
+pub const SIM_STALE_PIN_RECORDS: u64 = 64;
+
 /// The directory of every simulated store on its own `SimDisk`.
 const SIM_STORE_DIR: &str = "/store";
 
@@ -637,14 +640,12 @@ impl SimCluster {
             let log = recovery
                 .finish(&recovered.applied)
                 .expect("recover the Raft logs");
-            let raft = RaftReplication::open(
-                lsm.clone(),
-                log,
-                open_env,
-                RaftConfig::new(u64::from(id) + 1, seed),
-            )
-            .await
-            .expect("open the Raft host");
+            let mut raft_config = RaftConfig::new(u64::from(id) + 1, seed);
+            // Re-append idle ranges' pins often, so tests exercise it.
+            raft_config.stale_pin_records = SIM_STALE_PIN_RECORDS;
+            let raft = RaftReplication::open(lsm.clone(), log, open_env, raft_config)
+                .await
+                .expect("open the Raft host");
             (lsm, Some(raft))
         });
         let background = lsm.clone();

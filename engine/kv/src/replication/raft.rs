@@ -99,9 +99,10 @@ pub const PROPOSALS_QUEUED_MAX: usize = 65_536;
 /// Most passes appended without a sync before the loop syncs anyway (the
 /// host bounds passes awaiting persistence too).
 pub const UNSYNCED_PASSES_MAX: usize = 64;
-/// A hard state or log base older than this many records behind the log's
-/// end is re-appended, so that idle ranges do not hold truncation back.
-pub const STALE_PIN_RECORDS: u64 = 1 << 16;
+/// By default, a hard state or log base older than this many records
+/// behind the log's end is re-appended, so that idle ranges do not hold
+/// truncation back.
+pub const STALE_PIN_RECORDS_DEFAULT: u64 = 1 << 16;
 /// Most ticks one wake-up catches up on (after a long stall).
 pub const TICKS_PER_WAKE_MAX: u32 = 16;
 /// Most passes in a row before the loop yields to other tasks.
@@ -117,6 +118,9 @@ pub struct RaftConfig {
     pub tick: Duration,
     /// Seed of the election timeouts (the only randomness of Raft).
     pub seed: u64,
+    /// Records behind the log's end past which an idle range's hard state
+    /// or log base is re-appended.
+    pub stale_pin_records: u64,
 }
 
 impl RaftConfig {
@@ -125,6 +129,7 @@ impl RaftConfig {
             replica_id,
             tick: TICK_DEFAULT,
             seed,
+            stale_pin_records: STALE_PIN_RECORDS_DEFAULT,
         }
     }
 }
@@ -688,7 +693,7 @@ impl<D: Disk + 'static> RaftReplication<D> {
             records.push(RaftRecord::LogBase { range, base });
             based.insert(range);
         }
-        let stale_below = Lsn(st.last_lsn.0.saturating_sub(STALE_PIN_RECORDS));
+        let stale_below = Lsn(st.last_lsn.0.saturating_sub(self.cfg.stale_pin_records));
         for (range, slot) in st.retention.stale_pins(stale_below) {
             let Some(log) = st.ranges.get(&range) else {
                 continue;
