@@ -2,7 +2,8 @@
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test TellerDB:
 # the Rust toolchain components (rustfmt, clippy), PostgreSQL's client tools
 # (psql, used by the end-to-end tests) and server (the workload tests compare
-# against a private PostgreSQL). Idempotent and quick when all is there.
+# against a private PostgreSQL), pgbench and sysbench (scripts/compare-postgres.sh).
+# Idempotent and quick when all is there.
 set -euo pipefail
 
 need_apt=()
@@ -12,6 +13,9 @@ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/n
   || need_apt+=(postgresql)
 command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 \
   || need_apt+=(postgresql-contrib)
+# scripts/compare-postgres.sh also drives sysbench (oltp_point_select,
+# oltp_read_write) with its pgsql driver.
+command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 

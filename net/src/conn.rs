@@ -423,7 +423,10 @@ where
                 | PgWireFrontendMessage::CopyDone(_)
                 | PgWireFrontendMessage::CopyFail(_) => continue,
                 _ if skip_until_sync => continue,
-                PgWireFrontendMessage::Parse(parse) => self.parse(session, &mut statements, parse),
+                PgWireFrontendMessage::Parse(parse) => match session.refresh().await {
+                    Ok(()) => self.parse(session, &mut statements, parse),
+                    Err(error) => Err(error),
+                },
                 PgWireFrontendMessage::Bind(bind) => {
                     self.bind(session, &statements, &mut portals, bind)
                 }
@@ -477,6 +480,9 @@ where
         session: &mut H::Session,
         sql: &str,
     ) -> Result<PgResult<()>, Stop> {
+        if let Err(error) = session.refresh().await {
+            return Ok(Err(error));
+        }
         let parsed = match session.parse(sql, &[]) {
             Ok(parsed) => parsed,
             Err(error) => return Ok(Err(error)),

@@ -103,6 +103,13 @@ pub trait Session {
     /// (`server_version`, `client_encoding`, `DateStyle`, ...).
     fn startup_parameters(&self) -> Vec<(String, String)>;
 
+    /// Called before a simple Query or a Parse is handled: the session may
+    /// bring shard-local caches (the catalog) up to date here, which `parse`,
+    /// being synchronous, cannot. An error fails the Query or Parse.
+    async fn refresh(&mut self) -> PgResult<()> {
+        Ok(())
+    }
+
     /// Parses `sql` into zero or more statements (zero for an empty query).
     /// `param_types` are the OIDs the client declared; 0 means "infer".
     fn parse(&mut self, sql: &str, param_types: &[u32]) -> PgResult<Vec<Self::Statement>>;

@@ -29,6 +29,14 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The session is over: the connection closed or failed (class 08), or the
+/// server ended the session (57P01 admin shutdown, 57P02 crash shutdown,
+/// 57P03 cannot connect now). The client must reconnect.
+pub fn is_session_fatal(e: &tokio_postgres::Error) -> bool {
+    let code = sqlstate(e);
+    code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+}
+
 /// Serialization failure and deadlock: the transaction may be retried as is.
 pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
     matches!(e.code().map(|c| c.code()), Some("40001" | "40P01"))
@@ -43,6 +51,12 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    /// The name the command line uses (`serializable`, `read-committed`, ...).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
     pub fn level(self) -> IsolationLevel {
         match self {
             Isolation::Serializable => IsolationLevel::Serializable,
@@ -106,12 +120,18 @@ pub fn meta_u64(meta: &Value, key: &str) -> Option<u64> {
     meta.get(key).and_then(Value::as_u64)
 }
 
+/// Period of the loaders' progress line.
+const LOAD_PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Runs the SQL that `sql(job)` renders for every job, over `concurrency`
 /// connections pulling from one shared queue. Loaders use literal multi-row
 /// `INSERT`s (simple protocol): one round trip per batch of rows, no
 /// parameter-count limit, and nothing about the values needs binding.
+/// Prints `what: done/total jobs` once per second while it runs, so that a
+/// long load (TPC-C at scale) shows it is moving.
 pub async fn load_parallel<J, F>(
     url: &str,
+    what: &str,
     concurrency: usize,
     jobs: Vec<J>,
     sql: F,
@@ -123,13 +143,15 @@ where
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
+    let total = jobs.len();
     let jobs = Arc::new(jobs);
     let sql = Arc::new(sql);
     let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..concurrency.clamp(1, jobs.len().max(1)) {
+    for _ in 0..concurrency.clamp(1, total.max(1)) {
         let client = connect(url).await?;
-        let (jobs, sql, next) = (jobs.clone(), sql.clone(), next.clone());
+        let (jobs, sql, next, done) = (jobs.clone(), sql.clone(), next.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -137,13 +159,39 @@ where
                     return Ok(());
                 };
                 client.batch_execute(&sql(job)).await?;
+                done.fetch_add(1, Ordering::Relaxed);
             }
         }));
     }
-    for t in tasks {
-        t.await.expect("loader task panicked")?;
+    let progress = tokio::spawn({
+        let (what, done) = (what.to_string(), done.clone());
+        let start = tokio::time::Instant::now();
+        async move {
+            let mut tick =
+                tokio::time::interval_at(start + LOAD_PROGRESS_INTERVAL, LOAD_PROGRESS_INTERVAL);
+            loop {
+                tick.tick().await;
+                let n = done.load(Ordering::Relaxed);
+                println!(
+                    "{what}: {n}/{total} jobs ({:.0}%), {:.0} s",
+                    100.0 * n as f64 / total.max(1) as f64,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    });
+    // The first failure stops the load: the other loaders are cancelled.
+    let mut result = Ok(());
+    for t in &mut tasks {
+        if result.is_err() {
+            t.abort();
+        } else {
+            result = t.await.expect("loader task panicked");
+        }
     }
-    Ok(())
+    progress.abort();
+    let _ = progress.await;
+    result
 }
 
 /// Outcome of a workload's `check`: each condition and whether it held.

@@ -18,6 +18,9 @@
 //!   counters by SQLSTATE, and renders the summary and the JSON result.
 //! - [`bank`], [`ycsb`] and [`tpcc`] are the workloads; [`gen`] holds the
 //!   random generators they share (zipfian, latest, NURand, strings).
+//! - [`compare`] is the helper of `scripts/compare-postgres.sh` (binary
+//!   `teller-compare`): it normalises pgbench and sysbench results into the
+//!   driver's JSON shape and tabulates rounds side by side.
 //!
 //! # Measurement rules
 //!
@@ -34,6 +37,7 @@
 
 pub mod bank;
 pub mod cli;
+pub mod compare;
 pub mod conn;
 pub mod driver;
 pub mod gen;

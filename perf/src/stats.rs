@@ -12,7 +12,8 @@ pub const LATENCY_MAX_US: u64 = 60_000_000;
 /// Significant decimal digits the histograms keep.
 const LATENCY_SIGFIG: u8 = 3;
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram in microseconds, as every recorder keeps.
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGFIG)
         .expect("constant histogram bounds are valid")
 }
@@ -97,11 +98,13 @@ impl Recorder {
     }
 }
 
-fn ms(us: u64) -> f64 {
+/// Microseconds as milliseconds.
+pub fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+/// The latency at quantile `q` in milliseconds; 0 for an empty histogram.
+pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
     if h.is_empty() {
         0.0
     } else {

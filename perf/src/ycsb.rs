@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use clap::ValueEnum;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
@@ -111,7 +111,7 @@ pub async fn init(
         ))
         .await?;
     let batches: Vec<u64> = (0..records.div_ceil(LOAD_BATCH_ROWS)).collect();
-    load_parallel(url, concurrency, batches, move |&b| {
+    load_parallel(url, "ycsb init", concurrency, batches, move |&b| {
         let mut rng = SmallRng::seed_from_u64(seed ^ fnv64(b));
         let rows: Vec<String> = (b * LOAD_BATCH_ROWS..((b + 1) * LOAD_BATCH_ROWS).min(records))
             .map(|n| {
@@ -192,6 +192,9 @@ pub struct Ycsb {
     pub workload: CoreWorkload,
     pub distribution: Distribution,
     pub max_scan_length: i64,
+    /// Records present before the run that reads and updates draw from:
+    /// `--records`, or all that were loaded and inserted so far.
+    pub drawn: u64,
     keys: Arc<KeySequence>,
     zipfian: Zipfian,
 }
@@ -201,6 +204,8 @@ pub struct Ycsb {
 /// has not finished yet, so that reads do not chase rows still in flight.
 #[derive(Debug)]
 struct KeySequence {
+    /// Records present before the run; this run inserts from here on.
+    base: u64,
     /// Next record number to insert.
     next_insert: AtomicU64,
     /// Every record number below this has finished its insert.
@@ -214,10 +219,21 @@ struct KeySequence {
 impl KeySequence {
     fn new(present: u64) -> Self {
         KeySequence {
+            base: present,
             next_insert: AtomicU64::new(present),
             acked: AtomicU64::new(present),
             finished: Mutex::new(BTreeSet::new()),
             inserted: AtomicU64::new(0),
+        }
+    }
+
+    /// Record number of the `k`-th drawable record when reads draw from the
+    /// first `drawn` records plus this run's acknowledged inserts.
+    fn record(&self, drawn: u64, k: u64) -> u64 {
+        if k < drawn {
+            k
+        } else {
+            self.base + (k - drawn)
         }
     }
 
@@ -235,7 +251,12 @@ impl KeySequence {
 }
 
 impl Ycsb {
-    /// Reads the record count `init` recorded (or takes `records`).
+    /// Reads the record count `init` recorded (plus earlier runs' inserts).
+    /// `records` limits reads and updates to the first `records` of them
+    /// (records beyond those present are read as not found); this run's
+    /// inserts always continue after the last record present, so that they
+    /// never collide. Without metadata, `records` says how many records a
+    /// foreign loader put there (the key scheme is YCSB's own).
     pub async fn from_meta(
         url: &str,
         workload: CoreWorkload,
@@ -246,21 +267,23 @@ impl Ycsb {
         let client = connect(url).await?;
         let meta = get_meta(&client, "ycsb").await?;
         let present = match (records, &meta) {
-            (Some(r), _) => r,
-            (None, Some(m)) => {
+            (_, Some(m)) => {
                 meta_u64(m, "records").unwrap_or(0) + meta_u64(m, "inserted").unwrap_or(0)
             }
+            (Some(r), None) => r,
             (None, None) => return Ok(None),
         };
-        if present == 0 {
+        let drawn = records.unwrap_or(present);
+        if present == 0 || drawn == 0 {
             return Ok(None);
         }
         Ok(Some(Ycsb {
             workload,
             distribution: distribution.unwrap_or(workload.distribution()),
             max_scan_length,
+            drawn,
             keys: Arc::new(KeySequence::new(present)),
-            zipfian: Zipfian::new(present),
+            zipfian: Zipfian::new(drawn),
         }))
     }
 
@@ -305,6 +328,7 @@ pub enum YcsbOp {
 pub struct YcsbWorker {
     workload: CoreWorkload,
     max_scan_length: i64,
+    drawn: u64,
     keys: Arc<KeySequence>,
     client: Client,
     rng: SmallRng,
@@ -324,6 +348,19 @@ impl Workload for Ycsb {
 
     fn op_names(&self) -> Vec<&'static str> {
         vec!["read", "update", "insert", "scan", "read_modify_write"]
+    }
+
+    fn extra(&self, _summary: &crate::stats::Summary) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("records".into(), self.drawn.into());
+        m.insert(
+            "distribution".into(),
+            format!("{:?}", self.distribution).to_lowercase().into(),
+        );
+        if self.workload == CoreWorkload::E {
+            m.insert("max_scan_length".into(), self.max_scan_length.into());
+        }
+        m
     }
 
     async fn open(
@@ -367,6 +404,7 @@ impl Workload for Ycsb {
         Ok(YcsbWorker {
             workload: self.workload,
             max_scan_length: self.max_scan_length,
+            drawn: self.drawn,
             keys: self.keys.clone(),
             client,
             rng: SmallRng::seed_from_u64(seed),
@@ -381,8 +419,9 @@ impl Workload for Ycsb {
 
 impl YcsbWorker {
     fn existing_key(&mut self) -> String {
-        let present = self.keys.acked.load(Ordering::Relaxed);
-        key(self.chooser.next(&mut self.rng, present))
+        let inserted = self.keys.acked.load(Ordering::Relaxed) - self.keys.base;
+        let k = self.chooser.next(&mut self.rng, self.drawn + inserted);
+        key(self.keys.record(self.drawn, k))
     }
 
     fn value(&mut self) -> String {
@@ -488,5 +527,17 @@ mod tests {
         assert_eq!(keys.acked.load(Ordering::Relaxed), 10);
         keys.finish(10);
         assert_eq!(keys.acked.load(Ordering::Relaxed), 13);
+    }
+
+    #[test]
+    fn drawn_records_skip_to_this_runs_inserts() {
+        let keys = KeySequence::new(100);
+        // Reads limited to the first 40 records, then this run's inserts.
+        assert_eq!(keys.record(40, 39), 39);
+        assert_eq!(keys.record(40, 40), 100);
+        assert_eq!(keys.record(40, 42), 102);
+        // Without a limit, record numbers are drawn as they are.
+        assert_eq!(keys.record(100, 99), 99);
+        assert_eq!(keys.record(100, 101), 101);
     }
 }

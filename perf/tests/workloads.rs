@@ -41,6 +41,8 @@ fn bank_keeps_the_total() {
     assert!(ops(&result, "transfer") > 0, "{result}");
     assert!(ops(&result, "balance_sum") > 0, "{result}");
     assert!(result["errors"].get("invariant").is_none(), "{result}");
+    assert_eq!(result["isolation"], "serializable", "{result}");
+    assert_eq!(result["accounts"], 100, "{result}");
     workload(&format!("bank check --url {url}")).expect("the total is unchanged");
 
     // A lost update breaks the total: check must say so.
@@ -73,6 +75,8 @@ fn ycsb_core_workloads_run() {
         );
         assert_result_shape(&result);
         assert_eq!(result["errors"], serde_json::json!({}), "{w}: {result}");
+        let distribution = if w == "d" { "latest" } else { "zipfian" };
+        assert_eq!(result["distribution"], distribution, "{w}: {result}");
         let expected: &[&str] = match w {
             "a" | "b" => &["read", "update"],
             "c" => &["read"],
@@ -120,6 +124,8 @@ fn tpcc_stays_consistent() {
     }
     assert!(result["tpmC"].as_f64().unwrap_or(0.0) > 0.0, "{result}");
     assert!(result["efficiency_pct"].is_f64(), "{result}");
+    assert_eq!(result["isolation"], "serializable", "{result}");
+    assert_eq!(result["think_time"], false, "{result}");
     workload(&format!("tpcc check --url {url}")).expect("consistent after run");
 
     // Condition 1 catches a warehouse YTD that drifted from its districts'.
@@ -153,40 +159,77 @@ fn rate_limit_and_reconnection() {
         "{ops} operations at 100 ops/s for 2 s"
     );
 
-    // Killed sessions are counted under their SQLSTATE and clients reconnect.
-    // The killer waits until the four clients are connected, then kills them.
+    // Killed sessions are counted (as reconnections, and as failures under
+    // their SQLSTATE when an operation was in flight) and clients reconnect.
+    // The run's sessions carry their own application_name, so that the killer
+    // cannot mistake the earlier run's closing sessions for them. It waits
+    // until the four clients are connected, then terminates the run's
+    // sessions, again until at least four were hit.
+    let killed_url = format!("{url}?application_name=perf_killed");
     let killer = std::thread::spawn({
         let pg_url = url.clone();
         move || {
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
             rt.block_on(async {
                 let client = teller_perf::conn::connect(&pg_url).await.expect("connect");
-                let others = "FROM pg_stat_activity \
-                              WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()";
-                for _ in 0..200 {
+                let run_sessions = "FROM pg_stat_activity WHERE application_name = 'perf_killed'";
+                for _ in 0..400 {
                     let row = client
-                        .query_one(&format!("SELECT count(*) {others}"), &[])
+                        .query_one(&format!("SELECT count(*) {run_sessions}"), &[])
                         .await
                         .expect("count sessions");
                     if row.get::<_, i64>(0) >= 4 {
                         break;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                client
-                    .batch_execute(&format!("SELECT pg_terminate_backend(pid) {others}"))
-                    .await
-                    .expect("terminate sessions");
+                let mut terminated = 0;
+                for _ in 0..20 {
+                    let row = client
+                        .query_one(
+                            &format!("SELECT count(pg_terminate_backend(pid)) {run_sessions}"),
+                            &[],
+                        )
+                        .await
+                        .expect("terminate sessions");
+                    terminated += row.get::<_, i64>(0);
+                    if terminated >= 4 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
             });
         }
     });
-    let result = run_json(&pg, "killed", "bank run --concurrency 4 --duration 3");
+    let path = pg.dir().join("killed.json");
+    let args = format!(
+        "bank run --concurrency 4 --duration 3 --url {killed_url} --quiet --json {}",
+        path.display()
+    );
+    workload(&args).unwrap_or_else(|e| panic!("{args}: {e}"));
     killer.join().expect("killer thread");
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the JSON result"))
+            .expect("the JSON result parses");
+    // A session killed mid-operation fails it (57P01, or 08006 once the
+    // connection is gone); one killed between operations fails none. Either
+    // way its client reconnects, and nothing else goes wrong.
+    assert!(
+        result["events"]["reconnect"].as_u64().unwrap_or(0) >= 1,
+        "no reconnection counted: {result}"
+    );
     let errors = result["errors"].as_object().expect("errors");
     assert!(
-        errors.keys().any(|k| k == "57P01" || k.starts_with("08")),
-        "no connection errors counted: {result}"
+        errors.keys().all(|k| k == "57P01" || k.starts_with("08")),
+        "errors other than the killed sessions': {result}"
+    );
+    // At most one failed operation per killed session: the client reconnects
+    // right after the first.
+    let failed: u64 = errors.values().filter_map(Value::as_u64).sum();
+    assert!(
+        failed <= result["events"]["reconnect"].as_u64().unwrap_or(0),
+        "{result}"
     );
     // Work went on after the reconnection.
     assert!(result["ops"].as_u64().unwrap_or(0) > 100, "{result}");

@@ -9,6 +9,10 @@
 use std::cmp::Ordering;
 
 use sqlparser::ast;
+
+pub mod ops;
+pub use ops::{CatalogFn, Resolver, SubLink, SubLinkKind};
+pub mod regex;
 use teller_net::types::{decode_text, Decimal, Type, Value};
 use teller_net::{PgError, PgResult, SqlState};
 
@@ -20,7 +24,7 @@ pub const SLEEP_MAX_SECS: f64 = 3600.0;
 pub const EXPR_DEPTH_MAX: usize = 512;
 
 /// A bound, typed scalar expression.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Const(Value, Type),
     /// Parameter `$n` (0-based index here).
@@ -40,6 +44,50 @@ pub enum Expr {
         ty: Type,
     },
     Func(Func, Vec<Expr>, Type),
+    // Variants over rows (see `ops`): columns, subqueries, predicates.
+    /// Column `i` of the row being evaluated.
+    Column(usize, Type),
+    /// Value `i` of the correlation values of the enclosing query's row.
+    Outer(usize, Type),
+    /// A subquery's result for the current row.
+    SubLink(Box<SubLink>),
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<Box<Expr>>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    /// `IS [NOT] DISTINCT FROM`; `true` for `IS NOT DISTINCT FROM`.
+    IsDistinct(Box<Expr>, Box<Expr>, bool),
+    /// An aggregate call while binding, replaced before planning ends.
+    AggRef(usize, Type),
+    /// `nextval(sequence)`: the executor fetches values before evaluating.
+    NextVal(u64),
+    /// `~`, `!~`, `~*`, `!~*`: POSIX regular expression match.
+    Regex {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
+    /// A function over the catalog (`pg_get_indexdef`, `format_type`, ...).
+    Catalog(CatalogFn, Vec<Expr>, Type),
+    /// `lhs op ANY/ALL (array)`: arrays are text in PostgreSQL's array
+    /// literal form (`{a,b}`) inside the SQL layer.
+    AnyArray {
+        lhs: Box<Expr>,
+        op: BinOp,
+        array: Box<Expr>,
+        all: bool,
+    },
+    /// `array[index]` (1-based) of an array in text form, as `ty`.
+    Subscript(Box<Expr>, Box<Expr>, Type),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +112,19 @@ pub use crate::functions::Func;
 pub struct BindContext<'a> {
     /// Parameter types declared by the client or inferred so far.
     pub params: &'a mut Vec<Option<Type>>,
+    /// Resolves column references, aggregates and subqueries; `None` where
+    /// no rows are in scope (constant expressions).
+    pub resolver: Option<&'a mut dyn Resolver>,
+}
+
+impl<'a> BindContext<'a> {
+    /// A context without rows in scope.
+    pub fn new(params: &'a mut Vec<Option<Type>>) -> BindContext<'a> {
+        BindContext {
+            params,
+            resolver: None,
+        }
+    }
 }
 
 /// What evaluation needs from the session.
@@ -93,6 +154,34 @@ pub trait EvalContext {
             "random numbers are not available in this context",
         ))
     }
+    /// Column `index` of the current row.
+    fn column(&self, index: usize) -> Option<&Value> {
+        let _ = index;
+        None
+    }
+    /// Correlation value `index` (a column of an enclosing query's row).
+    fn outer(&self, index: usize) -> Option<&Value> {
+        let _ = index;
+        None
+    }
+    /// The value of a subquery expression for the current row.
+    fn sublink(&self, link: &SubLink, lhs: Option<Value>) -> PgResult<Value> {
+        let _ = (link, lhs);
+        Err(PgError::unsupported("subqueries are not supported here"))
+    }
+    /// The next value of a sequence (fetched by the executor beforehand).
+    fn nextval(&self, sequence: u64) -> PgResult<Value> {
+        let _ = sequence;
+        Err(PgError::unsupported("nextval is not supported here"))
+    }
+    /// A catalog function of the evaluated arguments.
+    fn catalog_function(&self, func: CatalogFn, args: &[Value]) -> PgResult<Value> {
+        let _ = args;
+        Err(PgError::unsupported(format!(
+            "{} is not available here",
+            func.name()
+        )))
+    }
 }
 
 impl Expr {
@@ -103,6 +192,12 @@ impl Expr {
             | Expr::Binary(_, _, _, ty)
             | Expr::Cast(_, ty) => *ty,
             Expr::Case { ty, .. } | Expr::Func(_, _, ty) => *ty,
+            Expr::Column(_, ty) | Expr::Outer(_, ty) | Expr::AggRef(_, ty) => *ty,
+            Expr::SubLink(link) => link.ty,
+            Expr::InList { .. } | Expr::Like { .. } | Expr::IsDistinct(..) => Type::Bool,
+            Expr::NextVal(_) => Type::Int8,
+            Expr::Regex { .. } | Expr::AnyArray { .. } => Type::Bool,
+            Expr::Catalog(_, _, ty) | Expr::Subscript(_, _, ty) => *ty,
             Expr::Param(i) => params.get(*i).copied().flatten().unwrap_or(Type::Unknown),
             Expr::Not(_) | Expr::And(..) | Expr::Or(..) | Expr::IsNull(..) | Expr::IsBool(..) => {
                 Type::Bool
@@ -141,11 +236,14 @@ pub(crate) fn bind_depth(
         }
         E::Cast {
             expr, data_type, ..
-        } => {
-            let ty = resolve_type(data_type)?;
-            let inner = bind_depth(expr, cx, d)?;
-            coerce(inner, ty, cx, true)?
-        }
+        } => match ops::special_cast(expr, data_type, cx, d)? {
+            Some(e) => e,
+            None => {
+                let ty = resolve_type(data_type)?;
+                let inner = bind_depth(expr, cx, d)?;
+                coerce(inner, ty, cx, true)?
+            }
+        },
         E::UnaryOp { op, expr } => {
             let inner = bind_depth(expr, cx, d)?;
             match op {
@@ -172,6 +270,9 @@ pub(crate) fn bind_depth(
                 }
             }
         }
+        E::BinaryOp { left, op, right } if ops::is_extra_operator(op) => {
+            ops::bind_extra_binary(left, op, right, cx, d)?
+        }
         E::BinaryOp { left, op, right } => {
             let l = bind_depth(left, cx, d)?;
             let r = bind_depth(right, cx, d)?;
@@ -195,14 +296,28 @@ pub(crate) fn bind_depth(
             cx,
             d,
         )?,
-        E::Function(f) => bind_function(f, cx, d)?,
+        E::Function(f) => match ops::resolve_function(f, cx)? {
+            Some(e) => e,
+            None => bind_function(f, cx, d)?,
+        },
         E::Substring { .. }
         | E::Position { .. }
         | E::Trim { .. }
         | E::Extract { .. }
         | E::Ceil { .. }
         | E::Floor { .. } => crate::functions::bind_special(expr, cx, d)?,
-        E::Identifier(ident) => bind_keyword_function(&ident.value, cx)?,
+        E::Identifier(ident) => match ops::resolve_column(std::slice::from_ref(ident), cx)? {
+            Some(e) => e,
+            None => bind_keyword_function(&ident.value, cx)?,
+        },
+        E::CompoundIdentifier(parts) if ops::has_resolver(cx) => ops::resolve_column(parts, cx)?
+            .ok_or_else(|| {
+                let name: Vec<_> = parts.iter().map(|p| p.value.as_str()).collect();
+                PgError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column \"{}\" does not exist", name.join(".")),
+                )
+            })?,
         E::CompoundIdentifier(parts) => {
             let name: Vec<_> = parts.iter().map(|p| p.value.as_str()).collect();
             return Err(PgError::new(
@@ -210,11 +325,14 @@ pub(crate) fn bind_depth(
                 format!("column \"{}\" does not exist", name.join(".")),
             ));
         }
-        other => {
-            return Err(PgError::unsupported(format!(
-                "expression not supported yet: {other}"
-            )))
-        }
+        other => match ops::bind_more(other, cx, d)? {
+            Some(e) => e,
+            None => {
+                return Err(PgError::unsupported(format!(
+                    "expression not supported yet: {other}"
+                )))
+            }
+        },
     })
 }
 
@@ -310,7 +428,7 @@ pub fn resolve_type(data_type: &ast::DataType) -> PgResult<Type> {
         D::JSONB => Type::Jsonb,
         D::Custom(name, _) => {
             let name = name.to_string().to_ascii_lowercase();
-            let name = name.trim_matches('"');
+            let name = name.trim_start_matches("pg_catalog.").trim_matches('"');
             Type::ALL
                 .into_iter()
                 .find(|t| t.name() == name && *t != Type::Unknown)
@@ -389,6 +507,9 @@ pub(crate) fn common_type(l: Type, r: Type) -> Option<Type> {
                     Some(Type::Timestamp)
                 }
                 (Type::Json, Type::Jsonb) | (Type::Jsonb, Type::Json) => Some(Type::Jsonb),
+                // Integers compare with oids as oids (the catalog's ids).
+                (Type::Oid, Type::Int2 | Type::Int4 | Type::Int8)
+                | (Type::Int2 | Type::Int4 | Type::Int8, Type::Oid) => Some(Type::Oid),
                 _ => None,
             },
         },
@@ -431,7 +552,8 @@ pub(crate) fn coerce(
         expr => {
             let implicit = (is_numeric(from) && is_numeric(ty))
                 || (is_text(from) && is_text(ty))
-                || (from == Type::Date && ty == Type::Timestamp);
+                || (from == Type::Date && ty == Type::Timestamp)
+                || (matches!(from, Type::Int2 | Type::Int4 | Type::Int8) && ty == Type::Oid);
             if explicit || implicit {
                 Ok(Expr::Cast(Box::new(expr), ty))
             } else {
@@ -581,6 +703,9 @@ fn bind_case(
     let mut ty = Type::Unknown;
     for result in branches.iter().map(|b| &b.1).chain(otherwise.iter()) {
         let rt = result.ty(cx.params);
+        if rt == Type::Unknown {
+            continue; // an untyped NULL or literal takes the others' type
+        }
         ty = common_type(ty, rt).ok_or_else(|| {
             PgError::new(
                 SqlState::DATATYPE_MISMATCH,
@@ -753,6 +878,15 @@ pub fn eval(expr: &Expr, cx: &dyn EvalContext) -> PgResult<Value> {
             }
         }
         Expr::Func(func, args, _) => crate::functions::call(*func, args, cx)?,
+        Expr::Column(i, _) => cx
+            .column(*i)
+            .cloned()
+            .ok_or_else(|| PgError::internal(format!("no column {i} in this row")))?,
+        Expr::Outer(i, _) => cx
+            .outer(*i)
+            .cloned()
+            .ok_or_else(|| PgError::internal(format!("no correlation value {i}")))?,
+        other => ops::eval_more(other, cx)?,
     })
 }
 
@@ -958,6 +1092,15 @@ pub fn cast_value(value: Value, from: Type, to: Type) -> PgResult<Value> {
         })
     };
     match (&value, to) {
+        (Value::Int2(_) | Value::Int4(_) | Value::Int8(_), Type::Oid) => {
+            let n = as_i64(&value).unwrap_or_default();
+            // PostgreSQL reads a negative int4 as the oid of its bits.
+            u32::try_from(n)
+                .or_else(|_| i32::try_from(n).map(|n| n as u32))
+                .map(Value::Oid)
+                .map_err(|_| PgError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "OID out of range"))
+        }
+        (Value::Oid(o), Type::Int8) => Ok(Value::Int8(i64::from(*o))),
         (Value::Int2(_) | Value::Int4(_) | Value::Int8(_), _)
             if is_numeric(to) || to == Type::Bool =>
         {

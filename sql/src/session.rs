@@ -1,27 +1,48 @@
 //! A SQL session: the [`Session`] the wire driver talks to.
 //!
-//! Today it runs what a client needs to connect and probe: `SELECT` of constant
-//! expressions (with `WHERE`, `LIMIT`, `OFFSET`) and `VALUES`, `SET`/`SHOW`/
-//! `RESET` of session variables, transaction blocks (`BEGIN`/`COMMIT`/
-//! `ROLLBACK` with the transaction status byte and PostgreSQL's warnings, and
-//! the failed-block rule), and `DISCARD ALL`. Statements that need tables answer
-//! `0A000` until the catalog and executor exist.
+//! - **Statements.** Control statements (SET, SHOW, BEGIN, COMMIT, ...) are
+//!   bound at parse time. Data statements (queries, DML, DDL, EXPLAIN) are
+//!   bound against a catalog snapshot: at Parse when the query text holds one
+//!   statement (so errors come at Parse, as in PostgreSQL), otherwise just
+//!   before each runs (so `CREATE TABLE t ...; INSERT INTO t ...` works in one
+//!   simple query). Before running, a statement bound against another
+//!   catalog than its transaction reads is bound again; if its parameters or
+//!   result columns changed, it fails with PostgreSQL's "cached plan must not
+//!   change result type".
+//! - **Transactions.** Outside a block each statement runs in its own KV
+//!   transaction, committed when it completes and retried (up to
+//!   [`IMPLICIT_RETRIES_MAX`] times) after a serialization failure or
+//!   deadlock if no row has reached the client. `BEGIN ... COMMIT` maps to
+//!   one KV transaction, begun at the block's first data statement with the
+//!   block's isolation level and access mode. A failed block refuses
+//!   everything but its end (`25P02`); its KV transaction is dropped (rolled
+//!   back) at once.
+//! - **Streaming.** A query's operators live in its portal between Execute
+//!   calls (PortalSuspended); an implicit transaction moves into the portal
+//!   until the portal completes. DML and DDL run to completion on the first
+//!   call.
 
-use std::cell::{Cell, RefCell};
+pub mod control;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
-use sqlparser::ast::{self, Statement as Ast};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use sqlparser::ast::Statement as Ast;
 use teller_net::session::{Column, Completion, Session, SessionEvent, StartupInfo, TxStatus};
 use teller_net::types::{Type, Value};
 use teller_net::{PgError, PgResult, SqlState};
 
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 
-use crate::expr::{self, BindContext, EvalContext, Expr};
-use crate::vars::{self, Vars};
+use crate::bind::{self, BindEnv, Bound, Command};
+use crate::catalog::{cache, Catalog};
+use crate::exec::{self, Cx, Env, Op, Row, RunState};
+use crate::kv::{Isolation, Kv, KvTxn, TxnOptions};
+use crate::vars::Vars;
 use crate::Host;
+pub use control::Kind;
 
 /// Longest SQL text accepted in one query, in bytes.
 pub const QUERY_TEXT_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -29,52 +50,67 @@ pub const QUERY_TEXT_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const STATEMENTS_PER_QUERY_MAX: usize = 10_000;
 /// Deepest nesting the parser follows (sqlparser's recursion limit).
 pub const PARSER_RECURSION_MAX: usize = 256;
+/// Times a statement outside a block is retried after a retryable error.
+pub const IMPLICIT_RETRIES_MAX: usize = 8;
 
-/// A parsed, bound statement.
-#[derive(Clone, Debug)]
-pub struct Statement {
-    kind: Kind,
+/// A data statement bound against one catalog snapshot.
+#[derive(Debug)]
+pub struct BoundData {
+    catalog: Rc<Catalog>,
+    bound: Bound,
     params: Vec<Type>,
     columns: Option<Vec<Column>>,
+    /// Whether it reads or writes tables (and so needs the catalog version
+    /// of its transaction).
+    needs_data: bool,
 }
 
+/// Parameter types and result columns, as described to the client.
+type Description = (Vec<Type>, Option<Vec<Column>>);
+
+/// A parsed statement.
 #[derive(Clone, Debug)]
-enum Kind {
-    /// Rows of constant expressions, filtered and limited.
-    Rows {
-        rows: Vec<Vec<Expr>>,
-        filter: Option<Expr>,
-        limit: Option<Expr>,
-        offset: Option<Expr>,
-    },
-    Show(String),
-    ShowAll,
-    Set {
-        name: String,
-        value: Option<String>,
-        local: bool,
-    },
-    ResetAll,
-    Begin {
-        isolation: Option<String>,
-        read_only: Option<bool>,
-    },
-    Commit,
-    Rollback,
-    SetTransaction {
-        isolation: Option<String>,
-        read_only: Option<bool>,
-        session: bool,
-    },
-    DiscardAll,
+pub struct Statement {
+    inner: Rc<StatementInner>,
 }
 
-/// A statement with its parameter values, running.
-pub struct Portal {
+#[derive(Debug)]
+struct StatementInner {
+    /// Control statements: bound at parse.
+    control: Option<(Kind, Option<Vec<Column>>)>,
+    /// Data statements.
+    ast: Option<Ast>,
+    declared: Vec<Option<Type>>,
+    bound: RefCell<Option<Rc<BoundData>>>,
+    /// The command tag to report instead of the statement's own.
+    tag: Option<&'static str>,
+    /// Parameters and columns first described to the client.
+    described: RefCell<Option<Description>>,
+}
+
+/// A running statement's state, kept between Execute calls.
+struct Running<K: Kv> {
+    bound: Rc<BoundData>,
+    op: Op,
+    state: RunState,
+    now_micros: i64,
+    /// Rows produced beyond the last call's limit.
+    pending: VecDeque<Row>,
+    /// The statement's own transaction (outside a block).
+    implicit: Option<K::Txn>,
+    /// The block it runs in (its generation), if any.
+    block: Option<u64>,
+}
+
+/// A statement with its parameter values.
+pub struct Portal<K: Kv> {
     statement: Statement,
     params: Vec<Value>,
-    /// Result rows computed on the first execute, handed out in batches.
-    rows: Option<std::vec::IntoIter<Vec<Value>>>,
+    /// EXECUTE runs a prepared statement's portal.
+    inner: Option<Box<Portal<K>>>,
+    running: Option<Running<K>>,
+    /// Rows computed in full (SHOW, RETURNING, EXPLAIN) and the tag.
+    buffered: Option<(std::vec::IntoIter<Row>, String)>,
     sent: usize,
 }
 
@@ -85,6 +121,15 @@ enum TxState {
     Failed,
 }
 
+/// The KV side of a transaction block.
+struct Block<K: Kv> {
+    txn: Option<K::Txn>,
+    /// The catalog the transaction sees (private once it ran DDL).
+    catalog: Option<Rc<Catalog>>,
+    ddl: bool,
+    generation: u64,
+}
+
 pub struct SqlSession<H: Host> {
     host: H,
     user: String,
@@ -92,6 +137,8 @@ pub struct SqlSession<H: Host> {
     process_id: i32,
     vars: Vars,
     tx: TxState,
+    block: Option<Block<H::Kv>>,
+    generation: u64,
     /// Variables as they were at BEGIN, restored on ROLLBACK.
     vars_at_begin: Option<Vars>,
     /// Variables to restore at the end of the block (SET LOCAL).
@@ -99,6 +146,23 @@ pub struct SqlSession<H: Host> {
     events: Vec<SessionEvent>,
     /// Seeded by the host; the only source of `random()` and UUIDs.
     rng: RefCell<rand::rngs::StdRng>,
+    /// SQL-level prepared statements (`PREPARE`), by name.
+    prepared: HashMap<String, Statement>,
+}
+
+/// Most SQL-level prepared statements per session.
+pub const PREPARED_STATEMENTS_MAX: usize = 10_000;
+
+fn isolation(level: &str) -> Isolation {
+    match level {
+        "repeatable read" => Isolation::Snapshot,
+        "read committed" | "read uncommitted" => Isolation::ReadCommitted,
+        _ => Isolation::Serializable,
+    }
+}
+
+fn retryable(e: &PgError) -> bool {
+    e.code == SqlState::SERIALIZATION_FAILURE || e.code == SqlState::DEADLOCK_DETECTED
 }
 
 impl<H: Host> SqlSession<H> {
@@ -116,7 +180,7 @@ impl<H: Host> SqlSession<H> {
             }
         }
         if let Some(options) = startup.params.get("options") {
-            apply_startup_options(&mut vars, options)?;
+            control::apply_startup_options(&mut vars, options)?;
         }
         let level = vars.get("default_transaction_isolation")?;
         vars.set("transaction_isolation", &level)?;
@@ -129,15 +193,24 @@ impl<H: Host> SqlSession<H> {
             process_id: startup.process_id,
             vars,
             tx: TxState::Idle,
+            block: None,
+            generation: 0,
             vars_at_begin: None,
             local_restore: Vec::new(),
             events: Vec::new(),
+            prepared: HashMap::new(),
         })
     }
 
     fn notice(&mut self, code: SqlState, message: &str) {
         let mut notice = PgError::new(code, message);
         notice.severity = teller_net::Severity::Warning;
+        self.events.push(SessionEvent::Notice(notice));
+    }
+
+    fn info(&mut self, message: &str) {
+        let mut notice = PgError::new(SqlState::SUCCESSFUL_COMPLETION, message);
+        notice.severity = teller_net::Severity::Notice;
         self.events.push(SessionEvent::Notice(notice));
     }
 
@@ -148,7 +221,136 @@ impl<H: Host> SqlSession<H> {
         Ok(())
     }
 
+    /// A statement from a parsed AST.
+    fn statement(&self, ast: Ast, declared: Vec<Option<Type>>) -> PgResult<Statement> {
+        let control = control::bind_control(&ast)?;
+        let is_data = control.is_none();
+        Ok(Statement {
+            inner: Rc::new(StatementInner {
+                control,
+                ast: is_data.then_some(ast),
+                declared,
+                bound: RefCell::new(None),
+                tag: None,
+                described: RefCell::new(None),
+            }),
+        })
+    }
+
+    fn prepared(&self, name: &str) -> PgResult<Statement> {
+        self.prepared.get(name).cloned().ok_or_else(|| {
+            PgError::new(
+                SqlState::INVALID_SQL_STATEMENT_NAME,
+                format!("prepared statement \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    /// The parameter values of `EXECUTE name(args)`.
+    fn execute_args(&self, st: &Statement, args: &[sqlparser::ast::Expr]) -> PgResult<Vec<Value>> {
+        let types = self.parameter_types(st);
+        if types.len() != args.len() {
+            return Err(PgError::syntax(format!(
+                "wrong number of parameters for prepared statement: expected {}, got {}",
+                types.len(),
+                args.len()
+            )));
+        }
+        let mut values = Vec::with_capacity(args.len());
+        for (arg, ty) in args.iter().zip(types) {
+            let mut params = Vec::new();
+            let mut cx = crate::expr::BindContext::new(&mut params);
+            let bound = crate::expr::bind(arg, &mut cx)?;
+            let bound = crate::expr::ops::cast_to(bound, ty, &mut cx)?;
+            let env = ConstEnv { session: self };
+            values.push(crate::expr::eval(&bound, &env)?);
+        }
+        Ok(values)
+    }
+
+    /// The catalog statements bind against before they run: the block's
+    /// own, or the newest the shard knows.
+    fn view_catalog(&self) -> Rc<Catalog> {
+        match self.block.as_ref().and_then(|b| b.catalog.clone()) {
+            Some(c) => c,
+            None => self.host.sql_shard().catalog().latest(),
+        }
+    }
+
+    /// Binds a data statement against `catalog`.
+    fn bind_against(&self, st: &Statement, catalog: Rc<Catalog>) -> PgResult<Rc<BoundData>> {
+        let ast = st
+            .inner
+            .ast
+            .as_ref()
+            .ok_or_else(|| PgError::internal("binding a control statement"))?;
+        let database = catalog.database(&self.database).map_or(0, |d| d.id);
+        let schema = catalog
+            .schema(database, crate::catalog::PUBLIC_SCHEMA)
+            .map_or(0, |s| s.id);
+        let env = BindEnv {
+            catalog: &catalog,
+            database,
+            database_name: &self.database,
+            schema,
+            shard: self.host.sql_shard(),
+        };
+        let mut params = st.inner.declared.clone();
+        let bound = bind::bind_statement(ast, &mut params, &env)?.ok_or_else(|| {
+            PgError::unsupported(format!(
+                "{} is not supported yet",
+                control::statement_name(ast)
+            ))
+        })?;
+        let params: Vec<Type> = params
+            .into_iter()
+            .map(|t| t.unwrap_or(Type::Text))
+            .collect();
+        let columns = bound.command.columns();
+        let needs_data = needs_data(&bound);
+        let data = Rc::new(BoundData {
+            catalog: catalog.clone(),
+            bound,
+            params,
+            columns,
+            needs_data,
+        });
+        let mut described = st.inner.described.borrow_mut();
+        match &*described {
+            None => *described = Some((data.params.clone(), data.columns.clone())),
+            Some((params, columns)) => {
+                if *params != data.params || !same_columns(columns, &data.columns) {
+                    return Err(PgError::unsupported(
+                        "cached plan must not change result type",
+                    ));
+                }
+            }
+        }
+        *st.inner.bound.borrow_mut() = Some(data.clone());
+        Ok(data)
+    }
+
+    /// The statement bound against the catalog statements see now.
+    fn ensure_bound(&self, st: &Statement) -> PgResult<Rc<BoundData>> {
+        let catalog = self.view_catalog();
+        if let Some(b) = st.inner.bound.borrow().as_ref() {
+            if Rc::ptr_eq(&b.catalog, &catalog) {
+                return Ok(b.clone());
+            }
+        }
+        self.bind_against(st, catalog)
+    }
+
+    fn txn_options(&self) -> TxnOptions {
+        let level = self.vars.get("transaction_isolation").unwrap_or_default();
+        TxnOptions {
+            isolation: isolation(&level),
+            read_only: self.vars.get("transaction_read_only").ok().as_deref() == Some("on"),
+        }
+    }
+
     fn end_block(&mut self, commit: bool) {
+        self.block = None;
         let restore = std::mem::take(&mut self.local_restore);
         if commit {
             for (name, value) in restore.into_iter().rev() {
@@ -174,7 +376,7 @@ impl<H: Host> SqlSession<H> {
         }
     }
 
-    fn run_control(&mut self, kind: &Kind) -> PgResult<String> {
+    async fn run_control(&mut self, kind: &Kind) -> PgResult<String> {
         match kind {
             Kind::Begin {
                 isolation,
@@ -188,6 +390,13 @@ impl<H: Host> SqlSession<H> {
                 } else {
                     self.vars_at_begin = Some(self.vars.clone());
                     self.tx = TxState::InBlock;
+                    self.generation += 1;
+                    self.block = Some(Block {
+                        txn: None,
+                        catalog: None,
+                        ddl: false,
+                        generation: self.generation,
+                    });
                 }
                 if let Some(level) = isolation {
                     self.vars.set("transaction_isolation", level)?;
@@ -198,27 +407,34 @@ impl<H: Host> SqlSession<H> {
                 }
                 Ok("BEGIN".into())
             }
-            Kind::Commit => {
-                let tag = match self.tx {
-                    TxState::Idle => {
-                        self.notice(
-                            SqlState::NO_ACTIVE_SQL_TRANSACTION,
-                            "there is no transaction in progress",
-                        );
-                        "COMMIT"
+            Kind::Commit => match self.tx {
+                TxState::Idle => {
+                    self.notice(
+                        SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                        "there is no transaction in progress",
+                    );
+                    Ok("COMMIT".into())
+                }
+                TxState::InBlock => {
+                    let ddl = self.block.as_ref().is_some_and(|b| b.ddl);
+                    let txn = self.block.as_mut().and_then(|b| b.txn.take());
+                    let result = match txn {
+                        Some(txn) => txn.commit().await.map(|_| ()),
+                        None => Ok(()),
+                    };
+                    self.end_block(result.is_ok());
+                    result.map_err(PgError::from)?;
+                    if ddl {
+                        self.refresh_catalog().await?;
                     }
-                    TxState::InBlock => {
-                        self.end_block(true);
-                        "COMMIT"
-                    }
-                    // Committing a failed block rolls it back.
-                    TxState::Failed => {
-                        self.end_block(false);
-                        "ROLLBACK"
-                    }
-                };
-                Ok(tag.into())
-            }
+                    Ok("COMMIT".into())
+                }
+                // Committing a failed block rolls it back.
+                TxState::Failed => {
+                    self.end_block(false);
+                    Ok("ROLLBACK".into())
+                }
+            },
             Kind::Rollback => {
                 if self.tx == TxState::Idle {
                     self.notice(
@@ -226,6 +442,9 @@ impl<H: Host> SqlSession<H> {
                         "there is no transaction in progress",
                     );
                 } else {
+                    if let Some(txn) = self.block.as_mut().and_then(|b| b.txn.take()) {
+                        let _ = txn.rollback().await;
+                    }
                     self.end_block(false);
                 }
                 Ok("ROLLBACK".into())
@@ -247,6 +466,12 @@ impl<H: Host> SqlSession<H> {
                             "SET TRANSACTION can only be used in transaction blocks",
                         );
                         return Ok("SET".into());
+                    }
+                    if isolation.is_some() && self.block.as_ref().is_some_and(|b| b.txn.is_some()) {
+                        return Err(PgError::new(
+                            SqlState::ACTIVE_SQL_TRANSACTION,
+                            "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+                        ));
                     }
                     ("transaction_isolation", "transaction_read_only")
                 };
@@ -298,57 +523,61 @@ impl<H: Host> SqlSession<H> {
                 for (name, value) in self.vars.reset_all() {
                     self.events.push(SessionEvent::ParameterStatus(name, value));
                 }
+                self.prepared.clear();
                 Ok("DISCARD ALL".into())
             }
-            other => Err(PgError::internal(format!(
-                "not a control statement: {other:?}"
-            ))),
+            Kind::Prepare {
+                name,
+                statement,
+                types,
+            } => {
+                if self.prepared.contains_key(name) {
+                    return Err(PgError::new(
+                        SqlState::DUPLICATE_PREPARED_STATEMENT,
+                        format!("prepared statement \"{name}\" already exists"),
+                    ));
+                }
+                if self.prepared.len() >= PREPARED_STATEMENTS_MAX {
+                    return Err(PgError::new(
+                        SqlState::PROGRAM_LIMIT_EXCEEDED,
+                        format!("too many prepared statements (limit {PREPARED_STATEMENTS_MAX})"),
+                    ));
+                }
+                let st = self.statement(*statement.clone(), types.clone())?;
+                if st.inner.control.is_some() {
+                    return Err(PgError::syntax("only data statements can be prepared"));
+                }
+                self.ensure_bound(&st)?;
+                self.prepared.insert(name.clone(), st);
+                Ok("PREPARE".into())
+            }
+            Kind::Deallocate(name) => {
+                match name {
+                    None => self.prepared.clear(),
+                    Some(name) => {
+                        if self.prepared.remove(name).is_none() {
+                            return Err(PgError::new(
+                                SqlState::INVALID_SQL_STATEMENT_NAME,
+                                format!("prepared statement \"{name}\" does not exist"),
+                            ));
+                        }
+                    }
+                }
+                Ok(if name.is_some() {
+                    "DEALLOCATE"
+                } else {
+                    "DEALLOCATE ALL"
+                }
+                .into())
+            }
+            Kind::Show(_) | Kind::ShowAll | Kind::Execute { .. } => {
+                Err(PgError::internal("not a control statement"))
+            }
         }
     }
 
-    async fn compute_rows(
-        &mut self,
-        statement: &Statement,
-        params: &[Value],
-    ) -> PgResult<Vec<Vec<Value>>> {
-        match &statement.kind {
-            Kind::Rows {
-                rows,
-                filter,
-                limit,
-                offset,
-            } => {
-                let sleep = Cell::new(0.0);
-                let out = {
-                    let cx = Eval {
-                        session: self,
-                        params,
-                        sleep: &sleep,
-                    };
-                    let keep = match filter {
-                        Some(f) => expr::eval(f, &cx)? == Value::Bool(true),
-                        None => true,
-                    };
-                    let offset = count_clause(offset.as_ref(), &cx, "OFFSET")?.unwrap_or(0);
-                    let limit = count_clause(limit.as_ref(), &cx, "LIMIT")?;
-                    let mut out = Vec::new();
-                    if keep {
-                        for row in rows.iter().skip(offset).take(limit.unwrap_or(usize::MAX)) {
-                            out.push(
-                                row.iter()
-                                    .map(|e| expr::eval(e, &cx))
-                                    .collect::<PgResult<Vec<_>>>()?,
-                            );
-                        }
-                    }
-                    out
-                };
-                let seconds = sleep.get();
-                if seconds > 0.0 {
-                    self.host.sleep(Duration::from_secs_f64(seconds)).await;
-                }
-                Ok(out)
-            }
+    async fn show_rows(&mut self, kind: &Kind) -> PgResult<Vec<Row>> {
+        match kind {
             Kind::Show(name) if name == "teller.connections" => {
                 let counts = self.host.connections_per_shard().await;
                 Ok(counts
@@ -373,57 +602,355 @@ impl<H: Host> SqlSession<H> {
             _ => Ok(Vec::new()),
         }
     }
-}
 
-fn apply_startup_options(vars: &mut Vars, options: &str) -> PgResult<()> {
-    // `-c name=value` pairs, as libpq's PGOPTIONS passes them.
-    let mut words = options.split_whitespace();
-    while let Some(word) = words.next() {
-        let setting = match word {
-            "-c" => words.next().unwrap_or_default().to_string(),
-            w if w.starts_with("-c") => w[2..].to_string(),
-            w if w.starts_with("--") => w[2..].to_string(),
-            _ => continue,
+    /// Begins the block's KV transaction at its first data statement and
+    /// returns the catalog it sees.
+    async fn block_catalog(&mut self) -> PgResult<Rc<Catalog>> {
+        let options = self.txn_options();
+        let read_committed = options.isolation == Isolation::ReadCommitted;
+        let block = self
+            .block
+            .as_mut()
+            .ok_or_else(|| PgError::internal("no transaction block"))?;
+        if block.txn.is_none() {
+            block.txn = Some(self.host.kv().begin(options).await?);
+        }
+        let txn = block.txn.as_mut().expect("begun above");
+        let refresh = block.catalog.is_none() || (read_committed && !block.ddl);
+        if refresh {
+            block.catalog = Some(cache::current(txn, self.host.sql_shard().catalog()).await?);
+        }
+        Ok(block.catalog.clone().expect("set above"))
+    }
+
+    /// Starts a data statement: its transaction, catalog check and first
+    /// rows (or its whole work for DML and DDL).
+    async fn start(
+        &mut self,
+        portal: &mut Portal<H::Kv>,
+        max_rows: usize,
+        out: &mut Vec<Row>,
+    ) -> PgResult<Completion> {
+        let in_block = self.tx == TxState::InBlock;
+        let mut implicit = None;
+        let catalog = if in_block {
+            self.block_catalog().await?
+        } else {
+            let mut txn = self.host.kv().begin(self.txn_options()).await?;
+            let bound = self.ensure_bound(&portal.statement)?;
+            let catalog = if bound.needs_data {
+                cache::current(&mut txn, self.host.sql_shard().catalog()).await?
+            } else {
+                bound.catalog.clone()
+            };
+            implicit = Some(txn);
+            catalog
         };
-        if let Some((name, value)) = setting.split_once('=') {
-            vars.set(&name.replace('-', "_"), value)
-                .map_err(|e| PgError {
-                    severity: teller_net::Severity::Fatal,
-                    ..e
-                })?;
+        let bound = match portal.statement.inner.bound.borrow().as_ref() {
+            Some(b) if Rc::ptr_eq(&b.catalog, &catalog) => Some(b.clone()),
+            _ => None,
+        };
+        let bound = match bound {
+            Some(b) => b,
+            None => self.bind_against(&portal.statement, catalog)?,
+        };
+        if let Command::Ddl(ddl) = &bound.bound.command {
+            let name = ddl.tag;
+            if in_block && matches!(name, "CREATE DATABASE" | "DROP DATABASE") {
+                return Err(PgError::new(
+                    SqlState::ACTIVE_SQL_TRANSACTION,
+                    format!("{name} cannot run inside a transaction block"),
+                ));
+            }
+        }
+        let running = Running {
+            op: match &bound.bound.command {
+                Command::Query { plan, .. } => Op::build(plan),
+                _ => Op::build(&crate::plan::Plan::Values {
+                    rows: Vec::new(),
+                    types: Vec::new(),
+                }),
+            },
+            bound,
+            state: RunState::default(),
+            now_micros: self.host.now_micros(),
+            pending: VecDeque::new(),
+            implicit,
+            block: self.block.as_ref().map(|b| b.generation),
+        };
+        portal.running = Some(running);
+        match &portal
+            .running
+            .as_ref()
+            .expect("set above")
+            .bound
+            .bound
+            .command
+        {
+            Command::Query { .. } => self.pull(portal, max_rows, out).await,
+            _ => {
+                self.run_to_end(portal).await?;
+                Ok(Self::drain(portal, max_rows, out))
+            }
         }
     }
-    Ok(())
-}
 
-fn count_clause(e: Option<&Expr>, cx: &Eval<'_, impl Host>, what: &str) -> PgResult<Option<usize>> {
-    let Some(e) = e else { return Ok(None) };
-    match expr::eval(e, cx)? {
-        Value::Null => Ok(None),
-        Value::Int8(n) if n >= 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
-        Value::Int8(_) => Err(PgError::new(
-            SqlState::INVALID_PARAMETER_VALUE,
-            format!("{what} must not be negative"),
-        )),
-        other => Err(PgError::internal(format!("{what} evaluated to {other:?}"))),
+    /// Runs DML, DDL and EXPLAIN to completion; buffers their rows
+    /// (RETURNING, EXPLAIN) and command tag in the portal.
+    async fn run_to_end(&mut self, portal: &mut Portal<H::Kv>) -> PgResult<()> {
+        let running = portal.running.as_mut().expect("started");
+        let bound = running.bound.clone();
+        let env = Env {
+            params: &portal.params,
+            vars: &self.vars,
+            catalog: &bound.catalog,
+            database: &self.database,
+            user: &self.user,
+            process_id: self.process_id,
+            now_micros: running.now_micros,
+            shard: self.host.sql_shard(),
+            shard_id: self.host.shard(),
+            sleep: std::cell::Cell::new(0.0),
+            rng: &self.rng,
+        };
+        let txn = match running.implicit.as_mut() {
+            Some(t) => t,
+            None => self
+                .block
+                .as_mut()
+                .and_then(|b| b.txn.as_mut())
+                .ok_or_else(|| PgError::internal("no transaction"))?,
+        };
+        let mut cx = Cx {
+            kv: self.host.kv(),
+            txn,
+            env: &env,
+            subplans: &bound.bound.subplans,
+            state: &running.state,
+            outer: &[],
+        };
+        let (rows, tag, notices, ddl) = match &bound.bound.command {
+            Command::Insert(p) => {
+                let r = exec::write::insert(&mut cx, p).await?;
+                (
+                    r.returning,
+                    format!("INSERT 0 {}", r.count),
+                    Vec::new(),
+                    false,
+                )
+            }
+            Command::Update(p) => {
+                let r = exec::write::update(&mut cx, p).await?;
+                (
+                    r.returning,
+                    format!("UPDATE {}", r.count),
+                    Vec::new(),
+                    false,
+                )
+            }
+            Command::Delete(p) => {
+                let r = exec::write::delete(&mut cx, p).await?;
+                (
+                    r.returning,
+                    format!("DELETE {}", r.count),
+                    Vec::new(),
+                    false,
+                )
+            }
+            Command::Ddl(d) => {
+                exec::ddl::apply(&mut cx, &bound.catalog, d).await?;
+                (
+                    Vec::new(),
+                    d.tag.to_string(),
+                    d.notices.clone(),
+                    !matches!(
+                        d.op,
+                        bind::ddl::DdlOp::Nothing | bind::ddl::DdlOp::Truncate { .. }
+                    ),
+                )
+            }
+            Command::Explain(lines) => (
+                lines.iter().map(|l| vec![Value::Text(l.clone())]).collect(),
+                "EXPLAIN".to_string(),
+                Vec::new(),
+                false,
+            ),
+            Command::Analyze(tables) => {
+                for t in tables {
+                    exec::scan::count_rows(&mut cx, t).await?;
+                }
+                (Vec::new(), "ANALYZE".to_string(), Vec::new(), false)
+            }
+            Command::Query { .. } => return Err(PgError::internal("queries stream")),
+        };
+        for n in notices {
+            self.info(&n);
+        }
+        if ddl {
+            if let Some(block) = self.block.as_mut() {
+                let txn = block
+                    .txn
+                    .as_mut()
+                    .ok_or_else(|| PgError::internal("no transaction"))?;
+                let version = cache::read_version(txn).await?;
+                block.catalog = Some(Rc::new(Catalog::load(txn, version).await?));
+                block.ddl = true;
+            }
+        }
+        let running = portal.running.as_mut().expect("started");
+        if let Some(txn) = running.implicit.take() {
+            txn.commit().await?;
+            if ddl {
+                self.refresh_catalog().await?;
+            }
+        }
+        portal.running = None;
+        let tag = portal.statement.inner.tag.map_or(tag, str::to_string);
+        portal.buffered = Some((rows.into_iter(), tag));
+        Ok(())
+    }
+
+    /// Loads the newest committed catalog into the shard's cache (after
+    /// this session committed DDL), so the next Parse sees it.
+    async fn refresh_catalog(&mut self) -> PgResult<()> {
+        let version = self.load_catalog().await?;
+        self.host.sql_shard().catalog().announce(version);
+        self.host.catalog_changed(version).await;
+        Ok(())
+    }
+
+    /// Loads the newest committed catalog into the shard's cache; returns
+    /// its version.
+    async fn load_catalog(&mut self) -> PgResult<u64> {
+        let mut txn = self.host.kv().begin(TxnOptions::default()).await?;
+        let catalog = cache::current(&mut txn, self.host.sql_shard().catalog()).await?;
+        txn.rollback().await?;
+        Ok(catalog.version)
+    }
+
+    /// Pulls query rows into `out`, up to `max_rows`.
+    async fn pull(
+        &mut self,
+        portal: &mut Portal<H::Kv>,
+        max_rows: usize,
+        out: &mut Vec<Row>,
+    ) -> PgResult<Completion> {
+        let running = portal.running.as_mut().expect("started");
+        if running.block.is_some() && running.block != self.block.as_ref().map(|b| b.generation) {
+            return Err(PgError::new(
+                SqlState::INVALID_CURSOR_NAME,
+                "portal does not exist: its transaction has ended",
+            ));
+        }
+        let bound = running.bound.clone();
+        let env = Env {
+            params: &portal.params,
+            vars: &self.vars,
+            catalog: &bound.catalog,
+            database: &self.database,
+            user: &self.user,
+            process_id: self.process_id,
+            now_micros: running.now_micros,
+            shard: self.host.sql_shard(),
+            shard_id: self.host.shard(),
+            sleep: std::cell::Cell::new(0.0),
+            rng: &self.rng,
+        };
+        let txn = match running.implicit.as_mut() {
+            Some(t) => t,
+            None => self
+                .block
+                .as_mut()
+                .and_then(|b| b.txn.as_mut())
+                .ok_or_else(|| PgError::internal("no transaction"))?,
+        };
+        let mut cx = Cx {
+            kv: self.host.kv(),
+            txn,
+            env: &env,
+            subplans: &bound.bound.subplans,
+            state: &running.state,
+            outer: &[],
+        };
+        let mut done = false;
+        while out.len() < max_rows {
+            if let Some(row) = running.pending.pop_front() {
+                out.push(row);
+                continue;
+            }
+            match running.op.next(&mut cx).await? {
+                Some(batch) => running.pending.extend(batch),
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        let seconds = env.sleep.get();
+        if seconds > 0.0 {
+            self.host.sleep(Duration::from_secs_f64(seconds)).await;
+        }
+        if !done && running.pending.is_empty() {
+            // The limit was reached exactly: look ahead for the end.
+            let txn = match running.implicit.as_mut() {
+                Some(t) => t,
+                None => self
+                    .block
+                    .as_mut()
+                    .and_then(|b| b.txn.as_mut())
+                    .ok_or_else(|| PgError::internal("no transaction"))?,
+            };
+            let mut cx = Cx {
+                kv: self.host.kv(),
+                txn,
+                env: &env,
+                subplans: &bound.bound.subplans,
+                state: &running.state,
+                outer: &[],
+            };
+            match running.op.next(&mut cx).await? {
+                Some(batch) => running.pending.extend(batch),
+                None => done = true,
+            }
+        }
+        portal.sent += out.len();
+        if !done {
+            return Ok(Completion::Suspended);
+        }
+        if let Some(txn) = running.implicit.take() {
+            txn.commit().await?;
+        }
+        portal.running = None;
+        Ok(Completion::Done(format!("SELECT {}", portal.sent)))
+    }
+
+    /// Hands out buffered rows.
+    fn drain(portal: &mut Portal<H::Kv>, max_rows: usize, out: &mut Vec<Row>) -> Completion {
+        let (rows, tag) = portal.buffered.as_mut().expect("buffered");
+        for row in rows.by_ref().take(max_rows) {
+            out.push(row);
+        }
+        portal.sent += out.len();
+        if rows.len() > 0 {
+            return Completion::Suspended;
+        }
+        let tag = tag.clone();
+        portal.buffered = Some((Vec::new().into_iter(), tag.clone()));
+        Completion::Done(tag)
     }
 }
 
-struct Eval<'a, H: Host> {
+/// Evaluation of constant expressions (EXECUTE arguments) in a session.
+struct ConstEnv<'a, H: Host> {
     session: &'a SqlSession<H>,
-    params: &'a [Value],
-    sleep: &'a Cell<f64>,
 }
 
-impl<H: Host> EvalContext for Eval<'_, H> {
-    fn param(&self, index: usize) -> &Value {
-        self.params.get(index).unwrap_or(&Value::Null)
+impl<H: Host> crate::expr::EvalContext for ConstEnv<'_, H> {
+    fn param(&self, _index: usize) -> &Value {
+        &Value::Null
     }
     fn setting(&self, name: &str) -> PgResult<String> {
-        match name.to_ascii_lowercase().as_str() {
-            "teller.connections" => Err(PgError::unsupported("use SHOW teller.connections")),
-            _ => self.session.vars.get(name),
-        }
+        self.session.vars.get(name)
     }
     fn database(&self) -> &str {
         &self.session.database
@@ -437,459 +964,72 @@ impl<H: Host> EvalContext for Eval<'_, H> {
     fn now_micros(&self) -> i64 {
         self.session.host.now_micros()
     }
-    fn request_sleep(&self, seconds: f64) {
-        self.sleep.set(self.sleep.get() + seconds);
-    }
-    fn random_u64(&self) -> PgResult<u64> {
-        Ok(self.session.rng.borrow_mut().next_u64())
-    }
+    fn request_sleep(&self, _seconds: f64) {}
 }
 
-/// Parses SQL text into sqlparser statements with our limits.
-fn parse_sql(sql: &str) -> PgResult<Vec<Ast>> {
-    if sql.len() > QUERY_TEXT_BYTES_MAX {
-        return Err(PgError::new(
-            SqlState::PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "query text of {} bytes exceeds the limit of {QUERY_TEXT_BYTES_MAX} bytes",
-                sql.len()
-            ),
-        ));
+/// Whether a bound statement reads or writes tables.
+fn needs_data(bound: &Bound) -> bool {
+    fn plan_reads(plan: &crate::plan::Plan) -> bool {
+        use crate::plan::Plan;
+        fn exprs_read<'e>(mut exprs: impl Iterator<Item = &'e crate::expr::Expr>) -> bool {
+            exprs.any(|e| {
+                crate::plan::any_node(e, &mut |n| matches!(n, crate::expr::Expr::NextVal(_)))
+            })
+        }
+        match plan {
+            Plan::Scan(_) => true,
+            Plan::Values { rows, .. } => exprs_read(rows.iter().flatten()),
+            Plan::Series { .. } | Plan::Virtual(_) | Plan::TableFn { .. } => false,
+            Plan::Project { input, exprs, .. } => plan_reads(input) || exprs_read(exprs.iter()),
+            Plan::Filter { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. }
+            | Plan::Distinct { input, .. } => plan_reads(input),
+            Plan::Join(j) => plan_reads(&j.left) || plan_reads(&j.right),
+            Plan::Aggregate(a) => plan_reads(&a.input),
+            Plan::SetOp(op) => plan_reads(&op.left) || plan_reads(&op.right),
+        }
     }
-    if sql.trim().trim_matches(';').trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let dialect = PostgreSqlDialect {};
-    let statements = Parser::new(&dialect)
-        .with_recursion_limit(PARSER_RECURSION_MAX)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| PgError::syntax(syntax_message(&e)))?;
-    if statements.len() > STATEMENTS_PER_QUERY_MAX {
-        return Err(PgError::new(
-            SqlState::PROGRAM_LIMIT_EXCEEDED,
-            format!("more than {STATEMENTS_PER_QUERY_MAX} statements in one query"),
-        ));
-    }
-    Ok(statements)
-}
-
-fn syntax_message(error: &sqlparser::parser::ParserError) -> String {
-    use sqlparser::parser::ParserError as P;
-    match error {
-        P::RecursionLimitExceeded => "statement nesting is too deep".into(),
-        P::TokenizerError(m) | P::ParserError(m) => format!("syntax error: {m}"),
+    match &bound.command {
+        Command::Query { plan, .. } => plan_reads(plan) || bound.subplans.iter().any(plan_reads),
+        Command::Explain(_) => false,
+        _ => true,
     }
 }
 
-fn statement_name(statement: &Ast) -> String {
-    let text = statement.to_string();
-    let words: Vec<&str> = text.split_whitespace().take(2).collect();
-    words.join(" ").to_uppercase()
-}
-
-fn transaction_modes(modes: &[ast::TransactionMode]) -> PgResult<(Option<String>, Option<bool>)> {
-    let mut isolation = None;
-    let mut read_only = None;
-    for mode in modes {
-        match mode {
-            ast::TransactionMode::IsolationLevel(level) => {
-                let text = match level {
-                    ast::TransactionIsolationLevel::ReadUncommitted => "read uncommitted",
-                    ast::TransactionIsolationLevel::ReadCommitted => "read committed",
-                    ast::TransactionIsolationLevel::RepeatableRead => "repeatable read",
-                    ast::TransactionIsolationLevel::Serializable => "serializable",
-                    other => {
-                        return Err(PgError::syntax(format!(
-                            "isolation level {other} is not a PostgreSQL level"
-                        )))
-                    }
-                };
-                isolation = Some(vars::isolation_level(text)?);
-            }
-            ast::TransactionMode::AccessMode(mode) => {
-                read_only = Some(matches!(mode, ast::TransactionAccessMode::ReadOnly));
-            }
+fn same_columns(a: &Option<Vec<Column>>, b: &Option<Vec<Column>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.name == y.name && x.ty == y.ty)
         }
-    }
-    Ok((isolation, read_only))
-}
-
-/// The text of a SET value: identifiers and literals as written, lists joined.
-fn set_value_text(values: &[ast::Expr]) -> PgResult<String> {
-    let mut parts = Vec::with_capacity(values.len());
-    for value in values {
-        let text = match value {
-            ast::Expr::Value(v) => match &v.value {
-                ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => {
-                    s.clone()
-                }
-                ast::Value::Number(n, _) => n.clone(),
-                ast::Value::Boolean(b) => if *b { "on" } else { "off" }.to_string(),
-                other => other.to_string(),
-            },
-            ast::Expr::Identifier(ident) => ident.value.clone(),
-            ast::Expr::UnaryOp {
-                op: ast::UnaryOperator::Minus,
-                expr,
-            } => format!("-{expr}"),
-            other => other.to_string(),
-        };
-        parts.push(text);
-    }
-    Ok(parts.join(", "))
-}
-
-fn is_default(values: &[ast::Expr]) -> bool {
-    matches!(values, [ast::Expr::Identifier(i)] if i.value.eq_ignore_ascii_case("default") && i.quote_style.is_none())
-}
-
-/// Binds one parsed statement.
-fn bind_statement(statement: &Ast, declared: &[Option<Type>]) -> PgResult<Statement> {
-    let mut params = declared.to_vec();
-    let (kind, columns) = match statement {
-        Ast::Query(query) => bind_query(query, &mut params)?,
-        Ast::ShowVariable { variable } => {
-            // sqlparser splits `SHOW a.b` into identifiers, like multi-word names.
-            let words: Vec<String> = variable
-                .iter()
-                .map(|i| i.value.to_ascii_lowercase())
-                .collect();
-            let spaced = words.join(" ");
-            let lower = match spaced.as_str() {
-                "transaction isolation level" | "all" => spaced,
-                "time zone" => "timezone".to_string(),
-                "session authorization" => "session_authorization".to_string(),
-                _ => words.join("."),
-            };
-            match lower.as_str() {
-                "all" => (
-                    Kind::ShowAll,
-                    Some(vec![
-                        Column::new("name", Type::Text),
-                        Column::new("setting", Type::Text),
-                        Column::new("description", Type::Text),
-                    ]),
-                ),
-                "teller.connections" => (
-                    Kind::Show(lower),
-                    Some(vec![
-                        Column::new("shard", Type::Int4),
-                        Column::new("connections", Type::Int8),
-                    ]),
-                ),
-                "transaction isolation level" => (
-                    Kind::Show(lower),
-                    Some(vec![Column::new("transaction_isolation", Type::Text)]),
-                ),
-                _ => (
-                    Kind::Show(lower.clone()),
-                    Some(vec![Column::new(Vars::canonical_name(&lower), Type::Text)]),
-                ),
-            }
-        }
-        Ast::Set(set) => (bind_set(set)?, None),
-        Ast::Reset(reset) => match &reset.reset {
-            ast::Reset::ALL => (Kind::ResetAll, None),
-            ast::Reset::ConfigurationParameter(name) => (
-                Kind::Set {
-                    name: name.to_string(),
-                    value: None,
-                    local: false,
-                },
-                None,
-            ),
-            other => {
-                return Err(PgError::unsupported(format!(
-                    "RESET {other:?} is not supported"
-                )))
-            }
-        },
-        Ast::StartTransaction { modes, .. } => {
-            let (isolation, read_only) = transaction_modes(modes)?;
-            (
-                Kind::Begin {
-                    isolation,
-                    read_only,
-                },
-                None,
-            )
-        }
-        Ast::Commit { chain: false, .. } => (Kind::Commit, None),
-        Ast::Rollback {
-            chain: false,
-            savepoint: None,
-        } => (Kind::Rollback, None),
-        Ast::Discard { object_type } if object_type.to_string().eq_ignore_ascii_case("ALL") => {
-            (Kind::DiscardAll, None)
-        }
-        other => {
-            return Err(PgError::unsupported(format!(
-                "{} is not supported yet",
-                statement_name(other)
-            )))
-        }
-    };
-    let params = params
-        .into_iter()
-        .map(|t| t.unwrap_or(Type::Text))
-        .collect();
-    Ok(Statement {
-        kind,
-        params,
-        columns,
-    })
-}
-
-fn bind_set(set: &ast::Set) -> PgResult<Kind> {
-    Ok(match set {
-        ast::Set::SingleAssignment {
-            scope,
-            variable,
-            values,
-            ..
-        } => {
-            let name = variable.to_string();
-            let local = matches!(scope, Some(ast::ContextModifier::Local));
-            let value = if is_default(values) {
-                None
-            } else {
-                Some(set_value_text(values)?)
-            };
-            Kind::Set { name, value, local }
-        }
-        ast::Set::SetTimeZone { local, value } => Kind::Set {
-            name: "TimeZone".into(),
-            value: Some(set_value_text(std::slice::from_ref(value))?),
-            local: *local,
-        },
-        ast::Set::SetNames { charset_name, .. } => Kind::Set {
-            name: "client_encoding".into(),
-            value: Some(charset_name.value.clone()),
-            local: false,
-        },
-        ast::Set::SetTransaction {
-            modes,
-            snapshot: None,
-            session,
-        } => {
-            let (isolation, read_only) = transaction_modes(modes)?;
-            Kind::SetTransaction {
-                isolation,
-                read_only,
-                session: *session,
-            }
-        }
-        other => {
-            return Err(PgError::unsupported(format!(
-                "{other} is not supported yet"
-            )))
-        }
-    })
-}
-
-fn bind_query(
-    query: &ast::Query,
-    params: &mut Vec<Option<Type>>,
-) -> PgResult<(Kind, Option<Vec<Column>>)> {
-    if query.with.is_some()
-        || query.order_by.is_some()
-        || query.fetch.is_some()
-        || !query.locks.is_empty()
-    {
-        return Err(PgError::unsupported(
-            "WITH, ORDER BY, FETCH and locking clauses need tables, which are not supported yet",
-        ));
-    }
-    let (limit, offset) = match &query.limit_clause {
-        None => (None, None),
-        Some(ast::LimitClause::LimitOffset {
-            limit,
-            offset,
-            limit_by,
-        }) if limit_by.is_empty() => (limit.clone(), offset.as_ref().map(|o| o.value.clone())),
-        Some(_) => return Err(PgError::syntax("LIMIT #,# syntax is not supported")),
-    };
-    let mut cx = BindContext { params };
-    let bind_count = |e: Option<ast::Expr>, cx: &mut BindContext<'_>| -> PgResult<Option<Expr>> {
-        e.map(|e| {
-            let bound = expr::bind(&e, cx)?;
-            let bound = match bound {
-                Expr::Param(i) if cx.params[i].is_none() => {
-                    cx.params[i] = Some(Type::Int8);
-                    Expr::Param(i)
-                }
-                b => b,
-            };
-            // Counts are evaluated as bigint; a non-numeric value fails there.
-            Ok(Expr::Cast(Box::new(bound), Type::Int8))
-        })
-        .transpose()
-    };
-    let limit = bind_count(limit, &mut cx)?;
-    let offset = bind_count(offset, &mut cx)?;
-    match query.body.as_ref() {
-        ast::SetExpr::Select(select) => {
-            if !select.from.is_empty() {
-                return Err(PgError::unsupported(
-                    "tables are not supported yet: SELECT ... FROM needs the SQL layer",
-                ));
-            }
-            if select.distinct.is_some()
-                || select.having.is_some()
-                || !select.named_window.is_empty()
-            {
-                return Err(PgError::unsupported(
-                    "DISTINCT, HAVING and WINDOW are not supported yet",
-                ));
-            }
-            if !matches!(&select.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-            {
-                return Err(PgError::unsupported("GROUP BY is not supported yet"));
-            }
-            let mut exprs = Vec::with_capacity(select.projection.len());
-            let mut columns = Vec::with_capacity(select.projection.len());
-            for item in &select.projection {
-                let (e, alias) = match item {
-                    ast::SelectItem::UnnamedExpr(e) => (e, None),
-                    ast::SelectItem::ExprWithAlias { expr, alias } => {
-                        (expr, Some(alias.value.clone()))
-                    }
-                    _ => {
-                        return Err(PgError::syntax(
-                            "SELECT * with no tables specified is not valid",
-                        ))
-                    }
-                };
-                let bound = expr::bind(e, &mut cx)?;
-                let name = alias.unwrap_or_else(|| column_name(e));
-                exprs.push(bound);
-                columns.push(name);
-            }
-            let filter = select
-                .selection
-                .as_ref()
-                .map(|w| -> PgResult<Expr> {
-                    let bound = expr::bind(w, &mut cx)?;
-                    match bound.ty(cx.params) {
-                        Type::Bool => Ok(bound),
-                        Type::Unknown => Ok(Expr::Cast(Box::new(bound), Type::Bool)),
-                        other => Err(PgError::new(
-                            SqlState::DATATYPE_MISMATCH,
-                            format!(
-                                "argument of WHERE must be type boolean, not type {}",
-                                other.name()
-                            ),
-                        )),
-                    }
-                })
-                .transpose()?;
-            let exprs = finalize_unknowns(exprs, &mut cx);
-            let columns = columns
-                .into_iter()
-                .zip(&exprs)
-                .map(|(name, e)| Column::new(name, e.ty(cx.params)))
-                .collect();
-            Ok((
-                Kind::Rows {
-                    rows: vec![exprs],
-                    filter,
-                    limit,
-                    offset,
-                },
-                Some(columns),
-            ))
-        }
-        ast::SetExpr::Values(values) => {
-            let mut rows = Vec::with_capacity(values.rows.len());
-            for row in &values.rows {
-                let mut bound = Vec::with_capacity(row.len());
-                for e in &row.content {
-                    bound.push(expr::bind(e, &mut cx)?);
-                }
-                if rows
-                    .first()
-                    .is_some_and(|r: &Vec<Expr>| r.len() != bound.len())
-                {
-                    return Err(PgError::syntax("VALUES lists must all be the same length"));
-                }
-                rows.push(finalize_unknowns(bound, &mut cx));
-            }
-            let width = rows.first().map_or(0, Vec::len);
-            let columns = (0..width)
-                .map(|i| Column::new(format!("column{}", i + 1), rows[0][i].ty(cx.params)))
-                .collect();
-            Ok((
-                Kind::Rows {
-                    rows,
-                    filter: None,
-                    limit,
-                    offset,
-                },
-                Some(columns),
-            ))
-        }
-        _ => Err(PgError::unsupported(
-            "UNION, INTERSECT and EXCEPT are not supported yet",
-        )),
+        _ => false,
     }
 }
 
-/// Output expressions of unknown type become text, as in PostgreSQL.
-fn finalize_unknowns(exprs: Vec<Expr>, cx: &mut BindContext<'_>) -> Vec<Expr> {
-    exprs
-        .into_iter()
-        .map(|e| match e.ty(cx.params) {
-            Type::Unknown => match e {
-                Expr::Param(i) => {
-                    cx.params[i] = Some(Type::Text);
-                    Expr::Param(i)
-                }
-                Expr::Const(v, _) => Expr::Const(v, Type::Text),
-                other => Expr::Cast(Box::new(other), Type::Text),
-            },
-            _ => e,
-        })
-        .collect()
-}
-
-/// PostgreSQL's output column name for an unaliased expression.
-fn column_name(e: &ast::Expr) -> String {
-    match e {
-        ast::Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .map_or("?column?".into(), |p| p.to_string().to_ascii_lowercase()),
-        ast::Expr::Cast {
-            expr, data_type, ..
-        } => match expr.as_ref() {
-            ast::Expr::Value(_) => {
-                expr::resolve_type(data_type).map_or("?column?".into(), |t| t.name().into())
-            }
-            other => column_name(other),
-        },
-        ast::Expr::TypedString(ts) => {
-            expr::resolve_type(&ts.data_type).map_or("?column?".into(), |t| t.name().into())
-        }
-        ast::Expr::Nested(inner) => column_name(inner),
-        ast::Expr::Case { .. } => "case".into(),
-        ast::Expr::Identifier(i) => i.value.to_ascii_lowercase(),
-        ast::Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => "bool".into(),
-        _ => "?column?".into(),
-    }
-}
-
-fn is_transaction_end(kind: &Kind) -> bool {
-    matches!(kind, Kind::Commit | Kind::Rollback)
+fn is_transaction_end(statement: &Statement) -> bool {
+    matches!(
+        statement.inner.control,
+        Some((Kind::Commit | Kind::Rollback, _))
+    )
 }
 
 impl<H: Host> Session for SqlSession<H> {
     type Statement = Statement;
-    type Portal = Portal;
+    type Portal = Portal<H::Kv>;
 
     fn startup_parameters(&self) -> Vec<(String, String)> {
         self.vars.reported()
+    }
+
+    async fn refresh(&mut self) -> PgResult<()> {
+        if self.host.sql_shard().catalog().is_stale() {
+            self.load_catalog().await?;
+        }
+        Ok(())
     }
 
     fn parse(&mut self, sql: &str, param_types: &[u32]) -> PgResult<Vec<Statement>> {
@@ -905,74 +1045,144 @@ impl<H: Host> Session for SqlSession<H> {
                 })?),
             });
         }
-        parse_sql(sql)?
-            .iter()
-            .map(|s| bind_statement(s, &declared))
-            .collect()
+        let vacuum = control::vacuum_rewrite(sql);
+        let asts = control::parse_sql(vacuum.as_deref().unwrap_or(sql))?;
+        let single = asts.len() == 1;
+        let mut out = Vec::with_capacity(asts.len());
+        for ast in asts {
+            let mut statement = self.statement(ast, declared.clone())?;
+            if vacuum.is_some() {
+                Rc::get_mut(&mut statement.inner).expect("just built").tag = Some("VACUUM");
+            }
+            let is_data = statement.inner.control.is_none();
+            if single && is_data {
+                self.ensure_bound(&statement)?;
+            }
+            out.push(statement);
+        }
+        Ok(out)
     }
 
     fn parameter_types(&self, statement: &Statement) -> Vec<Type> {
-        statement.params.clone()
+        if statement.inner.control.is_some() {
+            return statement
+                .inner
+                .declared
+                .iter()
+                .map(|t| t.unwrap_or(Type::Text))
+                .collect();
+        }
+        self.ensure_bound(statement)
+            .map(|b| b.params.clone())
+            .unwrap_or_default()
     }
 
     fn result_columns(&self, statement: &Statement) -> Option<Vec<Column>> {
-        statement.columns.clone()
+        if let Some((Kind::Execute { name, .. }, _)) = &statement.inner.control {
+            let prepared = self.prepared(name).ok()?;
+            return self.result_columns(&prepared);
+        }
+        if let Some((_, columns)) = &statement.inner.control {
+            return columns.clone();
+        }
+        self.ensure_bound(statement)
+            .ok()
+            .and_then(|b| b.columns.clone())
     }
 
-    fn bind(&mut self, statement: &Statement, params: Vec<Value>) -> PgResult<Portal> {
-        if params.len() != statement.params.len() {
+    fn bind(&mut self, statement: &Statement, params: Vec<Value>) -> PgResult<Portal<H::Kv>> {
+        let expected = if statement.inner.control.is_some() {
+            statement.inner.declared.len()
+        } else if self.tx == TxState::Failed {
+            params.len()
+        } else {
+            self.ensure_bound(statement)?.params.len()
+        };
+        if params.len() != expected {
             return Err(PgError::protocol(format!(
-                "statement requires {} parameters, {} given",
-                statement.params.len(),
+                "statement requires {expected} parameters, {} given",
                 params.len()
             )));
         }
         Ok(Portal {
             statement: statement.clone(),
             params,
-            rows: None,
+            inner: None,
+            running: None,
+            buffered: None,
             sent: 0,
         })
     }
 
     async fn execute(
         &mut self,
-        portal: &mut Portal,
+        portal: &mut Portal<H::Kv>,
         max_rows: usize,
         out: &mut Vec<Vec<Value>>,
     ) -> PgResult<Completion> {
-        if self.tx == TxState::Failed && !is_transaction_end(&portal.statement.kind) {
+        if self.tx == TxState::Failed && !is_transaction_end(&portal.statement) {
             return Err(PgError::new(
                 SqlState::IN_FAILED_SQL_TRANSACTION,
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        if portal.statement.columns.is_none() {
-            let tag = self.run_control(&portal.statement.kind)?;
+        if portal.buffered.is_some() {
+            return Ok(Self::drain(portal, max_rows, out));
+        }
+        if let Some(inner) = portal.inner.as_mut() {
+            return Box::pin(self.execute(inner, max_rows, out)).await;
+        }
+        if let Some((Kind::Execute { name, args }, _)) = &portal.statement.inner.control {
+            let prepared = self.prepared(name)?;
+            let values = self.execute_args(&prepared, args)?;
+            let inner = self.bind(&prepared, values)?;
+            let inner = portal.inner.insert(Box::new(inner));
+            return Box::pin(self.execute(inner, max_rows, out)).await;
+        }
+        if let Some((kind, columns)) = portal.statement.inner.control.clone() {
+            if columns.is_some() {
+                let rows = self.show_rows(&kind).await?;
+                portal.buffered = Some((rows.into_iter(), "SHOW".into()));
+                return Ok(Self::drain(portal, max_rows, out));
+            }
+            let tag = self.run_control(&kind).await?;
             return Ok(Completion::Done(tag));
         }
-        if portal.rows.is_none() {
-            let rows = self.compute_rows(&portal.statement, &portal.params).await?;
-            portal.rows = Some(rows.into_iter());
+        if portal.running.is_some() {
+            return self.pull(portal, max_rows, out).await;
         }
-        let rows = portal.rows.as_mut().expect("computed above");
-        for row in rows.by_ref().take(max_rows) {
-            out.push(row);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.start(portal, max_rows, out).await {
+                Err(e)
+                    if retryable(&e)
+                        && self.tx == TxState::Idle
+                        && attempt < IMPLICIT_RETRIES_MAX =>
+                {
+                    // Nothing reached the client yet: run it again.
+                    out.clear();
+                    portal.running = None;
+                    portal.buffered = None;
+                    portal.sent = 0;
+                    continue;
+                }
+                Err(e) => {
+                    portal.running = None;
+                    return Err(e);
+                }
+                Ok(c) => return Ok(c),
+            }
         }
-        portal.sent += out.len();
-        if rows.len() > 0 {
-            return Ok(Completion::Suspended);
-        }
-        let tag = match portal.statement.kind {
-            Kind::Show(_) | Kind::ShowAll => "SHOW".to_string(),
-            _ => format!("SELECT {}", portal.sent),
-        };
-        Ok(Completion::Done(tag))
     }
 
     fn statement_failed(&mut self) {
         if self.tx == TxState::InBlock {
             self.tx = TxState::Failed;
+            // Dropping the KV transaction rolls it back.
+            if let Some(block) = self.block.as_mut() {
+                block.txn = None;
+            }
         }
     }
 

@@ -252,20 +252,53 @@ pub async fn run<D: Disk>(
 /// WAL appends of large records beside raw O_DIRECT writes of the same disk.
 #[derive(Clone, Debug)]
 pub struct SequentialReport {
-    /// Raw: `total_bytes` in 1 MiB O_DIRECT writes, one fdatasync at the end.
+    /// Raw: 1 MiB O_DIRECT writes, one fdatasync at the end.
     pub raw_bytes_per_sec: f64,
+    /// Raw with an fdatasync after every `record_bytes * records_per_sync`
+    /// bytes: the durable bandwidth at the WAL's sync cadence.
+    pub raw_synced_bytes_per_sec: f64,
     /// WAL: records of `record_bytes`, synced every `records_per_sync`.
     pub wal_bytes_per_sec: f64,
 }
 
 impl SequentialReport {
+    /// WAL throughput over the raw bandwidth at the same sync cadence.
     pub fn ratio(&self) -> f64 {
-        self.wal_bytes_per_sec / self.raw_bytes_per_sec.max(f64::MIN_POSITIVE)
+        self.wal_bytes_per_sec / self.raw_synced_bytes_per_sec.max(f64::MIN_POSITIVE)
     }
 }
 
-/// Measures raw sequential write bandwidth (a new file `raw-bench` in `dir`)
-/// and WAL append throughput (a fresh log in `wal_dir`) over `total_bytes`.
+/// Writes `total_bytes` to a new file in 1 MiB O_DIRECT writes, with an
+/// fdatasync every `sync_every` bytes and at the end; returns bytes/s.
+async fn raw_write<D: Disk>(
+    disk: &D,
+    path: &Path,
+    total_bytes: u64,
+    sync_every: u64,
+) -> Result<f64, WalError> {
+    const CHUNK: usize = 1024 * 1024;
+    let file = disk.open(path, OpenMode::CreateNew).await?;
+    let mut buf = AlignedBuf::zeroed(CHUNK);
+    SimRng::new(1).fill(buf.as_mut_slice());
+    let start = Instant::now();
+    let mut at = 0;
+    while at < total_bytes {
+        file.write_at(at, &buf).await?;
+        at += CHUNK as u64;
+        if at.is_multiple_of(sync_every) {
+            file.sync().await?;
+        }
+    }
+    file.sync().await?;
+    let rate = at as f64 / start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
+    drop(file);
+    disk.remove(path).await?;
+    Ok(rate)
+}
+
+/// Measures raw sequential write bandwidth (files `raw-bench*` in `dir`),
+/// unsynced and at the WAL's sync cadence, and WAL append throughput (a fresh
+/// log in `wal_dir`) over `total_bytes`.
 pub async fn sequential<D: Disk>(
     disk: D,
     dir: &Path,
@@ -274,40 +307,107 @@ pub async fn sequential<D: Disk>(
     record_bytes: usize,
     records_per_sync: u64,
 ) -> Result<SequentialReport, WalError> {
-    const CHUNK: usize = 1024 * 1024;
-    let path = dir.join("raw-bench");
-    let file = disk.open(&path, OpenMode::CreateNew).await?;
-    let mut buf = AlignedBuf::zeroed(CHUNK);
-    SimRng::new(1).fill(buf.as_mut_slice());
-    let start = Instant::now();
-    let mut at = 0;
-    while at < total_bytes {
-        file.write_at(at, &buf).await?;
-        at += CHUNK as u64;
-    }
-    file.sync().await?;
-    let raw = at as f64 / start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
-    drop(file);
-    disk.remove(&path).await?;
+    let sync_bytes = record_bytes as u64 * records_per_sync;
+    let raw = raw_write(&disk, &dir.join("raw-bench"), total_bytes, u64::MAX).await?;
+    let raw_synced = raw_write(
+        &disk,
+        &dir.join("raw-bench-synced"),
+        total_bytes,
+        sync_bytes.next_multiple_of(1 << 20),
+    )
+    .await?;
     let records = total_bytes / record_bytes as u64;
     let config = WalConfig {
         segment_bytes: 64 * 1024 * 1024,
-        batch_bytes_max: (record_bytes * records_per_sync as usize + 2 * CHUNK)
-            .max(8 * 1024 * 1024),
+        batch_bytes_max: (sync_bytes as usize + (2 << 20)).max(8 * 1024 * 1024),
         ..WalConfig::default()
     };
     let params = BenchParams {
         records,
         payload_bytes: record_bytes,
         records_per_sync,
-        truncate_every_syncs: 16,
+        // Truncate about every segment, so segments recycle (steady state).
+        truncate_every_syncs: (64 << 20) / sync_bytes.max(1) + 1,
         prepare_spares: true,
     };
     let report = wal_throughput(disk, wal_dir, config, &params).await?;
     Ok(SequentialReport {
         raw_bytes_per_sec: raw,
+        raw_synced_bytes_per_sec: raw_synced,
         wal_bytes_per_sec: report.records_per_sec() * record_bytes as f64,
     })
+}
+
+/// Inputs for the micro-benchmarks (`benches/benches/storage_micro.rs` and
+/// `storage_callgrind.rs`), shared so both measure the same thing.
+pub mod fixtures {
+    use super::key;
+    use crate::memtable::{Memtable, Value, MEMTABLE_BYTES_DEFAULT};
+    use crate::rng::SimRng;
+    use crate::sst::block::{Block, BlockBuilder};
+    use crate::sst::bloom::{key_hash, Bloom, BloomBuilder, BITS_PER_KEY_DEFAULT};
+    use crate::sst::RESTART_INTERVAL_DEFAULT;
+    use crate::timestamp::Timestamp;
+
+    /// `n` distinct 16-byte keys in random order.
+    pub fn random_keys(n: u64, seed: u64) -> Vec<[u8; 16]> {
+        let mut rng = SimRng::new(seed);
+        let mut nums: Vec<u64> = (0..n).collect();
+        for i in (1..nums.len()).rev() {
+            let j = rng.below(i as u64 + 1) as usize;
+            nums.swap(i, j);
+        }
+        nums.into_iter().map(key).collect()
+    }
+
+    /// A memtable holding `keys` with 100-byte values.
+    pub fn memtable_with(keys: &[[u8; 16]]) -> Memtable {
+        let mut m = Memtable::new(MEMTABLE_BYTES_DEFAULT, 1);
+        for k in keys {
+            m.insert(k, Timestamp::new(1, 0), Value::Put(&[7; 100]))
+                .expect("fits");
+        }
+        m
+    }
+
+    /// Sorted versions that fill one 4 KiB data block (16-byte keys, 100-byte values).
+    pub fn block_versions() -> Vec<([u8; 16], Timestamp)> {
+        (0..32)
+            .map(|i| (key(i * 7), Timestamp::new(5, 0)))
+            .collect()
+    }
+
+    pub fn encode_block(versions: &[([u8; 16], Timestamp)]) -> Vec<u8> {
+        let mut b = BlockBuilder::new(RESTART_INTERVAL_DEFAULT);
+        for (k, t) in versions {
+            b.add(k, *t, Value::Put(&[7; 100]));
+        }
+        b.finish()
+    }
+
+    /// Decodes (validates) a block and walks every entry; returns the count.
+    pub fn decode_block(bytes: Vec<u8>) -> usize {
+        let block = std::rc::Rc::new(Block::decode(bytes).expect("a valid block"));
+        let mut it = crate::sst::block::BlockIter::new(block);
+        it.seek_to_first();
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.next();
+        }
+        n
+    }
+
+    /// A filter over `n` keys and the hashes of `n` other keys to probe.
+    pub fn bloom_with(n: u64) -> (Bloom, Vec<u64>) {
+        let mut b = BloomBuilder::new();
+        for k in random_keys(n, 1) {
+            b.add(&k);
+        }
+        let bloom = Bloom::decode(b.finish(BITS_PER_KEY_DEFAULT)).expect("a valid filter");
+        let probes = (n..2 * n).map(|i| key_hash(&key(i))).collect();
+        (bloom, probes)
+    }
 }
 
 #[cfg(test)]
@@ -362,5 +462,19 @@ mod tests {
             .unwrap();
             assert!(seq.raw_bytes_per_sec > 0.0 && seq.ratio() > 0.0);
         });
+    }
+
+    #[test]
+    fn fixtures_are_sound() {
+        let keys = fixtures::random_keys(100, 1);
+        let m = fixtures::memtable_with(&keys);
+        assert_eq!(m.len(), 100);
+        let versions = fixtures::block_versions();
+        let bytes = fixtures::encode_block(&versions);
+        assert!(bytes.len() <= 4096, "one page: {}", bytes.len());
+        assert_eq!(fixtures::decode_block(bytes), versions.len());
+        let (bloom, probes) = fixtures::bloom_with(1000);
+        let hits = probes.iter().filter(|&&h| bloom.may_contain(h)).count();
+        assert!(hits < 50, "false positives {hits}");
     }
 }

@@ -44,6 +44,10 @@ use crate::lock::{LockRecord, Strength};
 use crate::replica::Replica;
 use crate::txn::{heartbeat_expired, IgnoredSeqs, TxnId, TxnMeta, TxnRecord, TxnStatus};
 
+/// Most rows one transactional DeleteRange request may delete in one range;
+/// every deleted row holds an intent until the transaction ends.
+pub const DELETE_RANGE_ROWS_MAX: usize = 1_000_000;
+
 /// Keys fetched from the engine per step of a scan.
 const SCAN_CHUNK: usize = 256;
 
@@ -346,18 +350,29 @@ impl<'a> Evaluator<'a> {
                 Ok(Response::Written)
             }
             Request::DeleteRange { span } => {
-                let mut scan = ScanRequest::new(self.clip(span)?);
-                scan.lock = Some(Strength::Exclusive);
-                let found = self.scan(txn, &scan).await?;
-                if let Some(resume) = found.resume {
-                    return Err(KvError::Internal(format!(
-                        "delete range over more than {} rows per range; stopped at {resume:?}",
-                        self.cfg.scan_rows_max
-                    ))
-                    .into());
-                }
-                for row in found.rows {
-                    self.write(txn, &row.key, seq, None).await?;
+                // Pages through the span; each page's rows get tombstone
+                // intents before the next page is read.
+                let mut span = self.clip(span)?;
+                let mut deleted = 0usize;
+                loop {
+                    let mut scan = ScanRequest::new(span);
+                    scan.lock = Some(Strength::Exclusive);
+                    let found = self.scan(txn, &scan).await?;
+                    deleted += found.rows.len();
+                    for row in found.rows {
+                        self.write(txn, &row.key, seq, None).await?;
+                    }
+                    match found.resume {
+                        None => break,
+                        Some(resume) if deleted >= DELETE_RANGE_ROWS_MAX => {
+                            return Err(KvError::Internal(format!(
+                                "delete range over more than {DELETE_RANGE_ROWS_MAX} rows \
+                                 per range in one request; stopped at {resume:?}"
+                            ))
+                            .into());
+                        }
+                        Some(resume) => span = resume,
+                    }
                 }
                 Ok(Response::Written)
             }

@@ -20,9 +20,10 @@ use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
 use teller_net::scram::ScramVerifier;
 use teller_net::session::StartupInfo;
 use teller_net::{PgError, PgResult, SqlState};
-use teller_sql::SqlSession;
+use teller_sql::{SqlSession, SqlShard};
 
 use crate::config::{AuthMethodName, Config};
+use crate::kv_client::SqlKv;
 use crate::mesh::{Handler, Mesh, ShardId};
 use crate::node::{NodeMeshBuilder, NodeShared};
 use crate::range::{node_kv_config, KvShard, StorageSetup};
@@ -47,6 +48,8 @@ pub enum ShardRequest {
     Ping(u64),
     /// A KV batch for a range this shard owns.
     Kv(Box<RangeBatch>),
+    /// DDL committed catalog version `.0`; reload before the next Parse.
+    CatalogChanged(u64),
 }
 
 pub enum ShardResponse {
@@ -145,6 +148,10 @@ impl Handler<ShardRequest, ShardResponse> for ShardHandler {
             ShardRequest::Ping(n) => ShardResponse::Pong(n),
             ShardRequest::Kv(batch) => {
                 ShardResponse::Kv(Box::new(self.shard.kv.execute(*batch).await))
+            }
+            ShardRequest::CatalogChanged(version) => {
+                SHARD_SQL.with(|sql| sql.catalog().announce(version));
+                ShardResponse::Done
             }
         }
     }
@@ -440,8 +447,11 @@ impl ConnHost for ShardConnHost {
     }
 
     fn open_session(&mut self, startup: &StartupInfo) -> PgResult<Self::Session> {
+        let sql = SHARD_SQL.with(|s| s.clone());
         let host = SessionHost {
+            kv: self.shard.kv.sql_kv(),
             shard: self.shard.clone(),
+            sql,
         };
         SqlSession::new(host, startup)
     }
@@ -518,12 +528,31 @@ impl ConnHost for ShardConnHost {
     }
 }
 
+thread_local! {
+    /// The SQL layer's per-shard state (catalog cache, statistics, row id
+    /// generator), shared by the sessions of this shard's thread.
+    static SHARD_SQL: SqlShard = SqlShard::new();
+}
+
 /// What the SQL layer may ask of the node.
 pub struct SessionHost {
     shard: Rc<Shard>,
+    /// The routed KV client: batches go to the shards owning their ranges.
+    kv: SqlKv,
+    sql: SqlShard,
 }
 
 impl teller_sql::Host for SessionHost {
+    type Kv = SqlKv;
+
+    fn kv(&self) -> &SqlKv {
+        &self.kv
+    }
+
+    fn sql_shard(&self) -> &SqlShard {
+        &self.sql
+    }
+
     fn shard(&self) -> usize {
         self.shard.id
     }
@@ -545,5 +574,24 @@ impl teller_sql::Host for SessionHost {
 
     async fn connections_per_shard(&self) -> Vec<u64> {
         self.shard.connections_per_shard().await
+    }
+
+    async fn catalog_changed(&self, version: u64) {
+        let Some(mesh) = self.shard.mesh() else {
+            return;
+        };
+        // A shard that cannot be reached is shutting down; its
+        // per-transaction version check still keeps it correct.
+        for shard in (0..self.shard.shards).filter(|&shard| shard != self.shard.id) {
+            let _ = mesh
+                .request(shard, ShardRequest::CatalogChanged(version))
+                .await;
+        }
+    }
+
+    fn random_seed(&self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        seed
     }
 }

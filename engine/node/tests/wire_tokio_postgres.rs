@@ -291,7 +291,10 @@ async fn errors_carry_sqlstates_and_failed_blocks_refuse_statements() {
             "set server_version = '1'",
             &SqlState::CANT_CHANGE_RUNTIME_PARAM,
         ),
-        ("create table t (a int)", &SqlState::FEATURE_NOT_SUPPORTED),
+        (
+            "create view v as select 1",
+            &SqlState::FEATURE_NOT_SUPPORTED,
+        ),
         (
             "select '2024-13-01'::date",
             &SqlState::DATETIME_FIELD_OVERFLOW,

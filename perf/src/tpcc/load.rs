@@ -331,7 +331,7 @@ pub async fn init(
         ol_i_id: rng.random_range(0..=8191),
     };
     let s = *scale;
-    load_parallel(url, concurrency, jobs(scale), move |job| {
+    load_parallel(url, "tpcc init", concurrency, jobs(scale), move |job| {
         job.sql(&s, c_last_load, seed)
     })
     .await?;

@@ -7,6 +7,9 @@
 //! PostgreSQL refuses to run as root; as root the server runs as the
 //! `postgres` user (created by the Debian package) through `runuser`.
 
+// Shared by several test files, each of which uses only part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;

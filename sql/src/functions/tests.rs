@@ -53,12 +53,7 @@ fn eval(sql: &str) -> PgResult<(Type, Value)> {
         .and_then(|mut p| p.parse_expr())
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut params = Vec::new();
-    let bound = expr::bind(
-        &ast,
-        &mut BindContext {
-            params: &mut params,
-        },
-    )?;
+    let bound = expr::bind(&ast, &mut BindContext::new(&mut params))?;
     let ty = bound.ty(&params);
     let cx = Cx {
         random: Cell::new(1),

@@ -17,6 +17,13 @@
 //!   with a chosen error, so the SQL layer's handling of `40001`, `40P01`,
 //!   `55P03` and I/O errors can be tested; [`MemoryKv::set_scan_rows_max`]
 //!   sets an engine-side scan limit, so that resume spans are exercised.
+//! - **Locking reads.** A scan with a [`RowLock`] locks the rows it
+//!   returns until the transaction ends; locks live in the store so other
+//!   transactions see them. This double cannot wait: a lock or a write that
+//!   would wait fails at once with [`KvError::Retry`] (the outcome waiting
+//!   then losing to the holder would have under first-committer-wins),
+//!   `NOWAIT` fails with [`KvError::LockTimeout`] and `SKIP LOCKED` leaves
+//!   the row out.
 //! - **Timestamps** are commit sequence numbers (in `wall_nanos`): a
 //!   transaction's timestamp is the last commit its snapshot includes, and
 //!   commit returns the new commit's number. No clock is read.
@@ -32,8 +39,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::{
-    Batch, BatchResponse, Isolation, KeyValue, Kv, KvError, KvTxn, Request, Response, RetryReason,
-    ScanRequest, ScanResponse, Span, Timestamp, TxnOptions,
+    Batch, BatchResponse, Isolation, KeyValue, Kv, KvError, KvTxn, LockStrength, LockWait, Request,
+    Response, RetryReason, RowLock, ScanRequest, ScanResponse, Span, Timestamp, TxnOptions,
 };
 
 /// A committed version: the sequence number of its commit and the value
@@ -56,6 +63,10 @@ struct Store {
     faults: VecDeque<KvError>,
     /// The engine's own cap on rows per scan.
     scan_rows_max: Option<u64>,
+    /// Row locks of open transactions: key → (transaction id, strength).
+    locks: BTreeMap<Bytes, Vec<(u64, LockStrength)>>,
+    /// The last transaction id handed out.
+    next_txn: u64,
 }
 
 impl Store {
@@ -69,6 +80,28 @@ impl Store {
     /// The latest commit sequence number of `key`.
     fn last_write(&self, key: &[u8]) -> Option<u64> {
         Some(self.data.get(key)?.last()?.seq)
+    }
+
+    /// Whether another transaction than `txn` holds a lock on `key` that
+    /// conflicts with `strength` (`None`: a write, which conflicts with all).
+    fn lock_conflict(&self, key: &[u8], txn: u64, strength: Option<LockStrength>) -> bool {
+        self.locks.get(key).is_some_and(|holders| {
+            holders.iter().any(|&(holder, held)| {
+                holder != txn
+                    && !(strength == Some(LockStrength::Share) && held == LockStrength::Share)
+            })
+        })
+    }
+
+    fn release(&mut self, txn: u64, keys: &[Bytes]) {
+        for key in keys {
+            if let Some(holders) = self.locks.get_mut(key) {
+                holders.retain(|(holder, _)| *holder != txn);
+                if holders.is_empty() {
+                    self.locks.remove(key);
+                }
+            }
+        }
     }
 
     fn register(&mut self, seq: u64) {
@@ -151,11 +184,15 @@ impl Kv for MemoryKv {
         let mut store = self.store.borrow_mut();
         let snapshot = store.seq;
         store.register(snapshot);
+        store.next_txn += 1;
         Ok(MemoryTxn {
+            id: store.next_txn,
             store: self.store.clone(),
             options,
             snapshot,
             writes: BTreeMap::new(),
+            locked: Vec::new(),
+            undo: None,
             done: false,
         })
     }
@@ -173,12 +210,18 @@ struct Write {
 /// A transaction on a [`MemoryKv`].
 #[derive(Debug)]
 pub struct MemoryTxn {
+    id: u64,
     store: Rc<RefCell<Store>>,
     options: TxnOptions,
     /// Reads see commits up to this sequence number.
     snapshot: u64,
     /// Buffered writes, applied at commit.
     writes: BTreeMap<Bytes, Write>,
+    /// Keys this transaction holds row locks on.
+    locked: Vec<Bytes>,
+    /// The writes the current batch replaced (key, previous entry), to
+    /// undo the batch if it fails; `None` outside a writing batch.
+    undo: Option<Vec<(Bytes, Option<Write>)>>,
     /// Committed or rolled back: the snapshot is unregistered.
     done: bool,
 }
@@ -274,6 +317,12 @@ impl MemoryTxn {
         if self.options.read_only {
             return Err(KvError::ReadOnly);
         }
+        if store.lock_conflict(key, self.id, None) {
+            return Err(KvError::Retry {
+                reason: RetryReason::WriteConflict,
+                key: Some(key.clone()),
+            });
+        }
         match store.last_write(key) {
             Some(seq) if seq > snapshot => Err(KvError::Retry {
                 reason: RetryReason::WriteConflict,
@@ -288,14 +337,27 @@ impl MemoryTxn {
         // opens at the first write (this matters for ReadCommitted).
         let snapshot = self.writes.get(&key).map_or(self.snapshot, |w| w.snapshot);
         self.check_write(store, &key, snapshot)?;
-        self.writes.insert(key, Write { value, snapshot });
+        let previous = self.writes.insert(key.clone(), Write { value, snapshot });
+        if let Some(undo) = &mut self.undo {
+            undo.push((key, previous));
+        }
         Ok(())
     }
 
-    fn run(&mut self, store: &Store, index: usize, request: Request) -> Result<Response, KvError> {
+    fn run(
+        &mut self,
+        store: &mut Store,
+        index: usize,
+        request: Request,
+    ) -> Result<Response, KvError> {
         Ok(match request {
             Request::Get { key } => Response::Get(self.read(store, &key)),
-            Request::Scan(scan) => Response::Scan(self.scan(store, &scan)),
+            Request::Scan(scan) => match scan.lock {
+                Some(lock) if !self.options.read_only => {
+                    Response::Scan(self.lock_scan(store, &scan, lock)?)
+                }
+                _ => Response::Scan(self.scan(store, &scan)),
+            },
             Request::Put { key, value } => {
                 self.write(store, key, Some(value))?;
                 Response::Written
@@ -329,8 +391,92 @@ impl MemoryTxn {
     fn finish(&mut self) {
         if !self.done {
             self.done = true;
-            self.store.borrow_mut().unregister(self.snapshot);
+            let mut store = self.store.borrow_mut();
+            store.unregister(self.snapshot);
+            let locked = std::mem::take(&mut self.locked);
+            store.release(self.id, &locked);
         }
+    }
+
+    /// A locking scan: the rows of `scan` this transaction may lock, locked.
+    fn lock_scan(
+        &mut self,
+        store: &mut Store,
+        scan: &ScanRequest,
+        lock: RowLock,
+    ) -> Result<ScanResponse, KvError> {
+        let unlimited = ScanRequest {
+            limit_rows: None,
+            limit_bytes: None,
+            lock: None,
+            ..scan.clone()
+        };
+        let all = self.scan(store, &unlimited);
+        let want = match (scan.limit_rows, store.scan_rows_max) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut rows = Vec::new();
+        let mut last = None;
+        let mut stopped = false;
+        for kv in all.rows {
+            if want.is_some_and(|n| rows.len() as u64 >= n) {
+                stopped = true;
+                break;
+            }
+            last = Some(kv.key.clone());
+            let busy = store.lock_conflict(&kv.key, self.id, Some(lock.strength))
+                || (store
+                    .last_write(&kv.key)
+                    .is_some_and(|seq| seq > self.snapshot)
+                    && !self.writes.contains_key(&kv.key));
+            if busy {
+                let committed_later = store
+                    .last_write(&kv.key)
+                    .is_some_and(|seq| seq > self.snapshot);
+                match lock.wait {
+                    LockWait::SkipLocked if !committed_later => continue,
+                    LockWait::NoWait if !committed_later => {
+                        return Err(KvError::LockTimeout { key: kv.key })
+                    }
+                    _ => {
+                        return Err(KvError::Retry {
+                            reason: RetryReason::WriteConflict,
+                            key: Some(kv.key),
+                        })
+                    }
+                }
+            }
+            let holders = store.locks.entry(kv.key.clone()).or_default();
+            match holders.iter_mut().find(|(t, _)| *t == self.id) {
+                Some(held) => {
+                    if lock.strength == LockStrength::Exclusive {
+                        held.1 = LockStrength::Exclusive;
+                    }
+                }
+                None => {
+                    holders.push((self.id, lock.strength));
+                    self.locked.push(kv.key.clone());
+                }
+            }
+            rows.push(kv);
+        }
+        let resume = match (stopped, last) {
+            (true, Some(key)) if scan.reverse => Some(Span {
+                start: scan.span.start.clone(),
+                end: Some(key),
+            }),
+            (true, Some(key)) => {
+                let mut next = key.to_vec();
+                next.push(0);
+                Some(Span {
+                    start: Bytes::from(next),
+                    end: scan.span.end.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok(ScanResponse { rows, resume })
     }
 }
 
@@ -358,19 +504,31 @@ impl KvTxn for MemoryTxn {
             self.snapshot = store.seq;
             store.register(self.snapshot);
         }
-        let saved = batch.has_writes().then(|| self.writes.clone());
+        self.undo = batch.has_writes().then(Vec::new);
+        let locked_before = self.locked.len();
         let mut responses = Vec::with_capacity(batch.len());
         for (index, request) in batch.requests.into_iter().enumerate() {
-            match self.run(&store, index, request) {
+            match self.run(&mut store, index, request) {
                 Ok(response) => responses.push(response),
                 Err(e) => {
-                    if let Some(saved) = saved {
-                        self.writes = saved;
+                    // Undo the batch's writes, newest first.
+                    for (key, previous) in self.undo.take().unwrap_or_default().into_iter().rev() {
+                        match previous {
+                            Some(w) => {
+                                self.writes.insert(key, w);
+                            }
+                            None => {
+                                self.writes.remove(&key);
+                            }
+                        }
                     }
+                    let taken = self.locked.split_off(locked_before);
+                    store.release(self.id, &taken);
                     return Err(e);
                 }
             }
         }
+        self.undo = None;
         Ok(BatchResponse { responses })
     }
 

@@ -122,6 +122,26 @@ pub enum Isolation {
     ReadCommitted,
 }
 
+/// The strength of a row lock taken by a locking read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockStrength {
+    /// `FOR SHARE` / `FOR KEY SHARE`: blocks writers, not other sharers.
+    Share,
+    /// `FOR UPDATE` / `FOR NO KEY UPDATE`: blocks writers and other lockers.
+    Exclusive,
+}
+
+/// What a locking read does when a row is locked by another transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockWait {
+    /// Waits in the lock queue.
+    Block,
+    /// Fails at once with [`KvError::LockNotAvailable`] (`NOWAIT`).
+    NoWait,
+    /// Leaves the row out of the result (`SKIP LOCKED`).
+    SkipLocked,
+}
+
 /// How to start a transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxnOptions {
@@ -130,10 +150,31 @@ pub struct TxnOptions {
     pub read_only: bool,
 }
 
+/// A row lock a locking read takes on every row it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RowLock {
+    pub strength: LockStrength,
+    pub wait: LockWait,
+}
+
 /// A scan of the keys in `span`, in key order or reversed.
+///
+/// With `lock`, the scan is a **locking read** (`SELECT ... FOR UPDATE /
+/// FOR SHARE`): each row it returns is locked for the rest of the
+/// transaction. A row locked (or written) by another open transaction in a
+/// conflicting mode makes the scan wait (`LockWait::Block`), fail with
+/// [`KvError::LockTimeout`] (`LockWait::NoWait`, reported as `55P03`), or
+/// leave the row out (`LockWait::SkipLocked`, which does not count toward
+/// `limit_rows`). A row written by a transaction that committed after this
+/// one's read timestamp fails the scan with [`KvError::Retry`]. Exclusive
+/// locks conflict with every other lock and with writes; share locks
+/// conflict with exclusive locks and writes. A point lookup that locks is
+/// a scan of [`Span::point`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanRequest {
     pub span: Span,
+    /// Lock the rows returned (`None`: a plain read).
+    pub lock: Option<RowLock>,
     /// Stop after this many rows (`None`: no limit of the caller's).
     pub limit_rows: Option<u64>,
     /// Stop once the rows' keys and values reach this many bytes; the row
@@ -148,6 +189,7 @@ impl ScanRequest {
     pub fn new(span: Span) -> ScanRequest {
         ScanRequest {
             span,
+            lock: None,
             limit_rows: None,
             limit_bytes: None,
             reverse: false,
@@ -475,8 +517,10 @@ impl From<KvError> for PgError {
 /// A KV store: the engine's per-shard client, or [`memory::MemoryKv`].
 // Shard-local by design: these futures never cross threads.
 #[allow(async_fn_in_trait)]
-pub trait Kv {
-    type Txn: KvTxn;
+pub trait Kv: 'static {
+    /// Transaction handles are shard-local values (no borrowed state), so
+    /// a portal may keep one across client round trips.
+    type Txn: KvTxn + 'static;
 
     /// Starts a transaction.
     async fn begin(&self, options: TxnOptions) -> Result<Self::Txn, KvError>;

@@ -9,7 +9,8 @@ use futures_lite::future::block_on;
 use teller_net::session::{Column, Completion, Session, StartupInfo};
 use teller_net::types::Value;
 use teller_net::{PgError, PgResult, SqlState};
-use teller_sql::{Host, SqlSession};
+use teller_sql::kv::memory::MemoryKv;
+use teller_sql::{Host, SqlSession, SqlShard};
 
 /// Rows pulled from the session per execute call (the wire driver's batch).
 pub const ROWS_PER_BATCH: usize = 256;
@@ -18,10 +19,21 @@ pub const ROWS_PER_QUERY_MAX: usize = 1_000_000;
 /// Fixed wall clock the test host reports: 2024-01-02 03:04:05.678901 UTC.
 pub const TEST_NOW_MICROS: i64 = 1_704_164_645_678_901;
 
-/// A host with a fixed clock, one shard and no sleeping.
-pub struct TestHost;
+/// A host with a fixed clock, one shard, no sleeping, and its own
+/// in-memory KV store and SQL shard state (one per test file).
+pub struct TestHost {
+    kv: MemoryKv,
+    sql: SqlShard,
+}
 
 impl Host for TestHost {
+    type Kv = MemoryKv;
+    fn kv(&self) -> &MemoryKv {
+        &self.kv
+    }
+    fn sql_shard(&self) -> &SqlShard {
+        &self.sql
+    }
     fn shard(&self) -> usize {
         0
     }
@@ -41,11 +53,17 @@ impl Host for TestHost {
 pub fn new_session() -> SessionDb<SqlSession<TestHost>> {
     let startup = StartupInfo {
         user: "slt".into(),
-        database: "slt".into(),
+        database: "postgres".into(),
         params: Default::default(),
         process_id: 1,
     };
-    match SqlSession::new(TestHost, &startup) {
+    match SqlSession::new(
+        TestHost {
+            kv: MemoryKv::new(),
+            sql: SqlShard::new(),
+        },
+        &startup,
+    ) {
         Ok(session) => SessionDb(session),
         Err(e) => panic!("a session with default settings must start: {e:?}"),
     }

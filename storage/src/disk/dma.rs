@@ -19,11 +19,15 @@
 //! recovery only, never the request path.
 
 use super::{assert_aligned, AlignedBuf, Disk, DiskError, DiskFile, OpenMode};
+use crate::sync::join_all;
 use glommio::io::{DmaFile, OpenOptions};
 use std::path::{Path, PathBuf};
 
 /// Largest single I/O submitted to glommio, in bytes.
 pub const DMA_IO_CHUNK_BYTES: usize = 1024 * 1024;
+/// Chunks of one large read or write in flight at once (bounded so that their
+/// DMA buffers fit the executor's `io_memory`).
+pub const DMA_CHUNKS_IN_FLIGHT: usize = 4;
 /// The file [`probe_device`] creates in the data directory.
 pub const PROBE_FILE_NAME: &str = "probe";
 const PROBE_FILE_BYTES: usize = 4096;
@@ -132,6 +136,24 @@ pub struct DmaDiskFile {
 }
 
 impl DmaDiskFile {
+    async fn write_chunk(&self, at: u64, chunk: &[u8]) -> Result<(), DiskError> {
+        let mut dma = self.file.alloc_dma_buffer(chunk.len());
+        dma.as_bytes_mut().copy_from_slice(chunk);
+        let written = self
+            .file
+            .write_at(dma, at)
+            .await
+            .map_err(self.err("write_at"))?;
+        if written != chunk.len() {
+            return Err(DiskError::ShortWrite {
+                offset: at,
+                len: chunk.len(),
+                written,
+            });
+        }
+        Ok(())
+    }
+
     fn err(&self, op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> DiskError + '_ {
         move |e| glommio_err(op, &self.path, e)
     }
@@ -167,21 +189,18 @@ impl DiskFile for DmaDiskFile {
 
     async fn write_at(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
         assert_aligned(offset, buf.len());
-        for (i, chunk) in buf.as_slice().chunks(DMA_IO_CHUNK_BYTES).enumerate() {
-            let at = offset + (i * DMA_IO_CHUNK_BYTES) as u64;
-            let mut dma = self.file.alloc_dma_buffer(chunk.len());
-            dma.as_bytes_mut().copy_from_slice(chunk);
-            let written = self
-                .file
-                .write_at(dma, at)
-                .await
-                .map_err(self.err("write_at"))?;
-            if written != chunk.len() {
-                return Err(DiskError::ShortWrite {
-                    offset: at,
-                    len: chunk.len(),
-                    written,
-                });
+        let chunks: Vec<(u64, &[u8])> = buf
+            .as_slice()
+            .chunks(DMA_IO_CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, c)| (offset + (i * DMA_IO_CHUNK_BYTES) as u64, c))
+            .collect();
+        // A few chunks in flight at once: large appends (WAL batches, table
+        // writes) overlap their I/O instead of waiting for each megabyte.
+        for group in chunks.chunks(DMA_CHUNKS_IN_FLIGHT) {
+            let writes = group.iter().map(|&(at, chunk)| self.write_chunk(at, chunk));
+            for result in join_all(writes).await {
+                result?;
             }
         }
         Ok(())

@@ -29,7 +29,9 @@ pub(crate) mod dma;
 mod sim;
 
 pub use aligned::AlignedBuf;
-pub use dma::{probe_device, DmaDisk, DmaDiskFile, DMA_IO_CHUNK_BYTES, PROBE_FILE_NAME};
+pub use dma::{
+    probe_device, DmaDisk, DmaDiskFile, DMA_CHUNKS_IN_FLIGHT, DMA_IO_CHUNK_BYTES, PROBE_FILE_NAME,
+};
 pub use sim::{Fault, SimDisk, SimDiskFile, SimDiskOptions};
 
 use std::fmt;

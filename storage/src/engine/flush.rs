@@ -10,6 +10,7 @@
 //! 4. Only then is the memtable dropped and the WAL truncated below what the
 //!    remaining memtables (and Raft) still need.
 
+use super::compaction::YIELD_EVERY_VERSIONS;
 use super::version::{LiveTable, MemState, Version};
 use super::{Engine, EngineError};
 use crate::disk::{Disk, OpenMode};
@@ -142,7 +143,13 @@ impl<D: Disk> Engine<D> {
             let mut b =
                 TableBuilder::create(&self.disk, &path, number, self.config.table.clone()).await?;
             let mut cursor = Cursor::first(&mem.table.borrow());
+            let mut versions = 0u64;
             loop {
+                versions += 1;
+                if versions.is_multiple_of(YIELD_EVERY_VERSIONS) {
+                    // Give foreground tasks their turn between CPU bursts.
+                    yield_now().await;
+                }
                 let entry = {
                     let m = mem.table.borrow();
                     let e = cursor

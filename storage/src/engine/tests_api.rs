@@ -5,51 +5,8 @@ use super::tests::{open, small_config, DIR};
 use super::*;
 use crate::disk::{DiskError, Fault, SimDisk, SimDiskOptions};
 use crate::sst::format::{parse_table_name, table_name};
+use crate::sync::join_all;
 use futures_lite::future::block_on;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-/// Polls every future until all are done (a tiny local executor for tests).
-struct JoinAll<F: Future> {
-    futures: Vec<Option<Pin<Box<F>>>>,
-    outputs: Vec<Option<F::Output>>,
-}
-
-fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> JoinAll<F> {
-    let futures: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let outputs = futures.iter().map(|_| None).collect();
-    JoinAll { futures, outputs }
-}
-
-impl<F: Future> Future for JoinAll<F>
-where
-    F::Output: Unpin,
-{
-    type Output = Vec<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
-        let this = self.get_mut(); // Unpin: the futures are boxed.
-        for (slot, out) in this.futures.iter_mut().zip(this.outputs.iter_mut()) {
-            if let Some(f) = slot {
-                if let Poll::Ready(v) = f.as_mut().poll(cx) {
-                    *out = Some(v);
-                    *slot = None;
-                }
-            }
-        }
-        if this.futures.iter().all(Option::is_none) {
-            Poll::Ready(
-                this.outputs
-                    .iter_mut()
-                    .map(|o| o.take().expect("done"))
-                    .collect(),
-            )
-        } else {
-            Poll::Pending
-        }
-    }
-}
 
 fn ts(n: u64) -> Timestamp {
     Timestamp::new(n, 0)

@@ -1,0 +1,200 @@
+//! The storage engine on the real disk (glommio, O_DIRECT), db_bench style:
+//! fillseq, fillrandom, readrandom, seekrandom, overwrite — then WAL appends of
+//! large records beside the raw O_DIRECT sequential write bandwidth of the same
+//! disk. One shard: the workloads run in the default task queue, flushes and
+//! compactions in a background queue with 100 shares (as in the node).
+//!
+//! Run (figures for docs/storage.md; `scripts/compare-rocksdb.sh` runs this and
+//! RocksDB's `db_bench` side by side):
+//!
+//! ```text
+//! cargo bench -p teller-benches --bench storage_engine -- \
+//!     --keys 5000000 --sync 0 --batch 1 --dir /path/on/the/disk
+//! ```
+//!
+//! Options: `--keys N` (key space and fill size), `--ops N` (reads and
+//! overwrites; default: keys), `--value-size B` (100), `--batch N` (writes per
+//! batch, 1), `--sync 0|1` (fdatasync per batch), `--benchmarks a,b,...`,
+//! `--dir PATH` (emptied first), `--memtable-mb N` (64), `--cache-mb N` (64),
+//! `--seq-mb N` (sequential test size, 0 to skip; 256), `--pin CPU`.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use teller_storage::bench::{self, BenchConfig, Workload};
+use teller_storage::disk::{probe_device, DmaDisk};
+use teller_storage::{Engine, EngineConfig};
+
+/// Locked memory for glommio's I/O buffers (the common limit is 8 MiB).
+const IO_MEMORY_BYTES: usize = 4 << 20;
+/// Operations between two yields of the foreground to the background queue.
+const YIELD_EVERY_OPS: u64 = 32;
+
+struct Args {
+    bench: BenchConfig,
+    workloads: Vec<Workload>,
+    dir: PathBuf,
+    memtable_mb: usize,
+    cache_mb: usize,
+    seq_mb: u64,
+    pin: Option<usize>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        bench: BenchConfig {
+            keys: 1_000_000,
+            ops: 0,
+            value_bytes: 100,
+            batch: 1,
+            sync: false,
+            seed: 42,
+        },
+        workloads: Workload::ALL.to_vec(),
+        dir: std::env::temp_dir().join("teller-storage-bench"),
+        memtable_mb: 64,
+        cache_mb: 64,
+        seq_mb: 256,
+        pin: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        // `cargo bench` passes `--bench`; other unknown flags are errors.
+        if flag == "--bench" {
+            i += 1;
+            continue;
+        }
+        let value = args.get(i + 1).ok_or(format!("{flag} needs a value"))?;
+        let num = || {
+            value
+                .parse::<u64>()
+                .map_err(|e| format!("{flag} {value}: {e}"))
+        };
+        match flag {
+            "--keys" => a.bench.keys = num()?,
+            "--ops" => a.bench.ops = num()?,
+            "--value-size" => a.bench.value_bytes = num()? as usize,
+            "--batch" => a.bench.batch = num()?.max(1),
+            "--sync" => a.bench.sync = num()? != 0,
+            "--memtable-mb" => a.memtable_mb = num()? as usize,
+            "--cache-mb" => a.cache_mb = num()? as usize,
+            "--seq-mb" => a.seq_mb = num()?,
+            "--pin" => a.pin = Some(num()? as usize),
+            "--dir" => a.dir = PathBuf::from(value),
+            "--benchmarks" => {
+                a.workloads = value
+                    .split(',')
+                    .map(|w| Workload::parse(w).ok_or(format!("unknown benchmark {w}")))
+                    .collect::<Result<_, _>>()?
+            }
+            _ => return Err(format!("unknown option {flag}")),
+        }
+        i += 2;
+    }
+    if a.bench.ops == 0 {
+        a.bench.ops = a.bench.keys;
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("storage_engine: {e}");
+            std::process::exit(2);
+        }
+    };
+    let _ = std::fs::remove_dir_all(&args.dir);
+    std::fs::create_dir_all(&args.dir).expect("create the bench directory");
+    let placement = args.pin.map_or(Placement::Unbound, Placement::Fixed);
+    LocalExecutorBuilder::new(placement)
+        .io_memory(IO_MEMORY_BYTES)
+        .name("storage-bench")
+        .spawn(move || run(args))
+        .expect("spawn the executor")
+        .join()
+        .expect("the executor panicked");
+}
+
+async fn run(args: Args) {
+    probe_device(&args.dir).await.expect("probe the device");
+    let config = EngineConfig {
+        memtable_bytes: args.memtable_mb << 20,
+        block_cache_bytes: args.cache_mb << 20,
+        ..EngineConfig::default()
+    };
+    let engine_dir = args.dir.join("engine");
+    std::fs::create_dir_all(&engine_dir).expect("create the engine directory");
+    let (engine, _) = Engine::open(DmaDisk::new(), &engine_dir, config, |_| {})
+        .await
+        .expect("open the engine");
+    let engine = Rc::new(engine);
+    let background = glommio::executor().create_task_queue(
+        Shares::Static(100),
+        Latency::NotImportant,
+        "background",
+    );
+    let bg = Rc::clone(&engine);
+    glommio::spawn_local_into(async move { bg.run_background().await }, background)
+        .expect("spawn the background task")
+        .detach();
+    let b = &args.bench;
+    println!(
+        "teller-storage: keys {} ops {} key 16 B value {} B batch {} sync {}",
+        b.keys, b.ops, b.value_bytes, b.batch, b.sync
+    );
+    for &w in &args.workloads {
+        match bench::run(&engine, w, b, YIELD_EVERY_OPS).await {
+            Ok(mut report) => println!("{}", report.line()),
+            Err(e) => {
+                eprintln!("{}: {e}", w.name());
+                std::process::exit(1);
+            }
+        }
+    }
+    let m = engine.metrics();
+    let stats = engine.level_stats();
+    println!(
+        "engine: tables per level {:?}, MiB per level {:?}, flushed {} MiB, compaction wrote {} MiB, stalls {}",
+        stats.tables,
+        stats.bytes.iter().map(|b| b >> 20).collect::<Vec<_>>(),
+        m.flush_bytes >> 20,
+        m.compaction_bytes_written >> 20,
+        m.write_stalls
+    );
+    if args.seq_mb > 0 {
+        let seq_dir = args.dir.join("seq");
+        let wal_dir = args.dir.join("seq-wal");
+        std::fs::create_dir_all(&seq_dir).expect("create the sequential directory");
+        std::fs::create_dir_all(&wal_dir).expect("create the WAL directory");
+        let total = args.seq_mb << 20;
+        for (record_kib, per_sync) in [(256usize, 16u64), (1024, 32)] {
+            let r = bench::sequential(
+                DmaDisk::new(),
+                &seq_dir,
+                &wal_dir,
+                total,
+                record_kib << 10,
+                per_sync,
+            )
+            .await;
+            match r {
+                Ok(r) => println!(
+                    "sequential: {record_kib} KiB records, {} MiB per sync: raw O_DIRECT {:.0} MiB/s unsynced, {:.0} MiB/s synced at that cadence; WAL {:.0} MiB/s = {:.0} % of raw synced",
+                    (record_kib as u64 * per_sync) >> 10,
+                    r.raw_bytes_per_sec / (1 << 20) as f64,
+                    r.raw_synced_bytes_per_sec / (1 << 20) as f64,
+                    r.wal_bytes_per_sec / (1 << 20) as f64,
+                    r.ratio() * 100.0
+                ),
+                Err(e) => eprintln!("sequential: {e}"),
+            }
+            let _ = std::fs::remove_dir_all(&wal_dir);
+            std::fs::create_dir_all(&wal_dir).expect("recreate the WAL directory");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The storage engine beside RocksDB's own db_bench, same parameters, same disk.
+#
+#   scripts/compare-rocksdb.sh [--keys N] [--sync 0|1] [--batch N] [--dir PATH]
+#
+# Runs fillseq, fillrandom, readrandom, seekrandom and overwrite with 16-byte
+# keys and 100-byte values, single-threaded, no compression, direct I/O for
+# RocksDB too (both engines bypass the page cache), WAL synced per batch with
+# --sync 1. Installs Debian's rocksdb-tools if db_bench is missing. Prints both
+# result sets and a side-by-side table (ops/s, p50/p99/p99.9 in microseconds).
+# Defaults: 5,000,000 keys (the figure of record), sync 0, batch 1.
+set -euo pipefail
+
+keys=5000000
+sync=0
+batch=1
+dir="${TMPDIR:-/tmp}/teller-compare-rocksdb"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keys) keys="$2"; shift 2 ;;
+    --sync) sync="$2"; shift 2 ;;
+    --batch) batch="$2"; shift 2 ;;
+    --dir) dir="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+benchmarks=fillseq,fillrandom,readrandom,seekrandom,overwrite
+
+find_db_bench() {
+  for b in db_bench rocksdb_db_bench; do
+    if command -v "$b" >/dev/null 2>&1; then command -v "$b"; return 0; fi
+  done
+  return 1
+}
+
+if ! db_bench="$(find_db_bench)"; then
+  echo "db_bench not found: installing rocksdb-tools" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq rocksdb-tools >/dev/null
+  db_bench="$(find_db_bench)" || { echo "rocksdb-tools has no db_bench" >&2; exit 1; }
+fi
+
+out="$root/target/compare-rocksdb"
+mkdir -p "$out" "$dir"
+ours="$out/teller-keys$keys-sync$sync-batch$batch.txt"
+theirs="$out/rocksdb-keys$keys-sync$sync-batch$batch.txt"
+
+echo "== teller-storage ($keys keys, sync $sync, batch $batch)"
+cargo bench -q -p teller-benches --bench storage_engine -- \
+  --keys "$keys" --sync "$sync" --batch "$batch" --dir "$dir/teller" | tee "$ours"
+rm -rf "$dir/teller"
+
+echo "== rocksdb db_bench ($("$db_bench" --version 2>/dev/null | head -1 || true))"
+rm -rf "$dir/rocksdb"
+# Each benchmark on the database the previous ones left, as ours does.
+"$db_bench" --benchmarks="$benchmarks" --num="$keys" --reads="$keys" \
+  --key_size=16 --value_size=100 --batch_size="$batch" --sync="$sync" \
+  --threads=1 --compression_type=none --histogram=1 --statistics=0 \
+  --use_direct_reads=1 --use_direct_io_for_flush_and_compaction=1 \
+  --write_buffer_size=$((64 << 20)) --cache_size=$((64 << 20)) \
+  --db="$dir/rocksdb" --use_existing_db=0 2>&1 | tee "$theirs"
+rm -rf "$dir/rocksdb"
+
+echo
+echo "== side by side (ops/s; latency in microseconds)"
+python3 - "$ours" "$theirs" <<'PY'
+import re, sys
+ours, theirs = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+rows = {}
+for m in re.finditer(r"^(\w+)\s+(\d+) ops/s\s+p50\s+([\d.]+) us\s+p99\s+([\d.]+) us\s+p99\.9\s+([\d.]+) us", ours, re.M):
+    rows.setdefault(m.group(1), {})["teller"] = [float(x) for x in m.groups()[1:]]
+# db_bench: "fillrandom   :  20.1 micros/op 49751 ops/sec; ..." then a histogram
+# block with "Percentiles: P50: 1.93 P75: ... P99: 3.85 P99.9: 11.9 P99.99: ..."
+blocks = re.split(r"^(?=\w+\s+:\s+[\d.]+ micros/op)", theirs, flags=re.M)
+for b in blocks:
+    m = re.match(r"(\w+)\s+:\s+[\d.]+ micros/op (\d+) ops/sec", b)
+    if not m:
+        continue
+    p = re.search(r"P50: ([\d.]+) .*?P99: ([\d.]+) P99\.9: ([\d.]+)", b)
+    vals = [float(m.group(2))] + ([float(x) for x in p.groups()] if p else [float("nan")] * 3)
+    rows.setdefault(m.group(1), {})["rocksdb"] = vals
+print(f"{'benchmark':<12}{'teller ops/s':>14}{'rocksdb ops/s':>15}{'teller p50/p99/p99.9':>26}{'rocksdb p50/p99/p99.9':>26}")
+for name in ["fillseq", "fillrandom", "readrandom", "seekrandom", "overwrite"]:
+    r = rows.get(name, {})
+    t, k = r.get("teller"), r.get("rocksdb")
+    fmt = lambda v: f"{v[1]:.1f}/{v[2]:.1f}/{v[3]:.1f}" if v else "-"
+    print(f"{name:<12}{(t[0] if t else float('nan')):>14.0f}{(k[0] if k else float('nan')):>15.0f}{fmt(t):>26}{fmt(k):>26}")
+PY

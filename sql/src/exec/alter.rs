@@ -1,0 +1,232 @@
+//! The row work of ALTER TABLE (see [`crate::bind::alter`]): back-filling
+//! and dropping indexes, validating existing rows against new constraints,
+//! filling a new column from a volatile default, and re-keying a table under
+//! a new primary key.
+
+use teller_net::types::Value;
+use teller_net::{PgError, PgResult};
+
+use super::eval::{allocate, eval_plain};
+use super::write::{check_parents, fit};
+use super::Cx;
+use crate::bind::alter::{AlterWork, FillValue};
+use crate::catalog::{SequenceDesc, TableRef};
+use crate::encoding::key::index_prefix;
+use crate::errors;
+use crate::kv::{Batch, Kv, KvError, KvTxn, Response, ScanRequest, Span};
+use crate::table::TableCodec;
+
+/// Rows read per batch while altering.
+const ALTER_BATCH_ROWS: u64 = 1024;
+
+/// Reads every row of `table` through `codec`'s primary index, in batches.
+async fn for_each_batch<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    codec: &TableCodec,
+    f: &mut dyn FnMut(Vec<Vec<Value>>) -> PgResult<Vec<Vec<Value>>>,
+    sink: &mut Vec<Vec<Vec<Value>>>,
+) -> PgResult<()> {
+    let mut next = Some(Span::prefix(&codec.primary.prefix));
+    while let Some(span) = next.take() {
+        let mut request = ScanRequest::new(span);
+        request.limit_rows = Some(ALTER_BATCH_ROWS);
+        let mut batch = Batch::new();
+        batch.scan(request);
+        let response = cx.txn.batch(batch).await?;
+        let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
+            return Err(PgError::internal("a scan was answered with something else"));
+        };
+        let rows = scan
+            .rows
+            .iter()
+            .map(|kv| codec.decode_row(&kv.key, &kv.value))
+            .collect::<PgResult<Vec<_>>>()?;
+        let kept = f(rows)?;
+        if !kept.is_empty() {
+            sink.push(kept);
+        }
+        next = scan.resume;
+    }
+    Ok(())
+}
+
+/// Runs one piece of ALTER TABLE work; `old` is the table before, `new` after.
+pub async fn run<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    old: &TableRef,
+    new: &TableRef,
+    work: &AlterWork,
+    sequences: &[SequenceDesc],
+) -> PgResult<()> {
+    let codec = TableCodec::new(new);
+    match work {
+        AlterWork::Backfill(index) => super::write::backfill(cx, new, *index).await,
+        AlterWork::DropIndexData(index) => {
+            let mut batch = Batch::new();
+            batch.delete_range(Span::prefix(&index_prefix(new.id, u64::from(*index))));
+            cx.txn.batch(batch).await?;
+            Ok(())
+        }
+        AlterWork::ValidateNotNull(column) => {
+            let p = new
+                .position(*column)
+                .ok_or_else(|| PgError::internal("validating a missing column"))?;
+            let name = new.columns[p].name.clone();
+            let env = cx.env;
+            let mut check = |rows: Vec<Vec<Value>>| -> PgResult<Vec<Vec<Value>>> {
+                if rows.iter().any(|r| r[p].is_null()) {
+                    return Err(PgError::new(
+                        errors::NOT_NULL_VIOLATION,
+                        format!(
+                            "column \"{name}\" of relation \"{}\" contains null values",
+                            new.name
+                        ),
+                    ));
+                }
+                let _ = env;
+                Ok(Vec::new())
+            };
+            for_each_batch(cx, &codec, &mut check, &mut Vec::new()).await
+        }
+        AlterWork::ValidateCheck(name, expr) => {
+            let env = cx.env;
+            let mut check = |rows: Vec<Vec<Value>>| -> PgResult<Vec<Vec<Value>>> {
+                for row in &rows {
+                    if eval_plain(expr, env, row, &[])? == Value::Bool(false) {
+                        return Err(PgError::new(
+                            errors::CHECK_VIOLATION,
+                            format!("check constraint \"{name}\" of relation \"{}\" is violated by some row", new.name),
+                        ));
+                    }
+                }
+                Ok(Vec::new())
+            };
+            for_each_batch(cx, &codec, &mut check, &mut Vec::new()).await
+        }
+        AlterWork::ValidateForeignKey(_) => {
+            let mut batches = Vec::new();
+            for_each_batch(cx, &codec, &mut |rows| Ok(rows), &mut batches).await?;
+            for rows in batches {
+                check_parents(cx, new, &rows).await?;
+            }
+            Ok(())
+        }
+        AlterWork::Fill(column, value) => {
+            let p = new
+                .position(*column)
+                .ok_or_else(|| PgError::internal("filling a missing column"))?;
+            let mut batches = Vec::new();
+            for_each_batch(cx, &codec, &mut |rows| Ok(rows), &mut batches).await?;
+            for mut rows in batches {
+                let values: Vec<Value> = match value {
+                    FillValue::NewSequence(i) => {
+                        let desc = sequences
+                            .get(*i)
+                            .ok_or_else(|| PgError::internal("fill from a missing sequence"))?;
+                        allocate(cx.kv, desc, rows.len())
+                            .await?
+                            .into_iter()
+                            .map(Value::Int8)
+                            .collect()
+                    }
+                    FillValue::Expr(e) => {
+                        let prepared = super::eval::Prepared::of(std::iter::once(e));
+                        let mut out = Vec::with_capacity(rows.len());
+                        for row in &rows {
+                            let v =
+                                super::eval::eval_row(cx, &prepared, std::slice::from_ref(e), row)
+                                    .await?;
+                            out.push(v.into_iter().next().unwrap_or(Value::Null));
+                        }
+                        out
+                    }
+                };
+                let mut batch = Batch::new();
+                for (row, v) in rows.iter_mut().zip(values) {
+                    row[p] = fit(
+                        crate::table::key_value(v, new.columns[p].ty)?.unwrap_or(Value::Null),
+                        &new.columns[p],
+                    )?;
+                    let (k, value) = codec.encode_row(row)?;
+                    batch.put(k, value);
+                }
+                cx.txn.batch(batch).await?;
+            }
+            Ok(())
+        }
+        AlterWork::Rekey { old_primary } => {
+            let mut before = (**old).clone();
+            before.primary = (**old_primary).clone();
+            let old_codec = TableCodec::new(&std::rc::Rc::new(before));
+            // Secondary entries hold the old primary key: rebuild them all.
+            let mut clear = Batch::new();
+            for index in &new.indexes {
+                clear.delete_range(Span::prefix(&index_prefix(new.id, u64::from(index.id))));
+            }
+            if !clear.is_empty() {
+                cx.txn.batch(clear).await?;
+            }
+            let mut batches = Vec::new();
+            for_each_batch(cx, &old_codec, &mut |rows| Ok(rows), &mut batches).await?;
+            for rows in batches {
+                let mut batch = Batch::new();
+                let mut guards = Vec::new();
+                for old_row in &rows {
+                    let row: Vec<Value> = new
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            old.position(c.id)
+                                .map_or(Value::Null, |p| old_row[p].clone())
+                        })
+                        .collect();
+                    let (k, v) = codec.encode_row(&row)?;
+                    guards.push((batch.len(), row.clone()));
+                    batch.conditional_put(k, v, None);
+                    for ix in &codec.secondaries {
+                        let (k, v, unique) = codec.index_entry(ix, &row)?;
+                        if unique {
+                            batch.conditional_put(k, v, None);
+                        } else {
+                            batch.put(k, v);
+                        }
+                    }
+                }
+                match cx.txn.batch(batch).await {
+                    Ok(_) => {}
+                    Err(KvError::ConditionFailed { index, .. }) => {
+                        let row = guards
+                            .iter()
+                            .rev()
+                            .find(|(at, _)| *at <= index)
+                            .map(|(_, r)| r.clone())
+                            .unwrap_or_default();
+                        let positions = new.key_positions(&new.primary);
+                        let names: Vec<&str> = positions
+                            .iter()
+                            .map(|&p| new.columns[p].name.as_str())
+                            .collect();
+                        let values: Vec<String> = positions
+                            .iter()
+                            .map(|&p| row.get(p).map_or("null".into(), super::write::show))
+                            .collect();
+                        return Err(PgError::new(
+                            errors::UNIQUE_VIOLATION,
+                            format!("could not create unique index \"{}\"", new.primary.name),
+                        )
+                        .with_detail(format!(
+                            "Key ({})=({}) is duplicated.",
+                            names.join(", "),
+                            values.join(", ")
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let mut drop_old = Batch::new();
+            drop_old.delete_range(Span::prefix(&old_codec.primary.prefix));
+            cx.txn.batch(drop_old).await?;
+            Ok(())
+        }
+    }
+}
