@@ -220,6 +220,7 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         }
         return Ok(());
     }
+    announce_recovered_catalog(&shard).await?;
 
     let listener = TcpListener::bind(config.listen_addr())
         .map_err(|e| format!("shard {id}: binding {}: {e}", config.server.listen))?;
@@ -288,6 +289,27 @@ async fn all_stores_open(node: &NodeShared) -> bool {
         glommio::timer::sleep(STORES_OPEN_POLL_INTERVAL).await;
     }
     true
+}
+
+/// Makes the catalog the storage recovered visible to this shard's
+/// sessions: statements bind against the shard's cached catalog, which
+/// starts as the bootstrap one, and is reloaded before the next Parse once
+/// a newer version is announced.
+async fn announce_recovered_catalog(shard: &Shard) -> Result<(), String> {
+    use teller_sql::kv::{Isolation, Kv, KvTxn, TxnOptions};
+    let kv = shard.kv.sql_kv();
+    let options = TxnOptions {
+        isolation: Isolation::Serializable,
+        read_only: true,
+    };
+    let failed = |e: String| format!("shard {}: reading the recovered catalog: {e}", shard.id);
+    let mut txn = kv.begin(options).await.map_err(|e| failed(e.to_string()))?;
+    let version = teller_sql::catalog::cache::read_version(&mut txn)
+        .await
+        .map_err(|e| failed(e.message.clone()))?;
+    txn.commit().await.map_err(|e| failed(e.to_string()))?;
+    SHARD_SQL.with(|sql| sql.catalog().announce(version));
+    Ok(())
 }
 
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, node: &Arc<NodeShared>) {

@@ -192,3 +192,156 @@ fn damaged_storage_stops_the_node_with_a_clear_error() {
     assert!(!log.contains("panicked"), "no panic:\n{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ----- SQL through tokio-postgres, SIGKILL mid-load ------------------------
+
+const SQL_WRITERS: u64 = 6;
+const SQL_ACKS_BEFORE_KILL: usize = 120;
+
+async fn connect(port: u16) -> tokio_postgres::Client {
+    let url = format!("host=127.0.0.1 port={port} user=teller dbname=teller");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connecting to teller");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// One transaction of two rows sharing `txn`; `Ok(false)` on a retryable
+/// conflict, `Err` once the server is gone.
+async fn insert_pair(client: &tokio_postgres::Client, txn: i64) -> Result<bool, String> {
+    let sql = format!(
+        "begin; insert into ledger (id, txn, v) values ({a}, {txn}, 'v{a}'); \
+         insert into ledger (id, txn, v) values ({b}, {txn}, 'v{b}'); commit",
+        a = 2 * txn,
+        b = 2 * txn + 1
+    );
+    match client.batch_execute(&sql).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let retry = e.code().is_some_and(|c| {
+                *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            });
+            let _ = client.batch_execute("rollback").await;
+            if retry {
+                Ok(false)
+            } else {
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// Writers insert pairs until the server dies; returns the acknowledged
+/// transaction numbers.
+fn sql_load_and_kill(node: Node, round: i64) -> Vec<i64> {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let port = node.port;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..SQL_WRITERS as i64)
+        .map(|w| {
+            let acked = acked.clone();
+            rt.spawn(async move {
+                let client = connect(port).await;
+                for n in 0.. {
+                    let txn = round * 10_000_000 + w * 100_000 + n;
+                    loop {
+                        match insert_pair(&client, txn).await {
+                            Ok(true) => break,
+                            Ok(false) => continue,
+                            Err(_) => return, // the server is gone
+                        }
+                    }
+                    acked.lock().expect("acks").push(txn);
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + START_TIMEOUT;
+    while acked.lock().expect("acks").len() < SQL_ACKS_BEFORE_KILL {
+        assert!(Instant::now() < deadline, "the SQL load made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (status, log) = node.signal(libc::SIGKILL);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "teller must die by SIGKILL:\n{log}"
+    );
+    rt.block_on(async {
+        for w in writers {
+            let _ = w.await;
+        }
+    });
+    let acked = acked.lock().expect("acks").clone();
+    acked
+}
+
+/// Every row: txn -> the ids it holds, with values checked.
+fn sql_rows(port: u16) -> std::collections::BTreeMap<i64, Vec<i64>> {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rt.block_on(async {
+        let client = connect(port).await;
+        let rows = client
+            .query("select id, txn, v from ledger order by id", &[])
+            .await
+            .expect("reading the ledger");
+        let mut out: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for row in rows {
+            let (id, txn, v): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+            assert_eq!(v, format!("v{id}"), "row {id} has a wrong value");
+            out.entry(txn).or_default().push(id);
+        }
+        out
+    })
+}
+
+#[test]
+fn sql_writes_acknowledged_before_sigkill_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("teller-durable-sql-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test directory");
+    let mut node = start(&dir, "sql-0");
+    node.wait_listening();
+    tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(async {
+            connect(node.port)
+                .await
+                .batch_execute("create table ledger (id int8 primary key, txn int8, v text)")
+                .await
+                .expect("create table");
+        });
+    let mut acked = Vec::new();
+    for round in 0..2 {
+        acked.extend(sql_load_and_kill(node, round));
+        node = start(&dir, &format!("sql-{}", round + 1));
+        node.wait_listening();
+        let rows = sql_rows(node.port);
+        for txn in &acked {
+            assert_eq!(
+                rows.get(txn).map(Vec::len),
+                Some(2),
+                "round {round}: acknowledged transaction {txn} lost or torn"
+            );
+        }
+        for (txn, ids) in &rows {
+            assert_eq!(
+                ids,
+                &vec![2 * txn, 2 * txn + 1],
+                "round {round}: transaction {txn} is not atomic"
+            );
+        }
+        eprintln!(
+            "round {round}: {} acknowledged, {} recovered",
+            acked.len(),
+            rows.len()
+        );
+    }
+    let (status, _) = node.signal(libc::SIGTERM);
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
