@@ -13,8 +13,8 @@
 //! atomic: both of its keys or neither. Twice, so the second load and kill
 //! run over recovered storage.
 //!
-//! (The same check through tokio-postgres and the `teller` binary needs SQL
-//! tables on the KV layer.)
+//! (`durable_restart.rs` makes the same check through tokio-postgres and
+//! the `teller` binary.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};

@@ -260,11 +260,17 @@ fn sql_load_and_kill(node: Node, round: i64) -> Vec<i64> {
             })
         })
         .collect();
-    let deadline = Instant::now() + START_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + START_TIMEOUT;
     while acked.lock().expect("acks").len() < SQL_ACKS_BEFORE_KILL {
         assert!(Instant::now() < deadline, "the SQL load made no progress");
         std::thread::sleep(Duration::from_millis(5));
     }
+    eprintln!(
+        "round {round}: {} two-row transactions acknowledged in {:?} by {SQL_WRITERS} connections",
+        acked.lock().expect("acks").len(),
+        started.elapsed()
+    );
     let (status, log) = node.signal(libc::SIGKILL);
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
