@@ -15,6 +15,8 @@
 #     --warehouses N      TPC-C warehouses (default 10)
 #     --tpcc-items N --tpcc-customers N   shrink TPC-C's population (smoke only)
 #     --pgbench-scale N   pgbench -i -s N (default 10)
+#     --pgbench-init-steps S   pgbench -i -I S on both sides (default pgbench's own, dtgvp;
+#                         dtgp skips VACUUM where a server lacks it)
 #     --sysbench-tables N --sysbench-table-size N   (default 4 x 100000)
 #     --bank-isolation L  both sides (default serializable)
 #     --tpcc-isolation-pg L      (default read-committed: PostgreSQL's default)
@@ -53,7 +55,7 @@ all_workloads="ycsb-a ycsb-b ycsb-c ycsb-f tpcc bank pgbench-select pgbench-tpcb
 workloads=$all_workloads
 rounds=3 duration=30 ramp_up=5 concurrency=16
 records=100000 accounts=10000 warehouses=10 tpcc_items="" tpcc_customers=""
-pgbench_scale=10 sysbench_tables=4 sysbench_table_size=100000
+pgbench_scale=10 pgbench_init_steps="" sysbench_tables=4 sysbench_table_size=100000
 bank_isolation=serializable tpcc_isolation_pg=read-committed tpcc_isolation_teller=serializable
 seed=1 profile=release progress_every=5 loaders=4
 out="perf/results/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -81,6 +83,7 @@ while [[ $# -gt 0 ]]; do
     --tpcc-items) tpcc_items="$2"; shift 2 ;;
     --tpcc-customers) tpcc_customers="$2"; shift 2 ;;
     --pgbench-scale) pgbench_scale="$2"; shift 2 ;;
+    --pgbench-init-steps) pgbench_init_steps="$2"; shift 2 ;;
     --sysbench-tables) sysbench_tables="$2"; shift 2 ;;
     --sysbench-table-size) sysbench_table_size="$2"; shift 2 ;;
     --bank-isolation) bank_isolation="$2"; shift 2 ;;
@@ -94,7 +97,7 @@ while [[ $# -gt 0 ]]; do
     --profile) profile="$2"; shift 2 ;;
     --progress-every) progress_every="$2"; shift 2 ;;
     --smoke) shift ;;
-    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -248,7 +251,7 @@ load() {  # url family
     bank) "$driver" bank init --url "$url" --accounts "$accounts" --concurrency "$loaders" ;;
     tpcc) "$driver" tpcc init --url "$url" --warehouses "$warehouses" --concurrency "$loaders" \
             ${tpcc_items:+--items "$tpcc_items"} ${tpcc_customers:+--customers "$tpcc_customers"} ;;
-    pgbench) pgbench -i -s "$pgbench_scale" "$url" ;;
+    pgbench) pgbench -i -s "$pgbench_scale" ${pgbench_init_steps:+-I "$pgbench_init_steps"} "$url" ;;
     sysbench)
       # shellcheck disable=SC2046
       sysbench oltp_point_select $(sysbench_args "$url") cleanup &&

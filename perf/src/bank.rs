@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use tokio_postgres::{Client, Statement};
 
 use crate::conn::{connect, get_meta, load_parallel, meta_u64, put_meta, CheckReport, Isolation};
@@ -146,6 +146,14 @@ impl Workload for Bank {
 
     fn op_names(&self) -> Vec<&'static str> {
         vec!["transfer", "balance_sum"]
+    }
+
+    fn extra(&self, _summary: &crate::stats::Summary) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("accounts".into(), self.accounts.into());
+        m.insert("sum_percent".into(), self.sum_percent.into());
+        m.insert("isolation".into(), self.isolation.name().into());
+        m
     }
 
     async fn open(

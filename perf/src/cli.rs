@@ -60,9 +60,10 @@ struct LoadArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Concurrent clients, one connection each.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
+    /// Concurrent clients, one connection each (default 8; TPC-C: 10 per
+    /// driven warehouse, the specification's terminals).
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Measured seconds after ramp-up (default 10, or unlimited with --operations).
     #[arg(long)]
     duration: Option<f64>,
@@ -416,7 +417,10 @@ async fn drive<W: Workload>(workload: Arc<W>, url: &str, run: &RunArgs) -> Resul
             )))
         }
     };
-    if run.concurrency == 0 {
+    let concurrency = run
+        .concurrency
+        .unwrap_or_else(|| workload.default_concurrency());
+    if concurrency == 0 {
         return Err(CliError::Setup("--concurrency must be positive".into()));
     }
     if run.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
@@ -424,7 +428,7 @@ async fn drive<W: Workload>(workload: Arc<W>, url: &str, run: &RunArgs) -> Resul
     }
     let opts = RunOptions {
         url: url.to_string(),
-        concurrency: run.concurrency,
+        concurrency,
         duration: run.duration.map(|d| positive("duration", d)).transpose()?,
         ramp_up: positive("ramp-up", run.ramp_up)?,
         rate: run.rate,

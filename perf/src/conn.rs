@@ -29,6 +29,14 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The session is over: the connection closed or failed (class 08), or the
+/// server ended the session (57P01 admin shutdown, 57P02 crash shutdown,
+/// 57P03 cannot connect now). The client must reconnect.
+pub fn is_session_fatal(e: &tokio_postgres::Error) -> bool {
+    let code = sqlstate(e);
+    code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+}
+
 /// Serialization failure and deadlock: the transaction may be retried as is.
 pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
     matches!(e.code().map(|c| c.code()), Some("40001" | "40P01"))
@@ -43,6 +51,12 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    /// The name the command line uses (`serializable`, `read-committed`, ...).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
+
     pub fn level(self) -> IsolationLevel {
         match self {
             Isolation::Serializable => IsolationLevel::Serializable,

@@ -19,9 +19,11 @@ use serde_json::{Map, Value};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_postgres::Client;
 
-use crate::conn::{connect, is_retryable, sqlstate};
+use crate::conn::{connect, is_retryable, is_session_fatal, sqlstate};
 use crate::stats::{progress_line, Recorder, Summary};
 
+/// Clients of a run when `--concurrency` is not given (TPC-C has its own).
+pub const CONCURRENCY_DEFAULT: usize = 8;
 /// Retries of one operation after `40001`/`40P01` before it counts as failed.
 pub const RETRIES_MAX: u32 = 32;
 /// First pause before retrying a serialization failure or deadlock; it
@@ -34,6 +36,8 @@ const INVARIANT_REPORTS_MAX: u64 = 10;
 static INVARIANT_REPORTS: AtomicU64 = AtomicU64::new(0);
 /// Live progress period.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// Event counted each time a client replaces a closed connection.
+pub const RECONNECT_EVENT: &str = "reconnect";
 /// Upper bound of the pause between reconnection attempts.
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -73,6 +77,10 @@ pub trait Workload: Send + Sync + 'static {
 
     fn name(&self) -> String;
     fn op_names(&self) -> Vec<&'static str>;
+    /// Clients when the command line does not say.
+    fn default_concurrency(&self) -> usize {
+        CONCURRENCY_DEFAULT
+    }
     /// Prepares a client's statements on a fresh connection.
     fn open(
         &self,
@@ -80,7 +88,8 @@ pub trait Workload: Send + Sync + 'static {
         client_id: usize,
         seed: u64,
     ) -> impl Future<Output = Result<Self::Worker, tokio_postgres::Error>> + Send;
-    /// Workload-specific results (tpmC, ...) added to the summary.
+    /// Workload-specific results (tpmC, ...) and run parameters added to the
+    /// summary and the JSON result.
     fn extra(&self, _summary: &Summary) -> Map<String, Value> {
         Map::new()
     }
@@ -300,8 +309,14 @@ impl<W: Workload> ClientTask<W> {
                 None => Instant::now(),
             };
             let result = self.execute(&mut worker, &op, &mut jitter).await;
+            // A session the server ended may not look closed yet: reconnect
+            // now rather than fail the next operation as well.
+            let fatal = matches!(&result, Err(OpError::Db(e)) if is_session_fatal(e));
             self.record(kind, begun, result);
-            if worker.is_closed() {
+            if fatal || worker.is_closed() {
+                // Counted apart from errors: a session killed between two
+                // operations fails none of them.
+                self.count_event(RECONNECT_EVENT);
                 generation += 1;
                 match self.open(generation).await {
                     Some(w) => worker = w,
@@ -332,6 +347,14 @@ impl<W: Workload> ClientTask<W> {
                 }
                 other => return other,
             }
+        }
+    }
+
+    fn count_event(&self, name: &'static str) {
+        let mut s = self.slot.lock().expect("slot lock");
+        s.interval.event(name);
+        if Instant::now() >= self.clock.measure_start {
+            s.measured.event(name);
         }
     }
 

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use clap::ValueEnum;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
@@ -348,6 +348,19 @@ impl Workload for Ycsb {
 
     fn op_names(&self) -> Vec<&'static str> {
         vec!["read", "update", "insert", "scan", "read_modify_write"]
+    }
+
+    fn extra(&self, _summary: &crate::stats::Summary) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("records".into(), self.drawn.into());
+        m.insert(
+            "distribution".into(),
+            format!("{:?}", self.distribution).to_lowercase().into(),
+        );
+        if self.workload == CoreWorkload::E {
+            m.insert("max_scan_length".into(), self.max_scan_length.into());
+        }
+        m
     }
 
     async fn open(

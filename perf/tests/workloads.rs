@@ -41,6 +41,8 @@ fn bank_keeps_the_total() {
     assert!(ops(&result, "transfer") > 0, "{result}");
     assert!(ops(&result, "balance_sum") > 0, "{result}");
     assert!(result["errors"].get("invariant").is_none(), "{result}");
+    assert_eq!(result["isolation"], "serializable", "{result}");
+    assert_eq!(result["accounts"], 100, "{result}");
     workload(&format!("bank check --url {url}")).expect("the total is unchanged");
 
     // A lost update breaks the total: check must say so.
@@ -73,6 +75,8 @@ fn ycsb_core_workloads_run() {
         );
         assert_result_shape(&result);
         assert_eq!(result["errors"], serde_json::json!({}), "{w}: {result}");
+        let distribution = if w == "d" { "latest" } else { "zipfian" };
+        assert_eq!(result["distribution"], distribution, "{w}: {result}");
         let expected: &[&str] = match w {
             "a" | "b" => &["read", "update"],
             "c" => &["read"],
@@ -120,6 +124,8 @@ fn tpcc_stays_consistent() {
     }
     assert!(result["tpmC"].as_f64().unwrap_or(0.0) > 0.0, "{result}");
     assert!(result["efficiency_pct"].is_f64(), "{result}");
+    assert_eq!(result["isolation"], "serializable", "{result}");
+    assert_eq!(result["think_time"], false, "{result}");
     workload(&format!("tpcc check --url {url}")).expect("consistent after run");
 
     // Condition 1 catches a warehouse YTD that drifted from its districts'.
@@ -153,7 +159,8 @@ fn rate_limit_and_reconnection() {
         "{ops} operations at 100 ops/s for 2 s"
     );
 
-    // Killed sessions are counted under their SQLSTATE and clients reconnect.
+    // Killed sessions are counted (as reconnections, and as failures under
+    // their SQLSTATE when an operation was in flight) and clients reconnect.
     // The run's sessions carry their own application_name, so that the killer
     // cannot mistake the earlier run's closing sessions for them. It waits
     // until the four clients are connected, then terminates the run's
@@ -205,10 +212,24 @@ fn rate_limit_and_reconnection() {
     let result: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("the JSON result"))
             .expect("the JSON result parses");
+    // A session killed mid-operation fails it (57P01, or 08006 once the
+    // connection is gone); one killed between operations fails none. Either
+    // way its client reconnects, and nothing else goes wrong.
+    assert!(
+        result["events"]["reconnect"].as_u64().unwrap_or(0) >= 1,
+        "no reconnection counted: {result}"
+    );
     let errors = result["errors"].as_object().expect("errors");
     assert!(
-        errors.keys().any(|k| k == "57P01" || k.starts_with("08")),
-        "no connection errors counted: {result}"
+        errors.keys().all(|k| k == "57P01" || k.starts_with("08")),
+        "errors other than the killed sessions': {result}"
+    );
+    // At most one failed operation per killed session: the client reconnects
+    // right after the first.
+    let failed: u64 = errors.values().filter_map(Value::as_u64).sum();
+    assert!(
+        failed <= result["events"]["reconnect"].as_u64().unwrap_or(0),
+        "{result}"
     );
     // Work went on after the reconnection.
     assert!(result["ops"].as_u64().unwrap_or(0) > 100, "{result}");

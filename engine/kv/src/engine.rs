@@ -27,6 +27,7 @@
 //! The methods return boxed futures (not `Send`): a shard's engine is owned by
 //! its thread, and the real engine's reads are asynchronous.
 
+pub mod lsm;
 pub mod memory;
 
 use std::fmt;
@@ -48,11 +49,14 @@ pub struct Version {
     pub value: Option<Bytes>,
 }
 
-/// An engine failure. Both end the request; `Io` may be transient.
+/// An engine failure; each ends the request. `Io` covers every disk
+/// failure (EIO, ENOSPC, an engine made read-only by an earlier one);
+/// `Invalid` a request past a storage limit (nothing was written).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineError {
     Io(String),
     Corrupt(String),
+    Invalid(String),
 }
 
 impl fmt::Display for EngineError {
@@ -60,6 +64,7 @@ impl fmt::Display for EngineError {
         match self {
             EngineError::Io(why) => write!(f, "I/O error: {why}"),
             EngineError::Corrupt(why) => write!(f, "corruption: {why}"),
+            EngineError::Invalid(why) => write!(f, "invalid storage request: {why}"),
         }
     }
 }

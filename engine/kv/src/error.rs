@@ -189,6 +189,7 @@ impl From<EngineError> for KvError {
         match e {
             EngineError::Io(why) => KvError::Io(why),
             EngineError::Corrupt(why) => KvError::Corrupt(why),
+            EngineError::Invalid(why) => KvError::Internal(why),
         }
     }
 }

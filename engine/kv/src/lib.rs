@@ -36,6 +36,7 @@ pub mod latch;
 pub mod lock;
 pub mod locktable;
 pub mod replica;
+pub mod replication;
 pub mod sim;
 pub mod store;
 pub mod sync;

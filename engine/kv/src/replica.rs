@@ -3,11 +3,12 @@
 //! edges (deadlock detection) — plus the apply step of evaluated batches.
 //!
 //! Evaluate-then-apply: [`crate::eval`] turns a batch into responses and a
-//! [`WriteBatch`]; [`Replica::apply`] applies that batch to the engine and
-//! updates the in-memory state from it. The write batch is exactly what a
-//! Raft log entry carries: apply derives everything it needs (lock-table
-//! wake-ups, record cleanup, range size) from the mutations alone, so a
-//! follower applying the same entry reaches the same state.
+//! [`WriteBatch`]; the range's log ([`crate::replication`]) applies that
+//! batch to the engine, then [`Replica::on_applied`] updates the in-memory
+//! state from it. The write batch is exactly what a Raft log entry carries:
+//! `on_applied` derives everything it needs (lock-table wake-ups, record
+//! cleanup, range size) from the mutations alone, so a follower applying the
+//! same entry reaches the same state.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use crate::codec::{Reader, Writer};
-use crate::engine::{Engine, Mutation, WriteBatch};
+use crate::engine::{Mutation, WriteBatch};
 use crate::error::KvError;
 use crate::hlc::Timestamp;
 use crate::keys::{self, Span, NS_DATA, NS_LOCK, NS_TXN};
@@ -115,12 +116,8 @@ impl Replica {
         self.desc.borrow_mut().span = span;
     }
 
-    /// Applies an evaluated batch and updates the in-memory state from it.
-    pub async fn apply(&self, engine: &dyn Engine, batch: &WriteBatch) -> Result<(), KvError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        engine.apply(batch).await?;
+    /// Updates the in-memory state from a batch the engine has applied.
+    pub fn on_applied(&self, batch: &WriteBatch) {
         let mut added = 0u64;
         for m in &batch.mutations {
             added += m.size() as u64;
@@ -132,7 +129,6 @@ impl Replica {
         }
         self.approx_bytes
             .set(self.approx_bytes.get().saturating_add(added));
-        Ok(())
     }
 
     fn on_lock_mutation(&self, m: &Mutation) {

@@ -6,7 +6,9 @@
 //!
 //! Every run is a function of its seed: a failing interleaving replays
 //! exactly. [`SimCluster`] builds stores, ranges, a transport and clients on
-//! top of it for tests.
+//! top of it for tests, over any [`Backend`]: the in-memory engine, the LSM
+//! on a simulated disk, or the LSM with every range a Raft group (the
+//! node's write path).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -19,14 +21,23 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use teller_storage::disk::{SimDisk, SimDiskOptions};
+use teller_storage::sst::TableOptions;
+use teller_storage::wal::WalConfig;
+use teller_storage::{Engine as LsmCore, EngineConfig};
+
 use crate::client::KvClient;
 use crate::config::KvConfig;
+use crate::engine::lsm::LsmEngine;
 use crate::engine::memory::MemEngine;
 use crate::engine::{Engine, LocalBoxFuture};
 use crate::env::Env;
 use crate::hlc::Hlc;
 use crate::keys::Span;
 use crate::replica::RangeDesc;
+use crate::replication::raft::{RaftConfig, RaftReplication};
+use crate::replication::recovery::RaftRecovery;
+use crate::replication::{DirectApply, Replication};
 use crate::store::Store;
 use crate::transport::{LocalTransport, StoreId, Transport};
 
@@ -433,22 +444,99 @@ impl Env for SimEnv {
 /// Groups `0..GATEWAY_GROUP_BASE` are stores; gateways count from here.
 pub const GATEWAY_GROUP_BASE: u32 = 1000;
 
+/// What the simulated stores keep their data in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// [`MemEngine`], written directly ([`DirectApply`]); survives a store
+    /// restart whole (a durable engine in the abstract).
+    Memory,
+    /// The LSM on a seeded `SimDisk`, every write a synced WAL batch
+    /// ([`LsmEngine::direct`]). A restart crashes the disk: what was not
+    /// synced may be lost or torn, and the store recovers from the rest.
+    Lsm,
+    /// The LSM on a `SimDisk` in Raft mode: every range a single-voter Raft
+    /// group whose log is the store's WAL ([`RaftReplication`]), the node's
+    /// write path. A restart crashes the disk and replays the logs.
+    Raft,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Memory, Backend::Lsm, Backend::Raft];
+}
+
+/// The LSM configuration of simulated stores: small memtables, tables and
+/// WAL segments, so that flushes, compactions and segment recycling happen
+/// within a test's few hundred writes.
+pub fn sim_lsm_config(raft_log: bool, seed: u64) -> EngineConfig {
+    EngineConfig {
+        wal: WalConfig {
+            segment_bytes: 64 * 4096,
+            batch_bytes_max: 256 * 1024,
+            segments_free_max: 2,
+            zero_fill: false,
+        },
+        memtable_bytes: 32 * 1024,
+        immutable_memtables_max: 3,
+        table: TableOptions {
+            block_bytes: 1024,
+            restart_interval: 8,
+            bloom_bits_per_key: 10,
+        },
+        block_cache_bytes: 256 * 1024,
+        target_file_bytes: 32 * 1024,
+        l0_compaction_trigger: 2,
+        l0_stall_tables: 8,
+        level1_bytes: 128 * 1024,
+        level_multiplier: 4,
+        raft_log,
+        seed,
+    }
+}
+
+/// Idle ranges' Raft pins are re-appended this many records behind the end.
+pub const SIM_STALE_PIN_RECORDS: u64 = 64;
+
+/// The directory of every simulated store on its own `SimDisk`.
+const SIM_STORE_DIR: &str = "/store";
+
+/// One store's engine, log and, for the LSM backends, disk and handles.
+struct Slot {
+    engine: Rc<dyn Engine>,
+    log: Rc<dyn Replication>,
+    disk: Option<SimDisk>,
+    lsm: Option<Rc<LsmEngine<SimDisk>>>,
+    raft: Option<Rc<RaftReplication<SimDisk>>>,
+}
+
 /// Stores (one per simulated shard), their ranges, a transport, and clients.
 pub struct SimCluster {
     pub sim: Sim,
     pub cfg: KvConfig,
     pub transport: Rc<LocalTransport>,
-    engines: Vec<Rc<MemEngine>>,
+    pub backend: Backend,
+    slots: RefCell<Vec<Slot>>,
     clocks: Vec<Rc<RefCell<Hlc>>>,
     skews: Vec<i64>,
     next_gateway: Cell<u32>,
 }
 
 impl SimCluster {
-    /// `stores` stores; ranges split at `splits` (sorted), the `i`-th range
-    /// on store `i % stores`. Store `i`'s clock is skewed by `skews[i]`
-    /// nanoseconds (missing entries: 0).
+    /// `stores` stores on [`Backend::Memory`]; see [`SimCluster::with_backend`].
     pub fn new(
+        sim: Sim,
+        cfg: KvConfig,
+        stores: usize,
+        splits: &[&[u8]],
+        skews: &[i64],
+    ) -> SimCluster {
+        SimCluster::with_backend(Backend::Memory, sim, cfg, stores, splits, skews)
+    }
+
+    /// `stores` stores on `backend`; ranges split at `splits` (sorted), the
+    /// `i`-th range on store `i % stores`. Store `i`'s clock is skewed by
+    /// `skews[i]` nanoseconds (missing entries: 0).
+    pub fn with_backend(
+        backend: Backend,
         sim: Sim,
         cfg: KvConfig,
         stores: usize,
@@ -470,27 +558,36 @@ impl SimCluster {
                 span,
             });
         }
+        let clocks = (0..stores)
+            .map(|_| Rc::new(RefCell::new(Hlc::new(cfg.max_offset))))
+            .collect();
         let cluster = SimCluster {
             sim,
             cfg,
             transport,
-            engines: (0..stores).map(|_| Rc::new(MemEngine::new())).collect(),
-            clocks: Vec::new(),
+            backend,
+            slots: RefCell::new(Vec::new()),
+            clocks,
             skews: (0..stores)
                 .map(|i| skews.get(i).copied().unwrap_or(0))
                 .collect(),
             next_gateway: Cell::new(GATEWAY_GROUP_BASE),
         };
-        let mut cluster = cluster;
-        cluster.clocks = (0..stores)
-            .map(|_| Rc::new(RefCell::new(Hlc::new(cluster.cfg.max_offset))))
-            .collect();
+        for id in 0..stores as StoreId {
+            let disk = (backend != Backend::Memory).then(|| {
+                SimDisk::new(SimDiskOptions {
+                    seed: cluster.sim.random_u64(),
+                })
+            });
+            let slot = cluster.open_slot(id, disk);
+            cluster.slots.borrow_mut().push(slot);
+        }
         for (i, descs) in per_store.into_iter().enumerate() {
             let store = cluster.open_store(i as StoreId);
             let s = store.clone();
             cluster
                 .sim
-                .block_on(i as u32, Duration::from_secs(1), async move {
+                .block_on(i as u32, Duration::from_secs(10), async move {
                     s.create_ranges(&descs).await
                 })
                 .expect("create ranges");
@@ -499,18 +596,100 @@ impl SimCluster {
         cluster
     }
 
+    /// Opens store `id`'s engine and log (recovering them from `disk`).
+    fn open_slot(&self, id: StoreId, disk: Option<SimDisk>) -> Slot {
+        let env: Rc<dyn Env> = self.sim.env(id, self.skews[id as usize]);
+        match (self.backend, disk) {
+            (Backend::Memory, _) => {
+                let engine: Rc<dyn Engine> = Rc::new(MemEngine::new());
+                Slot {
+                    log: Rc::new(DirectApply::new(engine.clone())),
+                    engine,
+                    disk: None,
+                    lsm: None,
+                    raft: None,
+                }
+            }
+            (backend, Some(disk)) => self.open_lsm_slot(id, backend, disk, env),
+            (_, None) => panic!("an LSM backend needs a disk"),
+        }
+    }
+
+    fn open_lsm_slot(
+        &self,
+        id: StoreId,
+        backend: Backend,
+        disk: SimDisk,
+        env: Rc<dyn Env>,
+    ) -> Slot {
+        let raft_mode = backend == Backend::Raft;
+        let config = sim_lsm_config(raft_mode, self.sim.random_u64());
+        let seed = self.sim.random_u64();
+        let d = disk.clone();
+        let open_env = env.clone();
+        let (lsm, raft) = self.sim.block_on(id, Duration::from_secs(10), async move {
+            let dir = std::path::Path::new(SIM_STORE_DIR);
+            let mut recovery = RaftRecovery::new();
+            let (lsm, recovered) = LsmCore::open(d, dir, config, |r| recovery.visit(r))
+                .await
+                .expect("open the simulated LSM");
+            let lsm = Rc::new(lsm);
+            if !raft_mode {
+                return (lsm, None);
+            }
+            let log = recovery
+                .finish(&recovered.applied)
+                .expect("recover the Raft logs");
+            let mut raft_config = RaftConfig::new(u64::from(id) + 1, seed);
+            // Re-append idle ranges' pins often, so tests exercise it.
+            raft_config.stale_pin_records = SIM_STALE_PIN_RECORDS;
+            let raft = RaftReplication::open(lsm.clone(), log, open_env, raft_config)
+                .await
+                .expect("open the Raft host");
+            (lsm, Some(raft))
+        });
+        let background = lsm.clone();
+        self.sim.spawn(
+            id,
+            Box::pin(async move { background.run_background().await }),
+        );
+        let (engine, log): (Rc<LsmEngine<SimDisk>>, Rc<dyn Replication>) = match &raft {
+            Some(raft) => {
+                let runner = raft.clone();
+                self.sim
+                    .spawn(id, Box::pin(async move { runner.run().await }));
+                (Rc::new(LsmEngine::raft(lsm)), raft.clone())
+            }
+            None => {
+                let engine = Rc::new(LsmEngine::direct(lsm, env));
+                let dyn_engine: Rc<dyn Engine> = engine.clone();
+                (engine, Rc::new(DirectApply::new(dyn_engine)))
+            }
+        };
+        Slot {
+            engine: engine.clone(),
+            log,
+            disk: Some(disk),
+            lsm: Some(engine),
+            raft,
+        }
+    }
+
     fn open_store(&self, id: StoreId) -> Rc<Store> {
-        let engine: Rc<dyn Engine> = self.engines[id as usize].clone();
+        let (engine, log) = {
+            let slots = self.slots.borrow();
+            let slot = &slots[id as usize];
+            (slot.engine.clone(), slot.log.clone())
+        };
         let env: Rc<dyn Env> = self.sim.env(id, self.skews[id as usize]);
         let clock = self.clocks[id as usize].clone();
         let cfg = self.cfg.clone();
         let store = self
             .sim
-            .block_on(id, Duration::from_secs(1), async move {
-                Store::open(id, engine, env, clock, cfg).await
+            .block_on(id, Duration::from_secs(10), async move {
+                Store::open(id, engine, log, env, clock, cfg).await
             })
             .expect("open store");
-        let store = Rc::new(store);
         let weak: std::rc::Weak<dyn Transport> =
             Rc::downgrade(&(self.transport.clone() as Rc<dyn Transport>));
         store.set_transport(weak);
@@ -518,11 +697,23 @@ impl SimCluster {
     }
 
     pub fn stores(&self) -> usize {
-        self.engines.len()
+        self.slots.borrow().len()
     }
 
-    pub fn engine(&self, store: StoreId) -> &Rc<MemEngine> {
-        &self.engines[store as usize]
+    /// Store `store`'s engine (as it is now: a restart replaces it on the
+    /// LSM backends).
+    pub fn engine(&self, store: StoreId) -> Rc<dyn Engine> {
+        self.slots.borrow()[store as usize].engine.clone()
+    }
+
+    /// Store `store`'s simulated disk (LSM backends).
+    pub fn disk(&self, store: StoreId) -> Option<SimDisk> {
+        self.slots.borrow()[store as usize].disk.clone()
+    }
+
+    /// Store `store`'s Raft host ([`Backend::Raft`]).
+    pub fn raft(&self, store: StoreId) -> Option<Rc<RaftReplication<SimDisk>>> {
+        self.slots.borrow()[store as usize].raft.clone()
     }
 
     /// A client on a new gateway, co-located with `store` (sharing its
@@ -541,12 +732,30 @@ impl SimCluster {
         (client, group)
     }
 
-    /// Crashes store `id` (its tasks die, its in-memory state is lost; the
-    /// engine survives) and restarts it.
+    /// Crashes store `id` (its tasks die, its in-memory state is lost) and
+    /// restarts it. The memory engine survives whole; on the LSM backends
+    /// the disk crashes (unsynced writes dropped, kept or torn) and the
+    /// store recovers from it.
     pub fn restart_store(&self, id: StoreId) {
         self.transport.remove_store(id);
+        let disk = {
+            let slots = self.slots.borrow();
+            let slot = &slots[id as usize];
+            if let Some(raft) = &slot.raft {
+                raft.stop();
+            }
+            if let Some(lsm) = &slot.lsm {
+                lsm.fence();
+            }
+            slot.disk.clone()
+        };
         self.sim.kill(id);
         self.sim.revive(id);
+        if let Some(disk) = &disk {
+            disk.crash();
+            let slot = self.open_slot(id, Some(disk.clone()));
+            self.slots.borrow_mut()[id as usize] = slot;
+        }
         let store = self.open_store(id);
         self.transport.add_store(store);
     }

@@ -45,6 +45,7 @@ use crate::latch::LatchSpan;
 use crate::lock::LockRecord;
 use crate::locktable::WaiterGuard;
 use crate::replica::{latch_txn_record, latch_user_span, RangeDesc, Replica};
+use crate::replication::{Applier, Replication};
 use crate::sync::{race, Either};
 use crate::transport::{StoreId, Transport};
 use crate::txn::{TxnMeta, TxnRecord, TxnStatus};
@@ -52,7 +53,9 @@ use crate::txn::{TxnMeta, TxnRecord, TxnStatus};
 /// The ranges of one shard.
 pub struct Store {
     id: StoreId,
+    /// Reads go to the engine directly; writes only through `log`.
     engine: Rc<dyn Engine>,
+    log: Rc<dyn Replication>,
     env: Rc<dyn Env>,
     clock: Rc<RefCell<Hlc>>,
     cfg: KvConfig,
@@ -61,21 +64,24 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store over `engine`, serving the ranges whose descriptors
-    /// the engine holds. Everything in memory starts afresh: the timestamp
-    /// caches answer at least the clock plus the maximum offset, since the
-    /// reads served before are unknown.
+    /// Opens the store over `engine`, writing through `log`, serving the
+    /// ranges whose descriptors the engine holds (the log has replayed what
+    /// it must before this is called). Everything in memory starts afresh:
+    /// the timestamp caches answer at least the clock plus the maximum
+    /// offset, since the reads served before are unknown.
     pub async fn open(
         id: StoreId,
         engine: Rc<dyn Engine>,
+        log: Rc<dyn Replication>,
         env: Rc<dyn Env>,
         clock: Rc<RefCell<Hlc>>,
         cfg: KvConfig,
-    ) -> Result<Store, KvError> {
+    ) -> Result<Rc<Store>, KvError> {
         cfg.validate().map_err(KvError::Internal)?;
         let store = Store {
             id,
             engine,
+            log,
             env,
             clock,
             cfg,
@@ -110,6 +116,7 @@ impl Store {
                     .unwrap_or(Timestamp::ZERO),
                 None => Timestamp::ZERO,
             };
+            store.log.create_range(desc.id).await?;
             let replica = Replica::new(desc.clone(), low_water, gc);
             replica.set_approx_bytes(store.range_bytes(&desc.span).await?);
             store
@@ -117,16 +124,21 @@ impl Store {
                 .borrow_mut()
                 .insert(desc.id, Rc::new(replica));
         }
+        let store = Rc::new(store);
+        let applier: Rc<dyn Applier> = store.clone();
+        store.log.set_applier(Rc::downgrade(&applier));
         Ok(store)
     }
 
-    /// Creates the ranges `descs` on this store (a new cluster, or tests).
+    /// Creates the ranges `descs` on this store (a new cluster, or tests):
+    /// each range's log, then its descriptor written through that log.
     pub async fn create_ranges(&self, descs: &[RangeDesc]) -> Result<(), KvError> {
-        let mut batch = WriteBatch::new();
         for d in descs {
+            self.log.create_range(d.id).await?;
+            let mut batch = WriteBatch::new();
             batch.put(keys::meta_key("desc", d.id), Timestamp::ZERO, d.encode());
+            self.log.replicate(d.id, batch).await?;
         }
-        self.engine.apply(&batch).await?;
         let low_water = self.now().add_nanos(max_offset_nanos(&self.cfg));
         for d in descs {
             let replica = Replica::new(d.clone(), low_water, Timestamp::ZERO);
@@ -159,6 +171,10 @@ impl Store {
 
     pub fn engine(&self) -> &Rc<dyn Engine> {
         &self.engine
+    }
+
+    pub fn log(&self) -> &Rc<dyn Replication> {
+        &self.log
     }
 
     fn now(&self) -> Timestamp {
@@ -233,8 +249,11 @@ impl Store {
                 .run(&batch.requests)
                 .await;
             match evaluated {
-                Ok(ev) => {
-                    replica.apply(&*self.engine, &ev.batch).await?;
+                Ok(mut ev) => {
+                    let batch = std::mem::take(&mut ev.batch);
+                    if !batch.is_empty() {
+                        self.log.replicate(replica.id(), batch).await?;
+                    }
                     {
                         let mut cache = replica.tscache.borrow_mut();
                         for (span, ts, txn) in &ev.reads {
@@ -612,7 +631,10 @@ impl Store {
             Timestamp::ZERO,
             crate::eval::encode_ts(replica.gc_threshold()),
         );
-        self.engine.apply(&batch).await?;
+        // The descriptors go through the left range's log; the right range's
+        // log starts once that is applied.
+        self.log.replicate(replica.id(), batch).await?;
+        self.log.create_range(right.id).await?;
         let right_replica = Replica::new(right.clone(), Timestamp::ZERO, replica.gc_threshold());
         *right_replica.tscache.borrow_mut() = replica.tscache.borrow().split_off(&split_key);
         let half = replica.approx_bytes() / 2;
@@ -660,6 +682,14 @@ impl Store {
             .iter()
             .map(|(k, v)| (k.len() + v.value.as_ref().map_or(0, |b| b.len()) + 12) as u64)
             .sum())
+    }
+}
+
+impl Applier for Store {
+    fn applied(&self, range_id: u64, batch: &WriteBatch) {
+        if let Some(replica) = self.replica(range_id) {
+            replica.on_applied(batch);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Shard-local async building blocks, without a runtime: a re-armable
-//! [`Signal`], [`race`] of two futures and [`join_all`].
+//! [`Signal`], a [`oneshot`] channel, [`race`] of two futures and
+//! [`join_all`].
 //!
 //! Waiting in this crate is always on a future that something wakes — a lock
 //! release, a latch release, a timer the host provides — never a polling
@@ -71,6 +72,85 @@ impl Future for SignalWait {
             state.waker = Some(cx.waker().clone());
             Poll::Pending
         }
+    }
+}
+
+#[derive(Debug)]
+struct OneshotState<T> {
+    value: Option<T>,
+    sender_alive: bool,
+    waker: Option<Waker>,
+}
+
+/// The sending half of a [`oneshot`] channel. Dropping it unsent makes the
+/// receiver resolve to `None`.
+#[derive(Debug)]
+pub struct OneshotSender<T> {
+    state: Rc<RefCell<OneshotState<T>>>,
+}
+
+/// The receiving half of a [`oneshot`] channel: a future of the value, or
+/// `None` if the sender was dropped without sending (its task died).
+#[derive(Debug)]
+pub struct OneshotReceiver<T> {
+    state: Rc<RefCell<OneshotState<T>>>,
+}
+
+/// A single-value channel between two tasks of one shard.
+pub fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
+    let state = Rc::new(RefCell::new(OneshotState {
+        value: None,
+        sender_alive: true,
+        waker: None,
+    }));
+    (
+        OneshotSender {
+            state: state.clone(),
+        },
+        OneshotReceiver { state },
+    )
+}
+
+impl<T> OneshotSender<T> {
+    /// Delivers `value` (dropped if the receiver is gone).
+    pub fn send(self, value: T) {
+        let waker = {
+            let mut state = self.state.borrow_mut();
+            state.value = Some(value);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Drop for OneshotSender<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.state.borrow_mut();
+            state.sender_alive = false;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Future for OneshotReceiver<T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut state = self.state.borrow_mut();
+        if let Some(value) = state.value.take() {
+            return Poll::Ready(Some(value));
+        }
+        if !state.sender_alive {
+            return Poll::Ready(None);
+        }
+        state.waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 }
 
@@ -161,6 +241,20 @@ mod tests {
         assert!(poll_once(w2.as_mut()).is_pending());
         s.fire();
         assert!(poll_once(w2.as_mut()).is_ready());
+    }
+
+    #[test]
+    fn oneshot_delivers_or_reports_a_dead_sender() {
+        let (tx, rx) = oneshot::<u32>();
+        let mut rx = std::pin::pin!(rx);
+        assert!(poll_once(rx.as_mut()).is_pending());
+        tx.send(5);
+        assert_eq!(poll_once(rx.as_mut()), Poll::Ready(Some(5)));
+        let (tx, rx) = oneshot::<u32>();
+        let mut rx = std::pin::pin!(rx);
+        assert!(poll_once(rx.as_mut()).is_pending());
+        drop(tx);
+        assert_eq!(poll_once(rx.as_mut()), Poll::Ready(None));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use teller_kv::sim::{Sim, SimCluster};
+use teller_kv::sim::{Backend, Sim, SimCluster};
 use teller_kv::sync::yield_now;
 use teller_kv::{
     Isolation, KvClient, KvConfig, KvError, Request, Response, ScanRequest, Span, TxnOptions,
@@ -203,7 +203,7 @@ async fn reader(client: KvClient, isolation: Isolation, out: Rc<RefCell<Outcome>
     }
 }
 
-fn cluster(seed: u64) -> SimCluster {
+fn cluster(seed: u64, backend: Backend) -> SimCluster {
     let cfg = KvConfig {
         max_offset: Duration::from_millis(2),
         range_split_bytes: 4 * 1024,
@@ -211,7 +211,7 @@ fn cluster(seed: u64) -> SimCluster {
     };
     let sim = Sim::new(seed, Duration::from_micros(20));
     let splits: &[&[u8]] = &[b"acct/010", b"acct/020", b"acct/030", b"ledger/"];
-    SimCluster::new(sim, cfg, 3, splits, &[0, 700_000, -900_000])
+    SimCluster::with_backend(backend, sim, cfg, 3, splits, &[0, 700_000, -900_000])
 }
 
 fn load(c: &SimCluster) {
@@ -301,8 +301,8 @@ fn check(c: &SimCluster, out: &Outcome, crashed_writer: Option<usize>) {
     }
 }
 
-fn run(seed: u64, crash: bool) -> Outcome {
-    let c = cluster(seed);
+fn run(seed: u64, crash: bool, backend: Backend) -> Outcome {
+    let c = cluster(seed, backend);
     load(&c);
     let out = Rc::new(RefCell::new(Outcome {
         holding: false,
@@ -360,7 +360,7 @@ fn run(seed: u64, crash: bool) -> Outcome {
     check(&c, &o, crashed);
     let ranges = c.transport.ranges().len();
     eprintln!(
-        "seed {seed}: {} transfers, {} sums, {} retries, {ranges} ranges, {:.3} s simulated",
+        "{backend:?} seed {seed}: {} transfers, {} sums, {} retries, {ranges} ranges, {:.3} s simulated",
         o.acknowledged.len(),
         o.sums.len(),
         o.retries,
@@ -373,7 +373,8 @@ fn run(seed: u64, crash: bool) -> Outcome {
     o
 }
 
-/// Seeds to run: `BANK_SEEDS=first..last` sweeps more (default 1..=4).
+/// Seeds to run: `BANK_SEEDS=first..last` sweeps more (default
+/// `1..=default_last`).
 fn seeds(default_last: u64) -> std::ops::RangeInclusive<u64> {
     match std::env::var("BANK_SEEDS").ok().and_then(|s| {
         let (a, b) = s.split_once("..")?;
@@ -384,19 +385,42 @@ fn seeds(default_last: u64) -> std::ops::RangeInclusive<u64> {
     }
 }
 
-#[test]
-fn bank_totals_are_exact_across_seeds() {
-    for seed in seeds(4) {
-        eprintln!("bank seed {seed}");
-        let o = run(seed, false);
+fn totals_are_exact(backend: Backend, default_seeds: u64) {
+    for seed in seeds(default_seeds) {
+        eprintln!("bank {backend:?} seed {seed}");
+        let o = run(seed, false, backend);
         assert_eq!(o.acknowledged.len(), WRITERS * TRANSFERS_PER_WRITER);
     }
 }
 
+fn survives_a_gateway_crash(backend: Backend, default_seeds: u64) {
+    for seed in seeds(default_seeds) {
+        eprintln!("bank crash {backend:?} seed {seed}");
+        run(seed + 100, true, backend);
+    }
+}
+
+#[test]
+fn bank_totals_are_exact_across_seeds() {
+    totals_are_exact(Backend::Memory, 4);
+}
+
 #[test]
 fn bank_survives_a_gateway_crash_mid_run() {
-    for seed in seeds(2) {
-        eprintln!("bank crash seed {seed}");
-        run(seed + 100, true);
-    }
+    survives_a_gateway_crash(Backend::Memory, 2);
+}
+
+/// The same bank over the LSM on a simulated disk, every write synced.
+#[test]
+fn bank_on_the_lsm() {
+    totals_are_exact(Backend::Lsm, 2);
+    survives_a_gateway_crash(Backend::Lsm, 1);
+}
+
+/// The same bank on the node's write path: every range a Raft group whose
+/// log is the store's WAL; splits start new groups.
+#[test]
+fn bank_on_raft_logs() {
+    totals_are_exact(Backend::Raft, 2);
+    survives_a_gateway_crash(Backend::Raft, 1);
 }

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use teller_kv::engine::Engine;
 use teller_kv::env::Env;
 use teller_kv::keys::{engine_span, Span as KeySpan, NS_DATA, NS_LOCK, NS_TXN};
-use teller_kv::sim::{Sim, SimCluster};
+use teller_kv::sim::{Backend, Sim, SimCluster};
+use teller_kv::sync::Signal;
 use teller_kv::{
     BatchOptions, KvClient, KvConfig, KvError, Request, Response, RetryReason, Timestamp,
     TxnOptions,
@@ -23,9 +24,9 @@ fn b(s: &str) -> Bytes {
 
 /// Two stores: `[, m)` on store 0, `[m, )` on store 1; store 1's clock runs
 /// `skew` ahead.
-fn cluster(seed: u64, skew: Duration, cfg: KvConfig) -> SimCluster {
+fn cluster(seed: u64, skew: Duration, cfg: KvConfig, backend: Backend) -> SimCluster {
     let sim = Sim::new(seed, Duration::from_micros(1));
-    SimCluster::new(sim, cfg, 2, &[b"m"], &[0, skew.as_nanos() as i64])
+    SimCluster::with_backend(backend, sim, cfg, 2, &[b"m"], &[0, skew.as_nanos() as i64])
 }
 
 /// Per transaction: its group, how it ended, and how long its last request
@@ -63,7 +64,13 @@ fn value(r: &Response) -> Option<Bytes> {
 
 #[test]
 fn a_value_written_just_before_a_read_under_skew_is_seen_through_uncertainty() {
-    let c = cluster(3, Duration::from_micros(500), cfg());
+    for backend in Backend::ALL {
+        a_value_written_just_before_a_read_under_skew_is_seen_through_uncertainty_on(backend);
+    }
+}
+
+fn a_value_written_just_before_a_read_under_skew_is_seen_through_uncertainty_on(backend: Backend) {
+    let c = cluster(3, Duration::from_micros(500), cfg(), backend);
     let (writer, gw) = c.client(1);
     let written = c.sim.block_on(gw, Duration::from_secs(5), async move {
         write(&writer, &[("n", "v1")]).await
@@ -101,7 +108,15 @@ fn a_value_written_just_before_a_read_under_skew_is_seen_through_uncertainty() {
 
 #[test]
 fn an_uncertainty_restart_that_invalidates_earlier_reads_fails_with_reason_and_key() {
-    let c = cluster(4, Duration::from_micros(500), cfg());
+    for backend in Backend::ALL {
+        an_uncertainty_restart_that_invalidates_earlier_reads_fails_with_reason_and_key_on(backend);
+    }
+}
+
+fn an_uncertainty_restart_that_invalidates_earlier_reads_fails_with_reason_and_key_on(
+    backend: Backend,
+) {
+    let c = cluster(4, Duration::from_micros(500), cfg(), backend);
     let (setup, g) = c.client(0);
     c.sim
         .block_on(g, Duration::from_secs(5), async move {
@@ -113,7 +128,8 @@ fn an_uncertainty_restart_that_invalidates_earlier_reads_fails_with_reason_and_k
     let (writer, gw) = c.client(1);
     let result = Rc::new(RefCell::new(None));
     let out = result.clone();
-    let sim = c.sim.clone();
+    let (read_a, written) = (Signal::new(), Signal::new());
+    let (read_a_tx, written_rx) = (read_a.clone(), written.clone());
     c.sim.spawn(
         gr,
         Box::pin(async move {
@@ -124,8 +140,9 @@ fn an_uncertainty_restart_that_invalidates_earlier_reads_fails_with_reason_and_k
             }])
             .await
             .expect("first read");
+            read_a_tx.fire();
             // Let the writer (whose clock is ahead) commit a and n.
-            sim.env(0, 0).sleep(Duration::from_micros(200)).await;
+            written_rx.wait().await;
             let r = txn
                 .batch(vec![Request::Get {
                     key: b("n"),
@@ -138,9 +155,11 @@ fn an_uncertainty_restart_that_invalidates_earlier_reads_fails_with_reason_and_k
     c.sim.spawn(
         gw,
         Box::pin(async move {
+            read_a.wait().await;
             write(&writer, &[("a", "1"), ("n", "1")])
                 .await
                 .expect("writer");
+            written.fire();
         }),
     );
     c.sim.run_for(Duration::from_secs(5));
@@ -150,13 +169,19 @@ fn an_uncertainty_restart_that_invalidates_earlier_reads_fails_with_reason_and_k
             reason: RetryReason::Uncertainty,
             key,
         }) => assert_eq!(key, Some(b("a"))),
-        other => panic!("expected an uncertainty failure naming a, got {other:?}"),
+        other => panic!("{backend:?}: expected an uncertainty failure naming a, got {other:?}"),
     }
 }
 
 #[test]
 fn a_write_below_a_read_is_pushed_above_it() {
-    let c = cluster(5, Duration::ZERO, cfg());
+    for backend in Backend::ALL {
+        a_write_below_a_read_is_pushed_above_it_on(backend);
+    }
+}
+
+fn a_write_below_a_read_is_pushed_above_it_on(backend: Backend) {
+    let c = cluster(5, Duration::ZERO, cfg(), backend);
     let (early, g1) = c.client(0);
     let (late, g2) = c.client(0);
     let early_txn = Rc::new(RefCell::new(Some(early.begin(TxnOptions::default()))));
@@ -196,7 +221,13 @@ fn a_write_below_a_read_is_pushed_above_it() {
 
 #[test]
 fn lock_timeout_and_bounded_deadlock_detection() {
-    let c = cluster(6, Duration::ZERO, cfg());
+    for backend in Backend::ALL {
+        lock_timeout_and_bounded_deadlock_detection_on(backend);
+    }
+}
+
+fn lock_timeout_and_bounded_deadlock_detection_on(backend: Backend) {
+    let c = cluster(6, Duration::ZERO, cfg(), backend);
     let (c1, g1) = c.client(0);
     let (c2, g2) = c.client(0);
     let sim = c.sim.clone();
@@ -298,14 +329,22 @@ fn lock_timeout_and_bounded_deadlock_detection() {
 }
 
 /// Versions (tombstones included) in namespace `ns`.
+/// Live (non-tombstone) versions in namespace `ns`. The LSM backends turn a
+/// removed version into a tombstone at its timestamp (dropped later by
+/// compaction); the memory engine removes it: both count one live version
+/// fewer.
 fn versions(engine: &dyn Engine, ns: u8) -> usize {
     let (s, e) = engine_span(ns, &KeySpan::all());
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let mut f = engine.scan_versions(&s, &e, usize::MAX);
     match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(r) => r.expect("scan").len(),
-        std::task::Poll::Pending => panic!("memory engine pending"),
+        std::task::Poll::Ready(r) => r
+            .expect("scan")
+            .iter()
+            .filter(|(_, v)| v.value.is_some())
+            .count(),
+        std::task::Poll::Pending => panic!("engine read pending"),
     }
 }
 
@@ -320,13 +359,19 @@ fn count(engine: &dyn Engine, ns: u8) -> usize {
             .iter()
             .filter(|(_, v)| v.value.is_some())
             .count(),
-        std::task::Poll::Pending => panic!("memory engine pending"),
+        std::task::Poll::Pending => panic!("engine read pending"),
     }
 }
 
 #[test]
 fn commits_leave_no_records_or_intents_behind() {
-    let c = cluster(8, Duration::ZERO, cfg());
+    for backend in Backend::ALL {
+        commits_leave_no_records_or_intents_behind_on(backend);
+    }
+}
+
+fn commits_leave_no_records_or_intents_behind_on(backend: Backend) {
+    let c = cluster(8, Duration::ZERO, cfg(), backend);
     let (client, g) = c.client(0);
     c.sim
         .block_on(g, Duration::from_secs(5), async move {
@@ -354,12 +399,12 @@ fn commits_leave_no_records_or_intents_behind() {
     for store in 0..2 {
         let engine = c.engine(store);
         assert_eq!(
-            count(&**engine, NS_TXN),
+            count(&*engine, NS_TXN),
             0,
             "store {store} keeps transaction records"
         );
         assert_eq!(
-            count(&**engine, NS_LOCK),
+            count(&*engine, NS_LOCK),
             0,
             "store {store} keeps lock records"
         );
@@ -368,11 +413,17 @@ fn commits_leave_no_records_or_intents_behind() {
 
 #[test]
 fn gc_removes_old_versions_and_as_of_system_time_reads_within_the_horizon() {
+    for backend in Backend::ALL {
+        gc_removes_old_versions_and_as_of_system_time_reads_within_the_horizon_on(backend);
+    }
+}
+
+fn gc_removes_old_versions_and_as_of_system_time_reads_within_the_horizon_on(backend: Backend) {
     let cfg = KvConfig {
         gc_horizon: Duration::from_secs(10),
         ..cfg()
     };
-    let c = cluster(9, Duration::ZERO, cfg);
+    let c = cluster(9, Duration::ZERO, cfg, backend);
     let (client, g) = c.client(0);
     let cl = client.clone();
     let t1 = c
@@ -408,14 +459,14 @@ fn gc_removes_old_versions_and_as_of_system_time_reads_within_the_horizon() {
     };
     assert_eq!(as_of(t1).expect("historical read"), Some(b("v1")));
     assert_eq!(as_of(t2).expect("latest read"), Some(b("v2")));
-    let before = versions(&**c.engine(0), NS_DATA);
+    let before = versions(&*c.engine(0), NS_DATA);
     c.sim.advance(Duration::from_secs(20));
     let store = c.transport.store(0).expect("store 0");
     c.sim
         .block_on(0, Duration::from_secs(5), async move { store.gc().await })
         .expect("gc");
     assert_eq!(
-        versions(&**c.engine(0), NS_DATA),
+        versions(&*c.engine(0), NS_DATA),
         before - 1,
         "GC removes exactly the shadowed version"
     );
@@ -444,7 +495,15 @@ fn gc_removes_old_versions_and_as_of_system_time_reads_within_the_horizon() {
 
 #[test]
 fn a_store_restart_keeps_data_and_pending_transactions_and_pushes_later_writes() {
-    let c = cluster(10, Duration::ZERO, cfg());
+    for backend in Backend::ALL {
+        a_store_restart_keeps_data_and_pending_transactions_and_pushes_later_writes_on(backend);
+    }
+}
+
+fn a_store_restart_keeps_data_and_pending_transactions_and_pushes_later_writes_on(
+    backend: Backend,
+) {
+    let c = cluster(10, Duration::ZERO, cfg(), backend);
     let (client, g) = c.client(0);
     let cl = client.clone();
     let (mut txn, read_ts) = c.sim.block_on(g, Duration::from_secs(5), async move {
@@ -498,11 +557,17 @@ fn a_store_restart_keeps_data_and_pending_transactions_and_pushes_later_writes()
 
 #[test]
 fn gc_cleans_up_after_a_gateway_that_died_holding_intents() {
+    for backend in Backend::ALL {
+        gc_cleans_up_after_a_gateway_that_died_holding_intents_on(backend);
+    }
+}
+
+fn gc_cleans_up_after_a_gateway_that_died_holding_intents_on(backend: Backend) {
     let cfg = KvConfig {
         gc_horizon: Duration::from_secs(10),
         ..cfg()
     };
-    let c = cluster(12, Duration::ZERO, cfg);
+    let c = cluster(12, Duration::ZERO, cfg, backend);
     let (client, g) = c.client(0);
     let txn = c.sim.block_on(g, Duration::from_secs(5), async move {
         let mut txn = client.begin(TxnOptions::default());
@@ -533,21 +598,21 @@ fn gc_cleans_up_after_a_gateway_that_died_holding_intents() {
     };
     gc_all(&c);
     assert_eq!(
-        count(&**c.engine(0), NS_LOCK) + count(&**c.engine(1), NS_LOCK),
+        count(&*c.engine(0), NS_LOCK) + count(&*c.engine(1), NS_LOCK),
         2,
         "live intents are kept"
     );
     c.sim.advance(Duration::from_secs(6));
     gc_all(&c);
     assert_eq!(
-        count(&**c.engine(0), NS_LOCK) + count(&**c.engine(1), NS_LOCK),
+        count(&*c.engine(0), NS_LOCK) + count(&*c.engine(1), NS_LOCK),
         0,
         "expired intents resolved"
     );
     c.sim.advance(Duration::from_secs(20));
     gc_all(&c);
     assert_eq!(
-        count(&**c.engine(0), NS_TXN) + count(&**c.engine(1), NS_TXN),
+        count(&*c.engine(0), NS_TXN) + count(&*c.engine(1), NS_TXN),
         0,
         "old records deleted"
     );

@@ -29,6 +29,8 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -79,6 +81,69 @@ pub struct UserConfig {
     pub name: String,
     pub password: Option<String>,
     pub scram: Option<String>,
+}
+
+/// Each shard's storage engine and the Raft host of its ranges.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// A memtable is frozen and flushed once it holds about this many bytes.
+    pub memtable_bytes: usize,
+    /// Size of each preallocated WAL segment file; a write batch must fit in
+    /// one segment.
+    pub wal_segment_bytes: u64,
+    /// Decoded SSTable blocks cached per shard.
+    pub block_cache_bytes: usize,
+    /// Tick of the ranges' Raft groups, in milliseconds.
+    pub raft_tick_ms: u64,
+}
+
+/// Bounds of the storage settings.
+pub const MEMTABLE_BYTES_MIN: usize = 64 * 1024;
+pub const MEMTABLE_BYTES_MAX: usize = 1 << 30;
+pub const WAL_SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
+pub const WAL_SEGMENT_BYTES_MAX: u64 = 1 << 30;
+pub const RAFT_TICK_MS_MAX: u64 = 1000;
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            memtable_bytes: 64 * 1024 * 1024,
+            wal_segment_bytes: 16 * 1024 * 1024,
+            block_cache_bytes: 64 * 1024 * 1024,
+            raft_tick_ms: 10,
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn raft_tick(&self) -> Duration {
+        Duration::from_millis(self.raft_tick_ms)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(MEMTABLE_BYTES_MIN..=MEMTABLE_BYTES_MAX).contains(&self.memtable_bytes) {
+            return Err(format!(
+                "storage.memtable_bytes {} outside [{MEMTABLE_BYTES_MIN}, {MEMTABLE_BYTES_MAX}]",
+                self.memtable_bytes
+            ));
+        }
+        if !(WAL_SEGMENT_BYTES_MIN..=WAL_SEGMENT_BYTES_MAX).contains(&self.wal_segment_bytes)
+            || !self.wal_segment_bytes.is_multiple_of(4096)
+        {
+            return Err(format!(
+                "storage.wal_segment_bytes {} must be a multiple of 4096 in [{WAL_SEGMENT_BYTES_MIN}, {WAL_SEGMENT_BYTES_MAX}]",
+                self.wal_segment_bytes
+            ));
+        }
+        if !(1..=RAFT_TICK_MS_MAX).contains(&self.raft_tick_ms) {
+            return Err(format!(
+                "storage.raft_tick_ms {} outside [1, {RAFT_TICK_MS_MAX}]",
+                self.raft_tick_ms
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -161,6 +226,7 @@ impl Config {
             server.io_memory_bytes =
                 (IO_MEMORY_AUTO_TOTAL_BYTES / server.shards).max(IO_MEMORY_MIN_BYTES);
         }
+        self.storage.validate()?;
         if self.auth.method == AuthMethodName::ScramSha256 && self.auth.users.is_empty() {
             return Err("auth.method scram-sha-256 needs at least one [[auth.users]] entry".into());
         }
@@ -212,6 +278,27 @@ mod tests {
         );
         assert_eq!(config.auth.method, AuthMethodName::Trust);
         assert_eq!(config.idle_timeout(), None);
+        let defaults = StorageConfig::default();
+        assert_eq!(config.storage.memtable_bytes, defaults.memtable_bytes);
+        assert_eq!(config.storage.wal_segment_bytes, defaults.wal_segment_bytes);
+        assert_eq!(config.storage.block_cache_bytes, defaults.block_cache_bytes);
+        assert_eq!(config.storage.raft_tick_ms, defaults.raft_tick_ms);
+    }
+
+    #[test]
+    fn bad_storage_settings_are_rejected() {
+        let mut config = Config::default_config();
+        config.storage.wal_segment_bytes = 5000;
+        assert!(config
+            .validate(2)
+            .unwrap_err()
+            .contains("wal_segment_bytes"));
+        let mut config = Config::default_config();
+        config.storage.memtable_bytes = 10;
+        assert!(config.validate(2).unwrap_err().contains("memtable_bytes"));
+        let mut config = Config::default_config();
+        config.storage.raft_tick_ms = 0;
+        assert!(config.validate(2).unwrap_err().contains("raft_tick_ms"));
     }
 
     #[test]

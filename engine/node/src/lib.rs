@@ -11,5 +11,6 @@ pub mod kv_client;
 pub mod mesh;
 pub mod node;
 pub mod range;
+pub mod replica;
 pub mod shard;
 pub mod signal;

@@ -30,6 +30,8 @@ pub struct NodeShared {
     pub mock_secret: [u8; 32],
     pub stopping: AtomicBool,
     pub shards_listening: AtomicUsize,
+    /// Shards whose storage is recovered and whose store serves its ranges.
+    pub stores_open: AtomicUsize,
 }
 
 impl NodeShared {
@@ -52,6 +54,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         mock_secret,
         stopping: AtomicBool::new(false),
         shards_listening: AtomicUsize::new(0),
+        stores_open: AtomicUsize::new(0),
     });
     prepare_data_dir(&node)?;
     let _lock = lock_data_dir(&node.config.server.data_dir)?;

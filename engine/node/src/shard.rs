@@ -26,11 +26,13 @@ use crate::config::{AuthMethodName, Config};
 use crate::kv_client::SqlKv;
 use crate::mesh::{Handler, Mesh, ShardId};
 use crate::node::{NodeMeshBuilder, NodeShared};
-use crate::range::{node_kv_config, KvShard};
+use crate::range::{node_kv_config, KvShard, StorageSetup};
 use crate::signal::Flag;
 
 /// How often a shard checks whether the node is shutting down.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How often a started shard checks whether its peers' stores are open.
+const STORES_OPEN_POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// Process ids carry the shard id above this many bits of sequence number.
 const PROCESS_ID_SEQUENCE_BITS: u32 = 22;
 const _: () =
@@ -178,7 +180,8 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         max_prepared_statements: config.server.max_prepared_statements,
         max_portals: config.server.max_portals,
     };
-    let kv = Rc::new(KvShard::start(id, config.server.shards, node_kv_config()).await?);
+    // The store opens after the mesh join and the device probe (below).
+    let kv = Rc::new(KvShard::new(id, config.server.shards, node_kv_config()));
     let shard = Rc::new(Shard {
         id,
         shards: config.server.shards,
@@ -208,6 +211,16 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
     // others waiting for it in `Mesh::join`; they see the stop flag instead.
     // The join opens no files, so the probe still precedes all device I/O.
     probe_data_device(&node, id).await?;
+    open_storage(&shard, &node).await?;
+    if !all_stores_open(&node).await {
+        // Another shard failed to start: the node is stopping.
+        shard.kv.close().await;
+        if let Some(mesh) = shard.mesh() {
+            mesh.close();
+        }
+        return Ok(());
+    }
+    announce_recovered_catalog(&shard).await?;
 
     let listener = TcpListener::bind(config.listen_addr())
         .map_err(|e| format!("shard {id}: binding {}: {e}", config.server.listen))?;
@@ -229,6 +242,7 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
             "closing remaining connections"
         );
     }
+    shard.kv.close().await;
     if let Some(mesh) = shard.mesh() {
         mesh.close();
     }
@@ -247,6 +261,55 @@ async fn probe_data_device(node: &NodeShared, id: ShardId) -> Result<(), String>
             dir.display()
         )
     })
+}
+
+/// Opens the shard's storage (recovering every acknowledged write) and its
+/// store, then counts it open.
+async fn open_storage(shard: &Shard, node: &NodeShared) -> Result<(), String> {
+    let dir = node.shard_dir(shard.id);
+    let setup = StorageSetup {
+        dir: &dir,
+        settings: &node.config.storage,
+        writes_queue: shard.latency_queue,
+        background_queue: shard.background_queue,
+    };
+    shard.kv.open(setup).await?;
+    node.stores_open.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Waits until every shard's store is open, so that no client reaches a
+/// shard whose peers are still replaying their logs. `false` if the node
+/// began to stop meanwhile.
+async fn all_stores_open(node: &NodeShared) -> bool {
+    while node.stores_open.load(Ordering::SeqCst) < node.config.server.shards {
+        if node.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        glommio::timer::sleep(STORES_OPEN_POLL_INTERVAL).await;
+    }
+    true
+}
+
+/// Makes the catalog the storage recovered visible to this shard's
+/// sessions: statements bind against the shard's cached catalog, which
+/// starts as the bootstrap one, and is reloaded before the next Parse once
+/// a newer version is announced.
+async fn announce_recovered_catalog(shard: &Shard) -> Result<(), String> {
+    use teller_sql::kv::{Isolation, Kv, KvTxn, TxnOptions};
+    let kv = shard.kv.sql_kv();
+    let options = TxnOptions {
+        isolation: Isolation::Serializable,
+        read_only: true,
+    };
+    let failed = |e: String| format!("shard {}: reading the recovered catalog: {e}", shard.id);
+    let mut txn = kv.begin(options).await.map_err(|e| failed(e.to_string()))?;
+    let version = teller_sql::catalog::cache::read_version(&mut txn)
+        .await
+        .map_err(|e| failed(e.message.clone()))?;
+    txn.commit().await.map_err(|e| failed(e.to_string()))?;
+    SHARD_SQL.with(|sql| sql.catalog().announce(version));
+    Ok(())
 }
 
 async fn accept_loop(shard: &Rc<Shard>, listener: &TcpListener, node: &Arc<NodeShared>) {

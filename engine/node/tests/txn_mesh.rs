@@ -8,15 +8,18 @@
 //! (The end-to-end variant through tokio-postgres waits for tables in the
 //! SQL layer.)
 
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use teller_node::config::StorageConfig;
 use teller_node::mesh::{Handler, Mesh, ShardId, MESH_QUEUE_CAPACITY};
-use teller_node::range::{node_kv_config, KvShard};
+use teller_node::range::{node_kv_config, KvShard, StorageSetup};
 use teller_node::shard::{ShardRequest, ShardResponse};
 use teller_sql::kv::{Batch, Kv, KvError, KvTxn, ScanRequest, Span, TxnOptions};
 
@@ -25,6 +28,13 @@ const ACCOUNTS: usize = 24;
 const INITIAL: i64 = 100;
 const TRANSFERS_PER_SHARD: usize = 30;
 const ATTEMPTS_MAX: usize = 200;
+
+/// Shards whose store is open (the test waits for all before its load).
+static STORES_OPEN: AtomicUsize = AtomicUsize::new(0);
+
+fn data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("teller-txn-mesh-{}", std::process::id()))
+}
 
 /// Account keys spread over the whole first-byte space, so over all shards.
 fn account(i: usize) -> Bytes {
@@ -97,11 +107,32 @@ async fn shard_main(
     >,
     done: Arc<Mutex<Vec<Result<usize, String>>>>,
 ) -> Result<(), String> {
-    let kv = Rc::new(KvShard::start(id, SHARDS, node_kv_config()).await?);
+    let kv = Rc::new(KvShard::new(id, SHARDS, node_kv_config()));
     let queue =
         glommio::executor().create_task_queue(Shares::Static(1000), Latency::NotImportant, "mesh");
     let mesh = Mesh::join(builder, id, Rc::new(KvOnly { kv: kv.clone() }), queue).await?;
     kv.set_mesh(mesh.clone());
+    // Each shard's store on its own durable storage, as in the node.
+    let dir = data_dir().join(format!("shard-{id}"));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let settings = StorageConfig {
+        memtable_bytes: 256 * 1024,
+        wal_segment_bytes: 1024 * 1024,
+        block_cache_bytes: 1024 * 1024,
+        raft_tick_ms: 10,
+    };
+    let current = glommio::executor().current_task_queue();
+    kv.open(StorageSetup {
+        dir: &dir,
+        settings: &settings,
+        writes_queue: current,
+        background_queue: current,
+    })
+    .await?;
+    STORES_OPEN.fetch_add(1, Ordering::SeqCst);
+    while STORES_OPEN.load(Ordering::SeqCst) < SHARDS {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
     let sql = kv.sql_kv();
     if id == 0 {
         let mut txn = sql
@@ -220,6 +251,7 @@ async fn check(sql: &impl Kv) -> Result<(), String> {
 
 #[test]
 fn bank_transfers_across_shards_over_the_mesh_keep_totals_exact() {
+    let _ = std::fs::remove_dir_all(data_dir());
     let builder = MeshBuilder::full(SHARDS, MESH_QUEUE_CAPACITY);
     let done = Arc::new(Mutex::new(Vec::new()));
     let handles: Vec<_> = (0..SHARDS)
@@ -246,4 +278,5 @@ fn bank_transfers_across_shards_over_the_mesh_keep_totals_exact() {
         SHARDS + 1,
         "every shard finished and shard 0 checked"
     );
+    let _ = std::fs::remove_dir_all(data_dir());
 }

@@ -34,6 +34,8 @@ pub const ITEMS_SPEC: u32 = 100_000;
 pub const CUSTOMERS_SPEC: u32 = 3_000;
 /// Districts per warehouse (not scalable).
 pub const DISTRICTS: u32 = 10;
+/// Terminals per warehouse in the specification (the default clients of `run`).
+pub const TERMINALS_PER_WAREHOUSE: usize = 10;
 /// Highest tpmC one warehouse can reach with keying and think times.
 pub const TPMC_PER_WAREHOUSE_MAX: f64 = 12.86;
 

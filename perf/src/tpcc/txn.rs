@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 use tokio_postgres::{Client, Statement, Transaction};
 
-use super::{last_name, results, NuRandC, Scale, DISTRICTS};
+use super::{last_name, results, NuRandC, Scale, DISTRICTS, TERMINALS_PER_WAREHOUSE};
 use crate::conn::Isolation;
 use crate::driver::{OpError, Worker, Workload};
 use crate::gen::nurand;
@@ -266,8 +266,16 @@ impl Workload for Tpcc {
         })
     }
 
+    /// Ten terminals per driven warehouse, as the specification has.
+    fn default_concurrency(&self) -> usize {
+        TERMINALS_PER_WAREHOUSE * self.active_warehouses as usize
+    }
+
     fn extra(&self, summary: &Summary) -> Map<String, Value> {
-        results(summary, self.active_warehouses)
+        let mut m = results(summary, self.active_warehouses);
+        m.insert("isolation".into(), self.isolation.name().into());
+        m.insert("think_time".into(), self.think_time.into());
+        m
     }
 }
 
@@ -613,5 +621,27 @@ impl TpccWorker {
             .await?;
         tx.commit().await?;
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::Workload;
+
+    #[test]
+    fn ten_terminals_per_driven_warehouse_by_default() {
+        let tpcc = Tpcc {
+            scale: Scale::new(5, 1000, 30).expect("valid"),
+            active_warehouses: 3,
+            c: NuRandC {
+                c_last: 0,
+                c_id: 0,
+                ol_i_id: 0,
+            },
+            think_time: false,
+            isolation: Isolation::ReadCommitted,
+        };
+        assert_eq!(tpcc.default_concurrency(), 30);
     }
 }

@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use teller_kv::sim::{Sim, SimCluster};
+use teller_kv::sim::{Backend, Sim, SimCluster};
 use teller_kv::{
     BatchOptions, Isolation, KvClient, KvConfig, KvError, Request, Response, ScanRequest, Span,
     Strength, Txn, TxnOptions, WaitPolicy,
@@ -53,39 +53,51 @@ struct Session {
 
 type Log = Rc<RefCell<Vec<(usize, String)>>>;
 
-/// Runs the script at `path` with `isolation`; compares with (or rewrites)
-/// the file. Panics with a diff on mismatch.
+/// Runs the script at `path` with `isolation` on every storage backend;
+/// compares each run with (or rewrites, from the memory backend) the file.
+/// Panics with a diff on mismatch.
 pub fn run_golden(path: &Path, isolation: Isolation) {
+    for backend in Backend::ALL {
+        run_golden_on(path, isolation, backend);
+    }
+}
+
+/// Runs the script at `path` with `isolation` on `backend`.
+pub fn run_golden_on(path: &Path, isolation: Isolation, backend: Backend) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let commands: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with("> "))
         .map(str::to_owned)
         .collect();
-    let output = run_script(&commands, isolation);
+    let output = run_script(&commands, isolation, backend);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        if backend != Backend::Memory {
+            return;
+        }
         std::fs::write(path, &output).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         return;
     }
     if output != text {
         panic!(
-            "golden mismatch for {} (rerun with UPDATE_GOLDEN=1 to accept)\n--- expected\n{text}\n--- got\n{output}",
+            "golden mismatch for {} on {backend:?} (rerun with UPDATE_GOLDEN=1 to accept)\n--- expected\n{text}\n--- got\n{output}",
             path.display()
         );
     }
 }
 
-fn cluster() -> SimCluster {
+fn cluster(backend: Backend) -> SimCluster {
     let cfg = KvConfig {
         max_offset: Duration::from_millis(1),
         ..KvConfig::default()
     };
-    SimCluster::new(Sim::new(7, Duration::from_micros(2)), cfg, 2, &[b"m"], &[])
+    let sim = Sim::new(7, Duration::from_micros(2));
+    SimCluster::with_backend(backend, sim, cfg, 2, &[b"m"], &[])
 }
 
 /// Runs the commands; returns the golden text.
-pub fn run_script(commands: &[String], isolation: Isolation) -> String {
-    let c = cluster();
+pub fn run_script(commands: &[String], isolation: Isolation, backend: Backend) -> String {
+    let c = cluster(backend);
     let log: Log = Rc::new(RefCell::new(Vec::new()));
     let mut sessions: BTreeMap<String, (Rc<RefCell<Session>>, u32)> = BTreeMap::new();
     let mut out = String::new();
