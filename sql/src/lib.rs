@@ -27,7 +27,7 @@ pub mod vars;
 use std::time::Duration;
 
 pub use session::SqlSession;
-pub use shard::SqlShard;
+pub use shard::{SqlShard, TableStats};
 
 /// What the SQL layer may ask of the node it runs in. Time and data enter
 /// only here.

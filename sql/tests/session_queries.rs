@@ -430,3 +430,52 @@ fn update_from_and_delete_using() {
         "missing FROM-clause entry for table \"nope\""
     );
 }
+
+#[test]
+fn lookup_join_through_a_fixed_key_prefix() {
+    // TPC-C's stock-level: the stock key is (warehouse, item); the query
+    // fixes the warehouse and joins on the item.
+    let node = Node::new();
+    let mut s = node.session();
+    s.exec(
+        "CREATE TABLE stock (w int, i int, qty int, PRIMARY KEY (w, i));
+         CREATE TABLE line (w int, o int, n int, i int, PRIMARY KEY (w, o, n));
+         INSERT INTO stock SELECT w, i, (i * 7 + w) % 20 FROM generate_series(1, 3) w, generate_series(1, 400) i;
+         INSERT INTO line SELECT 2, o, n, (o * 13 + n * 5) % 400 + 1 FROM generate_series(1, 30) o, generate_series(1, 5) n;
+         ANALYZE",
+    );
+    let sql = "SELECT count(DISTINCT s.i) FROM line l, stock s \
+               WHERE l.w = $1 AND l.o < $2 AND l.o >= $2 - 20 \
+               AND s.w = $1 AND s.i = l.i AND s.qty < $3";
+    let plan = s.query(&format!(
+        "EXPLAIN {}",
+        sql.replace("$1", "2")
+            .replace("$2", "25")
+            .replace("$3", "10")
+    ));
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("LookupJoin (inner) keys: 2, l.i")),
+        "{plan:#?}"
+    );
+    // Also when the fixed value is a parameter (a prepared statement).
+    use teller_net::types::Value;
+    let params = || vec![Value::Int4(2), Value::Int4(25), Value::Int4(10)];
+    let plan = s
+        .run_params(&format!("EXPLAIN {sql}"), params(), 100)
+        .unwrap();
+    let plan: Vec<String> = plan.rows.iter().map(|r| support::text(&r[0])).collect();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("LookupJoin (inner) keys: $1, l.i")),
+        "{plan:#?}"
+    );
+    let out = s.run_params(sql, params(), 100).unwrap();
+    // The same count without the join.
+    let expected = s.query(
+        "SELECT count(DISTINCT i) FROM line WHERE w = 2 AND o < 25 AND o >= 5 \
+         AND (i * 7 + 2) % 20 < 10",
+    );
+    assert_eq!(support::text(&out.rows[0][0]), expected[0]);
+    assert_ne!(expected[0], "0");
+}

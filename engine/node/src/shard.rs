@@ -20,7 +20,7 @@ use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
 use teller_net::scram::ScramVerifier;
 use teller_net::session::StartupInfo;
 use teller_net::{PgError, PgResult, SqlState};
-use teller_sql::{SqlSession, SqlShard};
+use teller_sql::{SqlSession, SqlShard, TableStats};
 
 use crate::config::{AuthMethodName, Config};
 use crate::kv_client::SqlKv;
@@ -550,10 +550,14 @@ impl ConnHost for ShardConnHost {
     }
 }
 
+/// Table row count estimates, shared by the shards of this process (one
+/// node): rows written through any shard count for the planner on all.
+static NODE_SQL_STATS: std::sync::LazyLock<TableStats> = std::sync::LazyLock::new(TableStats::new);
+
 thread_local! {
     /// The SQL layer's per-shard state (catalog cache, statistics, row id
     /// generator), shared by the sessions of this shard's thread.
-    static SHARD_SQL: SqlShard = SqlShard::new();
+    static SHARD_SQL: SqlShard = SqlShard::with_stats(NODE_SQL_STATS.clone());
 }
 
 /// What the SQL layer may ask of the node.

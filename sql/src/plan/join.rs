@@ -124,43 +124,40 @@ pub fn choose_strategy(
             right_keys,
         };
     };
-    // Lookup: the right side is a table whose index starts with the keys.
+    // Lookup: the right side is a table whose index starts with the keys,
+    // possibly after (or between) columns the scan fixes to constants
+    // (`s_w_id = $1 AND s_i_id = ol_i_id` looks up `/w/i`).
     if matches!(kind, JoinKind::Inner | JoinKind::Left) {
         if let Plan::Scan(scan) = right {
             if scan.limit.is_none() && !scan.reverse {
                 let table_rows = scan.estimate.max(1.0);
                 let small = left.estimate() <= table_rows * LOOKUP_MAX_LEFT_FRACTION;
-                let mut best: Option<(u32, Vec<usize>)> = None;
+                let fixed = constant_equalities(scan);
+                // (key expressions in index order, index id, primary)
+                let mut best: Option<(Vec<Expr>, u32, bool)> = None;
                 for index in scan.table.all_indexes() {
-                    let positions = scan.table.key_positions(index);
-                    let k = rcols.len();
-                    if positions.len() < k {
+                    let Some(keys) = lookup_keys(
+                        &scan.table.key_positions(index),
+                        &rcols,
+                        &left_keys,
+                        &fixed,
+                        &scan.table.columns,
+                    ) else {
                         continue;
-                    }
-                    let mut prefix = positions[..k].to_vec();
-                    prefix.sort_unstable();
-                    let mut keys = rcols.clone();
-                    keys.sort_unstable();
-                    let typed = rcols
-                        .iter()
-                        .zip(&left_keys)
-                        .all(|(&c, l)| same_key_family(scan.table.columns[c].ty, l.ty(&[])));
-                    if prefix == keys && typed {
-                        let order: Vec<usize> = positions[..k]
-                            .iter()
-                            .map(|p| rcols.iter().position(|c| c == p).expect("same set"))
-                            .collect();
-                        let primary = index.id == scan.table.primary.id;
-                        if best.is_none() || primary {
-                            best = Some((index.id, order));
-                        }
+                    };
+                    let primary = index.id == scan.table.primary.id;
+                    let better = match &best {
+                        None => true,
+                        Some((b, _, bp)) => (keys.len(), primary) > (b.len(), *bp),
+                    };
+                    if better {
+                        best = Some((keys, index.id, primary));
                     }
                 }
-                if let (Some((index, order)), true) = (best, small) {
+                if let (Some((keys, index, _)), true) = (best, small) {
                     access::reset(scan);
                     scan.index = index;
-                    let lk = order.iter().map(|&i| left_keys[i].clone()).collect();
-                    return JoinStrategy::Lookup { left_keys: lk };
+                    return JoinStrategy::Lookup { left_keys: keys };
                 }
             }
         }
@@ -192,6 +189,81 @@ pub fn choose_strategy(
         left_keys,
         right_keys,
     }
+}
+
+/// Columns a scan fixes to a value that does not depend on its row
+/// (`col = 1`, `col = $1`), with that value.
+fn constant_equalities(scan: &super::ScanPlan) -> Vec<(usize, Expr)> {
+    let mut conj: Vec<Expr> = scan.implied.clone();
+    if let Some(f) = &scan.filter {
+        super::conjuncts(f.clone(), &mut conj);
+    }
+    let constant = |e: &Expr| {
+        !any_node(e, &mut |n| {
+            matches!(
+                n,
+                Expr::Column(..) | Expr::SubLink(_) | Expr::NextVal(_) | Expr::AggRef(..)
+            )
+        })
+    };
+    let mut out: Vec<(usize, Expr)> = Vec::new();
+    for c in conj {
+        let Expr::Binary(BinOp::Eq, a, b, _) = c else {
+            continue;
+        };
+        let pair = match (a.as_ref(), b.as_ref()) {
+            (Expr::Column(p, _), other) | (other, Expr::Column(p, _)) if constant(other) => {
+                Some((*p, other.clone()))
+            }
+            _ => None,
+        };
+        if let Some((p, e)) = pair {
+            if !out.iter().any(|(q, _)| *q == p) {
+                out.push((p, e));
+            }
+        }
+    }
+    out
+}
+
+/// The lookup key expressions (over the left row) for an index with key
+/// `positions`: its leading columns, each a join key (`rcols[i]` ↔
+/// `left_keys[i]`) or fixed by the scan, covering every join key; `None`
+/// when the index does not serve.
+fn lookup_keys(
+    positions: &[usize],
+    rcols: &[usize],
+    left_keys: &[Expr],
+    fixed: &[(usize, Expr)],
+    columns: &[crate::catalog::ColumnDesc],
+) -> Option<Vec<Expr>> {
+    let mut keys = Vec::new();
+    let mut joined = 0;
+    for &p in positions {
+        if let Some(i) = rcols.iter().position(|&c| c == p) {
+            if !same_key_family(columns[p].ty, left_keys[i].ty(&[])) {
+                return None;
+            }
+            keys.push(left_keys[i].clone());
+            joined += 1;
+        } else if let Some((_, e)) = fixed.iter().find(|(q, _)| *q == p) {
+            // A parameter's type is not known here; its value is cast to the
+            // key column's type when the lookup key is built (an
+            // out-of-range value matches nothing, as the equality would).
+            let param = matches!(e, Expr::Param(_));
+            if !param && !same_key_family(columns[p].ty, e.ty(&[])) {
+                break;
+            }
+            keys.push(e.clone());
+        } else {
+            break;
+        }
+    }
+    if joined < rcols.len() {
+        return None;
+    }
+    // Constants after the last join key narrow each lookup too; keep them.
+    Some(keys)
 }
 
 /// Estimated rows of joining `left` and `right` on `right_keys`.
