@@ -479,3 +479,14 @@ fn lookup_join_through_a_fixed_key_prefix() {
     assert_eq!(support::text(&out.rows[0][0]), expected[0]);
     assert_ne!(expected[0], "0");
 }
+
+#[test]
+fn in_lists_resolve_unknowns_from_typed_items() {
+    let node = Node::new();
+    let mut s = node.session();
+    assert!(s.query("SELECT 1 WHERE NULL IN (NULL, 1)").is_empty());
+    assert!(s.query("SELECT 1 WHERE NULL NOT IN (NULL, 1.0)").is_empty());
+    assert_eq!(s.query("SELECT 2 IN (NULL, '2', 3)"), ["t"]);
+    assert_eq!(s.query("SELECT 'a' IN (NULL, 'b')"), ["NULL"]);
+    assert_eq!(s.code("SELECT NULL IN ('x', 1)"), "22P02");
+}

@@ -466,7 +466,14 @@ pub(super) fn bind_more(
             for item in list {
                 let bound = bind_depth(item, cx, depth)?;
                 let it = bound.ty(cx.params);
-                ty = common_type(ty, it).ok_or_else(|| {
+                // Unknowns (NULL, untyped literals) wait for a typed item,
+                // as PostgreSQL's common type resolution does.
+                ty = if ty == Type::Unknown && it == Type::Unknown {
+                    Some(Type::Unknown)
+                } else {
+                    common_type(ty, it)
+                }
+                .ok_or_else(|| {
                     PgError::new(
                         SqlState::UNDEFINED_FUNCTION,
                         format!("operator does not exist: {} = {}", ty.name(), it.name()),
