@@ -127,3 +127,30 @@ fn information_schema_describes_columns() {
         "{out}"
     );
 }
+
+#[test]
+fn list_and_describe_views() {
+    let server = TestServer::start(1);
+    setup(&server);
+    psql(
+        &server,
+        "create view rich (id, who) as select id, owner from accounts where balance > 100",
+    );
+    let dv = psql(&server, "\\dv");
+    assert!(dv.contains(" public | rich | view | teller"), "{dv}");
+    assert!(dv.contains("(1 row)"), "{dv}");
+    let d = psql(&server, "\\d rich");
+    for line in [
+        "View \"public.rich\"",
+        " id     | integer               |           |          | ",
+        " who    | character varying(20) |           |          | ",
+    ] {
+        assert!(d.contains(line), "missing {line:?} in\n{d}");
+    }
+    let plus = psql(&server, "\\d+ rich");
+    assert!(plus.contains("View definition:"), "{plus}");
+    assert!(
+        plus.contains(" SELECT id, owner FROM accounts WHERE balance > 100;"),
+        "{plus}"
+    );
+}

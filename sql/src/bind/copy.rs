@@ -278,15 +278,15 @@ fn copy_table(
         }
         let parts = names::object_parts(table_name).unwrap_or_default();
         let name = parts.last().cloned().unwrap_or_default();
-        let sequence = binder
+        let relation = binder
             .resolve_schema(&parts)
             .ok()
-            .and_then(|(schema, table)| binder.catalog().relation(schema, table))
-            .is_some_and(|r| matches!(r, crate::catalog::Relation::Sequence(_)));
-        let kind = if sequence {
-            "sequence"
-        } else {
-            "non-table relation"
+            .and_then(|(schema, table)| binder.catalog().relation(schema, table));
+        let sequence = matches!(relation, Some(crate::catalog::Relation::Sequence(_)));
+        let kind = match relation {
+            Some(crate::catalog::Relation::Sequence(_)) => "sequence",
+            Some(crate::catalog::Relation::View(_)) => "view",
+            _ => "non-table relation",
         };
         let error = PgError::new(
             errors::WRONG_OBJECT_TYPE,

@@ -47,9 +47,14 @@ pub enum DdlOp {
         table: Box<TableDesc>,
         sequences: Vec<SequenceDesc>,
     },
+    /// Tables, and the views that read them (DROP ... CASCADE).
     DropTables {
         tables: Vec<DescId>,
+        views: Vec<DescId>,
     },
+    /// A new view (id 0) or the new definition of an existing one.
+    CreateView(Box<crate::catalog::ViewDesc>),
+    DropViews(Vec<DescId>),
     CreateIndex {
         table: DescId,
         index: IndexDesc,
@@ -191,7 +196,14 @@ pub fn bind_ddl(
             ddl(DdlOp::CreateSequence(desc), "CREATE SEQUENCE")
         }
         S::Truncate(t) => truncate(binder, t)?,
-        S::AlterTable(alter) => super::alter::bind_alter(binder, alter, params)?,
+        S::AlterTable(alter) => {
+            let ddl = super::alter::bind_alter(binder, alter, params)?;
+            if let DdlOp::AlterTable { table, .. } = &ddl.op {
+                super::view::check_views_after_alter(binder, table)?;
+            }
+            ddl
+        }
+        S::CreateView(cv) => super::view::create_view(binder, cv)?,
         S::Comment {
             object_type,
             object_name,
@@ -1080,6 +1092,25 @@ fn drop(
                     }
                 }
             }
+            let mut views = Vec::new();
+            for &id in &ids {
+                let (kind, name) = match catalog.table(id) {
+                    Some(t) => ("table", t.name.clone()),
+                    None => (
+                        "sequence",
+                        catalog
+                            .sequence(id)
+                            .map_or_else(String::new, |s| s.name.clone()),
+                    ),
+                };
+                for v in
+                    super::view::dependents(catalog, id, kind, &name, &[], cascade, &mut notices)?
+                {
+                    if !views.contains(&v) {
+                        views.push(v);
+                    }
+                }
+            }
             if want_table {
                 for &id in &ids {
                     for (referencing, fk) in catalog.referencing(id) {
@@ -1100,7 +1131,7 @@ fn drop(
                         }
                     }
                 }
-                (DdlOp::DropTables { tables: ids }, "DROP TABLE")
+                (DdlOp::DropTables { tables: ids, views }, "DROP TABLE")
             } else {
                 (DdlOp::DropSequences(ids), "DROP SEQUENCE")
             }
@@ -1194,7 +1225,8 @@ fn drop(
             match catalog.schema(binder.env.database, &name) {
                 Some(s) => {
                     let used = catalog.tables_in(s.id).next().is_some()
-                        || catalog.sequences.values().any(|q| q.schema_id == s.id);
+                        || catalog.sequences.values().any(|q| q.schema_id == s.id)
+                        || catalog.views.values().any(|v| v.schema_id == s.id);
                     if used {
                         return Err(PgError::new(
                             errors::DEPENDENT_OBJECTS_STILL_EXIST,
@@ -1215,6 +1247,9 @@ fn drop(
                     ))
                 }
             }
+        }
+        ast::ObjectType::View => {
+            return super::view::drop_views(binder, names_list, if_exists, cascade)
         }
         other => {
             return Err(PgError::unsupported(format!(
@@ -1237,7 +1272,7 @@ fn comment_on(
         ast::CommentObject::Table | ast::CommentObject::Index | ast::CommentObject::Sequence => {
             let (schema, rel) = binder.resolve_schema(&parts)?;
             match catalog.relation(schema, rel) {
-                Some(Relation::Table(id)) | Some(Relation::Sequence(id)) => (id, 0),
+                Some(Relation::Table(id) | Relation::Sequence(id) | Relation::View(id)) => (id, 0),
                 Some(Relation::Index(t, i)) => {
                     let oid = catalog
                         .table(t)

@@ -117,6 +117,20 @@ pub(super) fn target_table(binder: &Binder<'_>, name: &ast::ObjectName) -> PgRes
     }
 }
 
+/// The table INSERT, UPDATE or DELETE (`verb`) writes; views are read-only
+/// here (PostgreSQL updates simple views through their table).
+fn dml_target(binder: &Binder<'_>, name: &ast::ObjectName, verb: &str) -> PgResult<TableRef> {
+    let parts = names::object_parts(name)?;
+    let (schema, relation) = binder.resolve_schema(&parts)?;
+    if let Some(Relation::View(_)) = binder.catalog().relation(schema, relation) {
+        return Err(
+            PgError::unsupported(format!("cannot {verb} view \"{relation}\""))
+                .with_detail("TellerDB views are read-only: write to the tables they read."),
+        );
+    }
+    target_table(binder, name)
+}
+
 /// The scope of a table's row under `qualifier`.
 pub fn table_scope(table: &TableRef, qualifier: &str) -> Scope {
     Scope::new(
@@ -343,7 +357,7 @@ pub fn bind_insert(
             "INSERT INTO a table function is not supported",
         ));
     };
-    let table = target_table(binder, name)?;
+    let table = dml_target(binder, name, "insert into")?;
     let alias = insert
         .table_alias
         .as_ref()
@@ -740,7 +754,7 @@ pub fn bind_update(
         ));
     }
     let (name, alias) = single_table(&update.table)?;
-    let table = target_table(binder, name)?;
+    let table = dml_target(binder, name, "update")?;
     let alias = alias.unwrap_or_else(|| table.name.clone());
     let write = write_parts(binder, &table, params)?;
     let from = match &update.from {
@@ -793,7 +807,7 @@ pub fn bind_delete(
         return Err(PgError::syntax("DELETE needs exactly one table"));
     };
     let (name, alias) = single_table(twj)?;
-    let table = target_table(binder, name)?;
+    let table = dml_target(binder, name, "delete from")?;
     let alias = alias.unwrap_or_else(|| table.name.clone());
     let saved = binder.set_scope(table_scope(&table, &alias));
     let result = (|| -> PgResult<DeletePlan> {

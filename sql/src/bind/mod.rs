@@ -16,6 +16,7 @@ pub mod names;
 pub mod pgfuncs;
 pub mod query;
 pub mod scope;
+pub mod view;
 
 use std::rc::Rc;
 
@@ -130,7 +131,14 @@ pub struct Binder<'a> {
     levels: Vec<Level>,
     pub subplans: Vec<Plan>,
     ctes: Vec<CteDef>,
+    /// Tables and views the statement reads (what a view depends on).
+    pub depends: Vec<DescId>,
+    /// Views being expanded, innermost last (recursion guard).
+    expanding: Vec<DescId>,
 }
+
+/// Most views expanded inside one another.
+pub const VIEW_NESTING_MAX: usize = 32;
 
 /// Where an expression is bound, for "not allowed in" errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +185,8 @@ impl<'a> Binder<'a> {
             levels: vec![Level::default()],
             subplans: Vec::new(),
             ctes: Vec::new(),
+            depends: Vec::new(),
+            expanding: Vec::new(),
         }
     }
 

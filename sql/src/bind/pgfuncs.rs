@@ -25,6 +25,8 @@ fn signature(name: &str, arity: usize) -> Option<(CatalogFn, Vec<Type>, Type)> {
         ("pg_get_expr", 3) => (F::GetExpr, vec![Text, Oid, Bool], Text),
         ("pg_get_indexdef", 1) => (F::GetIndexDef, vec![Oid], Text),
         ("pg_get_indexdef", 3) => (F::GetIndexDef, vec![Oid, Int4, Bool], Text),
+        ("pg_get_viewdef", 1) => (F::GetViewDef, vec![Oid], Text),
+        ("pg_get_viewdef", 2) => (F::GetViewDef, vec![Oid, Bool], Text),
         ("pg_get_constraintdef", 1) => (F::GetConstraintDef, vec![Oid], Text),
         ("pg_get_constraintdef", 2) => (F::GetConstraintDef, vec![Oid, Bool], Text),
         ("pg_encoding_to_char", 1) => (F::EncodingToChar, vec![Int4], Name),
@@ -36,6 +38,8 @@ fn signature(name: &str, arity: usize) -> Option<(CatalogFn, Vec<Type>, Type)> {
         ("obj_description", 1) => (F::ObjDescription, vec![Oid], Text),
         ("obj_description", 2) => (F::ObjDescription, vec![Oid, Name], Text),
         ("pg_relation_is_publishable", 1) => (F::RelationIsPublishable, vec![Oid], Bool),
+        ("pg_get_ruledef", 1) => (F::GetRuleDef, vec![Oid], Text),
+        ("pg_get_ruledef", 2) => (F::GetRuleDef, vec![Oid, Bool], Text),
         ("pg_get_triggerdef", 1) => (F::GetTriggerDef, vec![Oid], Text),
         ("pg_get_triggerdef", 2) => (F::GetTriggerDef, vec![Oid, Bool], Text),
         ("pg_get_statisticsobjdef_columns", 1) => (F::GetStatisticsObjDefColumns, vec![Oid], Text),
@@ -183,7 +187,9 @@ pub fn bind_cast(
                     .collect();
                 let (schema, rel) = binder.resolve_schema(&parts)?;
                 match binder.catalog().relation(schema, rel) {
-                    Some(Relation::Table(id)) | Some(Relation::Sequence(id)) => id as u32,
+                    Some(Relation::Table(id) | Relation::Sequence(id) | Relation::View(id)) => {
+                        id as u32
+                    }
                     Some(Relation::Index(t, i)) => binder
                         .catalog()
                         .table(t)

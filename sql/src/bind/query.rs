@@ -1095,6 +1095,13 @@ impl<'a> Binder<'a> {
                 .table(id)
                 .cloned()
                 .ok_or_else(|| PgError::internal("relation without table"))?,
+            Some(Relation::View(id)) => {
+                let view = catalog
+                    .view(id)
+                    .cloned()
+                    .ok_or_else(|| PgError::internal("relation without view"))?;
+                return self.view(&view, alias);
+            }
             Some(_) => {
                 return Err(PgError::new(
                     errors::WRONG_OBJECT_TYPE,
@@ -1103,6 +1110,9 @@ impl<'a> Binder<'a> {
             }
             None => return Err(errors::undefined_table(name)),
         };
+        if !self.depends.contains(&table.id) {
+            self.depends.push(table.id);
+        }
         let qualifier = alias.map_or_else(|| table.name.clone(), |a| names::ident(&a.name));
         let mut columns: Vec<ScopeColumn> = table
             .columns
@@ -1140,6 +1150,68 @@ impl<'a> Binder<'a> {
             estimate: rows.max(1.0),
         };
         Ok((Plan::Scan(Box::new(scan)), Scope::new(columns)))
+    }
+
+    /// A view: its stored query bound as a derived table, in a scope of its
+    /// own (no enclosing columns, no WITH names of the statement).
+    fn view(
+        &mut self,
+        view: &crate::catalog::ViewDesc,
+        alias: Option<&ast::TableAlias>,
+    ) -> PgResult<(Plan, Scope)> {
+        if !self.depends.contains(&view.id) {
+            self.depends.push(view.id);
+        }
+        if self.expanding.contains(&view.id) || self.expanding.len() >= super::VIEW_NESTING_MAX {
+            return Err(PgError::new(
+                SqlState("42P17"),
+                format!(
+                    "infinite recursion detected in rules for relation \"{}\"",
+                    view.name
+                ),
+            ));
+        }
+        let query = parse_view_query(&view.query)?;
+        let levels = std::mem::replace(&mut self.levels, vec![super::Level::default()]);
+        let ctes = std::mem::take(&mut self.ctes);
+        self.expanding.push(view.id);
+        let mut params = Vec::new();
+        let out = self.query(&query, &mut params);
+        self.expanding.pop();
+        self.levels = levels;
+        self.ctes = ctes;
+        let mut out = out?;
+        let types: Vec<Type> = out.columns.iter().map(|c| c.ty).collect();
+        let stored: Vec<Type> = view.columns.iter().map(|c| c.ty).collect();
+        let fits = types.len() == stored.len()
+            && types
+                .iter()
+                .zip(&stored)
+                .all(|(t, s)| t == s || (*t == Type::Unknown && *s == Type::Text));
+        if !fits || !params.is_empty() {
+            return Err(PgError::new(
+                errors::DEPENDENT_OBJECTS_STILL_EXIST,
+                format!(
+                    "view \"{}\" no longer matches the relations it reads; recreate it",
+                    view.name
+                ),
+            ));
+        }
+        if types != stored {
+            out.plan = cast_columns(out.plan, &types, &stored, &mut params)?;
+        }
+        for (c, v) in out.columns.iter_mut().zip(&view.columns) {
+            c.name = v.name.clone();
+            c.ty = v.ty;
+            c.type_modifier = v.typmod;
+        }
+        let name = alias.map_or_else(|| view.name.clone(), |a| names::ident(&a.name));
+        derived_scope(out, Some(&name), alias)
+    }
+
+    /// Binds a view's query as [`Self::view`] does (checking it still binds).
+    pub fn view_rows(&mut self, view: &crate::catalog::ViewDesc) -> PgResult<(Plan, Scope)> {
+        self.view(view, None)
     }
 
     /// Resolves `[db.][schema.]name` to (schema id, name).
@@ -1182,6 +1254,19 @@ impl<'a> Binder<'a> {
             )
         })?;
         Ok((schema.id, name))
+    }
+}
+
+/// A view's stored query text as a query.
+pub fn parse_view_query(text: &str) -> PgResult<ast::Query> {
+    let statements = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .with_recursion_limit(crate::session::PARSER_RECURSION_MAX)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| crate::encoding::corrupt(format!("stored view query: {e}")))?;
+    match statements.into_iter().next() {
+        Some(ast::Statement::Query(q)) => Ok(*q),
+        _ => Err(crate::encoding::corrupt("stored view query is not a query")),
     }
 }
 

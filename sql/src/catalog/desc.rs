@@ -168,6 +168,28 @@ pub struct SequenceDesc {
     pub owner: Option<(DescId, ColumnId)>,
 }
 
+/// A column of a view: its name and type as the view's query returns them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewColumn {
+    pub name: String,
+    pub ty: Type,
+    pub typmod: i32,
+}
+
+/// `CREATE VIEW name AS query`: the query is kept as SQL text (sqlparser's
+/// rendering) and bound again wherever the view is read, as a derived table.
+/// `depends` lists the tables and views it reads, so that dropping or
+/// altering them can refuse (or cascade) as PostgreSQL does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewDesc {
+    pub id: DescId,
+    pub schema_id: DescId,
+    pub name: String,
+    pub query: String,
+    pub columns: Vec<ViewColumn>,
+    pub depends: Vec<DescId>,
+}
+
 impl TableDesc {
     pub fn column(&self, name: &str) -> Option<&ColumnDesc> {
         self.columns.iter().find(|c| c.name == name)

@@ -42,6 +42,7 @@ pub enum Relation {
     Table(DescId),
     Index(DescId, IndexId),
     Sequence(DescId),
+    View(DescId),
 }
 
 /// One version of the catalog.
@@ -53,6 +54,7 @@ pub struct Catalog {
     pub schemas: BTreeMap<DescId, SchemaDesc>,
     pub tables: BTreeMap<DescId, TableRef>,
     pub sequences: BTreeMap<DescId, Rc<SequenceDesc>>,
+    pub views: BTreeMap<DescId, Rc<ViewDesc>>,
     /// `(object oid, sub id)` → comment.
     pub comments: BTreeMap<(DescId, i32), String>,
     /// `(schema id, name)` → relation.
@@ -121,6 +123,35 @@ impl Catalog {
         self.sequences.get(&id)
     }
 
+    pub fn view(&self, id: DescId) -> Option<&Rc<ViewDesc>> {
+        self.views.get(&id)
+    }
+
+    /// The views that read relation `id` directly.
+    pub fn views_on(&self, id: DescId) -> Vec<Rc<ViewDesc>> {
+        self.views
+            .values()
+            .filter(|v| v.depends.contains(&id))
+            .cloned()
+            .collect()
+    }
+
+    /// The views that read relation `id`, directly or through other views,
+    /// dependents after the views they read (the order to drop in reverse).
+    pub fn views_on_transitively(&self, id: DescId) -> Vec<Rc<ViewDesc>> {
+        let mut out: Vec<Rc<ViewDesc>> = Vec::new();
+        let mut pending = vec![id];
+        while let Some(next) = pending.pop() {
+            for v in self.views_on(next) {
+                if !out.iter().any(|o| o.id == v.id) {
+                    pending.push(v.id);
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
     /// Tables in a schema, by name.
     pub fn tables_in(&self, schema: DescId) -> impl Iterator<Item = &TableRef> {
         self.tables.values().filter(move |t| t.schema_id == schema)
@@ -156,6 +187,10 @@ impl Catalog {
             self.relations
                 .insert((s.schema_id, s.name.clone()), Relation::Sequence(s.id));
         }
+        for v in self.views.values() {
+            self.relations
+                .insert((v.schema_id, v.name.clone()), Relation::View(v.id));
+        }
     }
 
     /// Reads every descriptor through `txn` (one batch of scans).
@@ -173,6 +208,7 @@ impl Catalog {
             &CONSTRAINTS,
             &SEQUENCES,
             &COMMENTS,
+            &VIEWS,
         ];
         let spans: Vec<Span> = tables.iter().map(|t| t.span()).collect();
         let results = crate::kv_util::scan_spans(txn, spans).await?;
@@ -225,6 +261,10 @@ impl Catalog {
                         let s = decode_sequence(&key, &row)?;
                         catalog.sequences.insert(s.id, Rc::new(s));
                     }
+                    11 => {
+                        let v = decode_view(&key, &row)?;
+                        catalog.views.insert(v.id, Rc::new(v));
+                    }
                     _ => {
                         let object = id(&key[0], "comment object")?;
                         let sub = int(&key[1], "comment sub id")? as i32;
@@ -250,6 +290,14 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// A copy with `view` added or replaced (checking view definitions).
+    pub fn with_view(&self, view: ViewDesc) -> Catalog {
+        let mut next = self.shallow_clone();
+        next.views.insert(view.id, Rc::new(view));
+        next.index_names();
+        next
+    }
+
     /// A copy with `table` added or replaced (used to check DDL in memory).
     pub fn with_table(&self, table: TableDesc) -> Catalog {
         let mut next = self.shallow_clone();
@@ -265,6 +313,7 @@ impl Catalog {
             schemas: self.schemas.clone(),
             tables: self.tables.clone(),
             sequences: self.sequences.clone(),
+            views: self.views.clone(),
             comments: self.comments.clone(),
             relations: self.relations.clone(),
         }

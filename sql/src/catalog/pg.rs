@@ -4,7 +4,7 @@
 //! `\di`, `\dn` and common drivers read; columns TellerDB has no concept
 //! for hold PostgreSQL's neutral values (no tablespaces, no ACLs, no
 //! triggers). Tables that stay empty (policies, triggers, publications,
-//! inheritance) exist so that the queries naming them run.
+//! inheritance, rules) exist so that the queries naming them run.
 //!
 //! Arrays are text in PostgreSQL's array literal form (`{1,2}`); the
 //! `array` column of a definition records the element type for subscripts.
@@ -16,7 +16,7 @@
 
 use teller_net::types::{Type, Value};
 
-use super::{Catalog, DescId, FkAction, TableDesc};
+use super::{Catalog, DescId, FkAction, TableDesc, ViewDesc};
 use crate::encoding::key::{Direction, Nulls};
 use crate::vars::Vars;
 
@@ -447,6 +447,18 @@ pub static DEFS: &[VirtualDef] = &[
     },
     VirtualDef {
         schema: "pg_catalog",
+        name: "pg_rewrite",
+        columns: &[
+            c("oid", O),
+            c("rulename", N),
+            c("ev_class", O),
+            c("ev_type", T),
+            c("ev_enabled", T),
+            c("is_instead", B),
+        ],
+    },
+    VirtualDef {
+        schema: "pg_catalog",
         name: "pg_inherits",
         columns: &[
             c("inhrelid", O),
@@ -492,6 +504,32 @@ pub static DEFS: &[VirtualDef] = &[
             c("catalog_name", N),
             c("schema_name", N),
             c("schema_owner", N),
+        ],
+    },
+    VirtualDef {
+        schema: "pg_catalog",
+        name: "pg_views",
+        columns: &[
+            c("schemaname", N),
+            c("viewname", N),
+            c("viewowner", N),
+            c("definition", T),
+        ],
+    },
+    VirtualDef {
+        schema: "information_schema",
+        name: "views",
+        columns: &[
+            c("table_catalog", N),
+            c("table_schema", N),
+            c("table_name", N),
+            c("view_definition", T),
+            c("check_option", T),
+            c("is_updatable", T),
+            c("is_insertable_into", T),
+            c("is_trigger_updatable", T),
+            c("is_trigger_deletable", T),
+            c("is_trigger_insertable_into", T),
         ],
     },
     VirtualDef {
@@ -626,6 +664,51 @@ fn tables<'c>(cx: &VirtualCx<'c>) -> Vec<(&'c TableDesc, String)> {
                 .map(|(_, n)| (&**t, n.clone()))
         })
         .collect()
+}
+
+/// `character_maximum_length`, `numeric_precision`, `numeric_scale` of
+/// information_schema.columns.
+fn column_sizes(ty: Type, typmod: i32) -> (Value, Value, Value) {
+    let m = typmod - 4;
+    match ty {
+        Type::Varchar | Type::Bpchar if typmod >= 4 => (Value::Int4(m), Value::Null, Value::Null),
+        Type::Numeric if typmod >= 4 => {
+            (Value::Null, Value::Int4(m >> 16), Value::Int4(m & 0xFFFF))
+        }
+        Type::Int2 => (Value::Null, Value::Int4(16), Value::Int4(0)),
+        Type::Int4 => (Value::Null, Value::Int4(32), Value::Int4(0)),
+        Type::Int8 => (Value::Null, Value::Int4(64), Value::Int4(0)),
+        _ => (Value::Null, Value::Null, Value::Null),
+    }
+}
+
+/// `data_type` of information_schema.columns.
+fn data_type_name(ty: Type, typmod: i32) -> String {
+    match ty {
+        Type::Varchar | Type::Bpchar | Type::Numeric => format_type(ty, -1),
+        other => format_type(other, typmod),
+    }
+}
+
+/// Views of the session's database, with their schema name.
+fn views<'c>(cx: &VirtualCx<'c>) -> Vec<(&'c ViewDesc, String)> {
+    let schemas = schemas(cx);
+    cx.catalog
+        .views
+        .values()
+        .filter_map(|v| {
+            schemas
+                .iter()
+                .find(|(id, _)| *id == v.schema_id)
+                .map(|(_, n)| (&**v, n.clone()))
+        })
+        .collect()
+}
+
+/// `pg_get_viewdef`: the stored query, as PostgreSQL prints it (a leading
+/// space, a trailing semicolon), though in sqlparser's layout.
+pub fn view_def(v: &ViewDesc) -> String {
+    format!(" {};", v.query)
 }
 
 /// The attribute number of a column: its column id, stable across
@@ -890,6 +973,22 @@ pub fn rows(table: VirtualTable, cx: &VirtualCx<'_>) -> Vec<Vec<Value>> {
                     1.0,
                 ));
             }
+            for (v, _) in views(cx) {
+                let mut row = class_row(
+                    v.id,
+                    &v.name,
+                    v.schema_id,
+                    "v",
+                    0,
+                    v.columns.len() as i16,
+                    0,
+                    false,
+                    -1.0,
+                );
+                // A view is a `_RETURN` rule in PostgreSQL.
+                row[RELHASRULES] = Value::Bool(true);
+                out.push(row);
+            }
         }
         ("pg_catalog", "pg_attribute") => {
             for (t, _) in tables(cx) {
@@ -960,6 +1059,39 @@ pub fn rows(table: VirtualTable, cx: &VirtualCx<'_>) -> Vec<Vec<Value>> {
                             Value::Null,
                         ]);
                     }
+                }
+            }
+            for (v, _) in views(cx) {
+                for (i, c) in v.columns.iter().enumerate() {
+                    out.push(vec![
+                        oid(v.id),
+                        name(&c.name),
+                        oid(c.ty.oid().into()),
+                        Value::Int4(-1),
+                        Value::Int2(type_len(c.ty)),
+                        Value::Int2(i as i16 + 1),
+                        Value::Int4(0),
+                        Value::Int4(c.typmod),
+                        bool_(type_len(c.ty) > 0),
+                        text("i"),
+                        text(if type_len(c.ty) > 0 { "p" } else { "x" }),
+                        text(""),
+                        bool_(false),
+                        bool_(false),
+                        bool_(false),
+                        text(""),
+                        text(""),
+                        bool_(false),
+                        bool_(true),
+                        Value::Int4(0),
+                        oid(if is_collatable(c.ty) {
+                            DEFAULT_COLLATION_OID.into()
+                        } else {
+                            0
+                        }),
+                        Value::Null,
+                        Value::Null,
+                    ]);
                 }
             }
         }
@@ -1274,27 +1406,48 @@ pub fn rows(table: VirtualTable, cx: &VirtualCx<'_>) -> Vec<Vec<Value>> {
                     text("NO"),
                 ]);
             }
+            for (v, schema) in views(cx) {
+                out.push(vec![
+                    name(cx.database),
+                    name(&schema),
+                    name(&v.name),
+                    text("VIEW"),
+                    text("NO"),
+                    text("NO"),
+                ]);
+            }
+        }
+        ("pg_catalog", "pg_views") => {
+            for (v, schema) in views(cx) {
+                out.push(vec![
+                    name(&schema),
+                    name(&v.name),
+                    name(cx.user),
+                    text(&view_def(v)),
+                ]);
+            }
+        }
+        ("information_schema", "views") => {
+            for (v, schema) in views(cx) {
+                out.push(vec![
+                    name(cx.database),
+                    name(&schema),
+                    name(&v.name),
+                    text(&view_def(v)),
+                    text("NONE"),
+                    text("NO"),
+                    text("NO"),
+                    text("NO"),
+                    text("NO"),
+                    text("NO"),
+                ]);
+            }
         }
         ("information_schema", "columns") => {
             for (t, schema) in tables(cx) {
                 for (i, c) in t.columns.iter().filter(|c| !c.hidden).enumerate() {
-                    let m = c.typmod - 4;
-                    let (length, precision, scale) = match c.ty {
-                        Type::Varchar | Type::Bpchar if c.typmod >= 4 => {
-                            (Value::Int4(m), Value::Null, Value::Null)
-                        }
-                        Type::Numeric if c.typmod >= 4 => {
-                            (Value::Null, Value::Int4(m >> 16), Value::Int4(m & 0xFFFF))
-                        }
-                        Type::Int2 => (Value::Null, Value::Int4(16), Value::Int4(0)),
-                        Type::Int4 => (Value::Null, Value::Int4(32), Value::Int4(0)),
-                        Type::Int8 => (Value::Null, Value::Int4(64), Value::Int4(0)),
-                        _ => (Value::Null, Value::Null, Value::Null),
-                    };
-                    let data_type = match c.ty {
-                        Type::Varchar | Type::Bpchar | Type::Numeric => format_type(c.ty, -1),
-                        other => format_type(other, c.typmod),
-                    };
+                    let (length, precision, scale) = column_sizes(c.ty, c.typmod);
+                    let data_type = data_type_name(c.ty, c.typmod);
                     out.push(vec![
                         name(cx.database),
                         name(&schema),
@@ -1314,6 +1467,27 @@ pub fn rows(table: VirtualTable, cx: &VirtualCx<'_>) -> Vec<Vec<Value>> {
                             Some(super::Identity::ByDefault) => text("BY DEFAULT"),
                             None => Value::Null,
                         },
+                    ]);
+                }
+            }
+            for (v, schema) in views(cx) {
+                for (i, c) in v.columns.iter().enumerate() {
+                    let (length, precision, scale) = column_sizes(c.ty, c.typmod);
+                    out.push(vec![
+                        name(cx.database),
+                        name(&schema),
+                        name(&v.name),
+                        name(&c.name),
+                        Value::Int4(i as i32 + 1),
+                        Value::Null,
+                        text("YES"),
+                        text(&data_type_name(c.ty, c.typmod)),
+                        length,
+                        precision,
+                        scale,
+                        name(c.ty.name()),
+                        text("NO"),
+                        Value::Null,
                     ]);
                 }
             }
@@ -1377,6 +1551,8 @@ pub fn rows(table: VirtualTable, cx: &VirtualCx<'_>) -> Vec<Vec<Value>> {
     out
 }
 
+/// Position of `relhasrules` in a pg_class row.
+const RELHASRULES: usize = 19;
 /// Position of `relhastriggers` in a pg_class row.
 const RELHASTRIGGERS: usize = 20;
 

@@ -19,6 +19,7 @@
 //! | 8 | sequence values | id | last_value, is_called |
 //! | 9 | meta | name | value |
 //! | 10 | comments | object oid, sub id | text |
+//! | 11 | views | id | schema_id, name, query, columns, depends |
 //!
 //! Lists inside a row (index columns, constraint columns) are short text
 //! forms such as `3:a:l,1:d:f`: readable in a key dump, and parsed strictly.
@@ -121,6 +122,12 @@ pub const COMMENTS: SystemTable = SystemTable {
     id: 10,
     key: &[Type::Int8, Type::Int4],
     row: &[Type::Text],
+};
+
+pub const VIEWS: SystemTable = SystemTable {
+    id: 11,
+    key: &[Type::Int8],
+    row: &[Type::Int8, Type::Text, Type::Text, Type::Text, Type::Text],
 };
 
 /// The meta entry holding the catalog version.
@@ -572,6 +579,89 @@ pub fn decode_sequence(key: &[Value], row: &[Value]) -> PgResult<SequenceDesc> {
         max: int(&row[5], "max")?,
         cycle: boolean(&row[6], "cycle")?,
         owner,
+    })
+}
+
+/// A view's columns as text: one `type oid:typmod:name` per line, the name
+/// with `\\` and newlines escaped.
+fn view_columns_text(columns: &[ViewColumn]) -> String {
+    columns
+        .iter()
+        .map(|c| {
+            let name = c.name.replace('\\', "\\\\").replace('\n', "\\n");
+            format!("{}:{}:{name}", c.ty.oid(), c.typmod)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn parse_view_columns(text: &str) -> PgResult<Vec<ViewColumn>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split('\n')
+        .map(|line| {
+            let bad = || corrupt(format!("view column {line:?}"));
+            let mut parts = line.splitn(3, ':');
+            let oid: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+            let typmod: i32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+            let raw = parts.next().ok_or_else(bad)?;
+            let mut name = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    match chars.next() {
+                        Some('n') => name.push('\n'),
+                        Some('\\') => name.push('\\'),
+                        _ => return Err(bad()),
+                    }
+                } else {
+                    name.push(c);
+                }
+            }
+            Ok(ViewColumn {
+                name,
+                ty: Type::from_oid(oid).ok_or_else(bad)?,
+                typmod,
+            })
+        })
+        .collect()
+}
+
+pub fn view_kv(v: &ViewDesc) -> PgResult<(Bytes, Bytes)> {
+    let depends: Vec<String> = v.depends.iter().map(|d| d.to_string()).collect();
+    Ok((
+        VIEWS.key(&[Value::Int8(v.id as i64)])?,
+        VIEWS.value(&[
+            Value::Int8(v.schema_id as i64),
+            Value::Text(v.name.clone()),
+            Value::Text(v.query.clone()),
+            Value::Text(view_columns_text(&v.columns)),
+            Value::Text(depends.join(",")),
+        ])?,
+    ))
+}
+
+pub fn decode_view(key: &[Value], row: &[Value]) -> PgResult<ViewDesc> {
+    let depends_text = text(&row[4], "view depends")?;
+    let depends = if depends_text.is_empty() {
+        Vec::new()
+    } else {
+        depends_text
+            .split(',')
+            .map(|d| {
+                d.parse()
+                    .map_err(|_| corrupt(format!("view dependency {d:?}")))
+            })
+            .collect::<PgResult<Vec<DescId>>>()?
+    };
+    Ok(ViewDesc {
+        id: id(&key[0], "view id")?,
+        schema_id: id(&row[0], "view schema")?,
+        name: text(&row[1], "view name")?,
+        query: text(&row[2], "view query")?,
+        columns: parse_view_columns(&text(&row[3], "view columns")?)?,
+        depends,
     })
 }
 

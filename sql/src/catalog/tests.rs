@@ -187,3 +187,37 @@ fn corrupt_descriptor_rows_are_data_corrupted_errors() {
         assert_eq!(error.code, crate::encoding::DATA_CORRUPTED);
     });
 }
+
+#[test]
+fn view_descriptors_round_trip() {
+    let view = ViewDesc {
+        id: 123,
+        schema_id: 51,
+        name: "odd view".into(),
+        query: "SELECT a AS \"x:y\" FROM t".into(),
+        columns: vec![
+            ViewColumn {
+                name: "x:y".into(),
+                ty: Type::Numeric,
+                typmod: ((8 << 16) | 2) + 4,
+            },
+            ViewColumn {
+                name: "back\\slash\nnew line".into(),
+                ty: Type::Text,
+                typmod: -1,
+            },
+        ],
+        depends: vec![100, 101],
+    };
+    let (key, value) = system::view_kv(&view).unwrap();
+    let (k, row) = system::VIEWS.decode(&key, &value).unwrap();
+    assert_eq!(system::decode_view(&k, &row).unwrap(), view);
+    let empty = ViewDesc {
+        columns: Vec::new(),
+        depends: Vec::new(),
+        ..view
+    };
+    let (key, value) = system::view_kv(&empty).unwrap();
+    let (k, row) = system::VIEWS.decode(&key, &value).unwrap();
+    assert_eq!(system::decode_view(&k, &row).unwrap(), empty);
+}

@@ -98,6 +98,12 @@ fn delete_table(
     Ok(())
 }
 
+fn delete_view(batch: &mut Batch, id: DescId) -> PgResult<()> {
+    batch.delete(system::VIEWS.key(&[Value::Int8(id as i64)])?);
+    batch.delete_range(system::COMMENTS.prefix_span(&[Value::Int8(id as i64)])?);
+    Ok(())
+}
+
 /// Applies a DDL statement.
 pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> PgResult<()> {
     let mut batch = Batch::new();
@@ -130,9 +136,25 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
             }
             write_table(&mut batch, None, &t)?;
         }
-        DdlOp::DropTables { tables } => {
+        DdlOp::DropTables { tables, views } => {
             for &id in tables {
                 delete_table(catalog, &mut batch, id, tables)?;
+            }
+            for &id in views {
+                delete_view(&mut batch, id)?;
+            }
+        }
+        DdlOp::CreateView(view) => {
+            let mut v = (**view).clone();
+            if v.id == 0 {
+                v.id = allocate_ids(cx, 1).await?;
+            }
+            let (k, value) = system::view_kv(&v)?;
+            batch.put(k, value);
+        }
+        DdlOp::DropViews(ids) => {
+            for &id in ids {
+                delete_view(&mut batch, id)?;
             }
         }
         DdlOp::CreateIndex { table, index } => {
@@ -188,6 +210,11 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
                 .collect();
             for &id in &tables {
                 delete_table(catalog, &mut batch, id, &tables)?;
+            }
+            for view in catalog.views.values() {
+                if schemas.contains(&view.schema_id) {
+                    delete_view(&mut batch, view.id)?;
+                }
             }
             for seq in catalog.sequences.values() {
                 if schemas.contains(&seq.schema_id) {

@@ -42,6 +42,9 @@ fn relation_name(catalog: &Catalog, oid: u64) -> Option<(String, u64)> {
     if let Some(s) = catalog.sequence(oid) {
         return Some((s.name.clone(), s.schema_id));
     }
+    if let Some(v) = catalog.view(oid) {
+        return Some((v.name.clone(), v.schema_id));
+    }
     catalog.tables.values().find_map(|t| {
         t.all_indexes()
             .find(|i| i.oid == oid)
@@ -123,6 +126,10 @@ pub fn call(env: &Env<'_>, func: CatalogFn, args: &[Value]) -> PgResult<Value> {
             });
             found.map_or(Value::Null, Value::Text)
         }
+        CatalogFn::GetViewDef => match catalog.view(oid_of(arg(0)).unwrap_or(0)) {
+            Some(v) => Value::Text(pg::view_def(v)),
+            None => Value::Null,
+        },
         CatalogFn::GetConstraintDef => match constraint(catalog, oid_of(arg(0)).unwrap_or(0)) {
             Some((t, row)) => Value::Text(pg::constraint_def(t, &row, catalog)),
             None => Value::Null,
@@ -177,7 +184,9 @@ pub fn call(env: &Env<'_>, func: CatalogFn, args: &[Value]) -> PgResult<Value> {
             .get(&(oid_of(arg(0)).unwrap_or(0), 0))
             .map_or(Value::Null, |c| Value::Text(c.clone())),
         CatalogFn::RelationIsPublishable | CatalogFn::IsInRecovery => Value::Bool(false),
-        CatalogFn::GetTriggerDef | CatalogFn::GetStatisticsObjDefColumns => Value::Null,
+        CatalogFn::GetTriggerDef
+        | CatalogFn::GetRuleDef
+        | CatalogFn::GetStatisticsObjDefColumns => Value::Null,
         CatalogFn::SizePretty => match arg(0) {
             Value::Int8(n) => Value::Text(size_pretty(*n)),
             _ => Value::Null,
@@ -263,7 +272,9 @@ pub fn call(env: &Env<'_>, func: CatalogFn, args: &[Value]) -> PgResult<Value> {
                 .schema(db, schema.unwrap_or(crate::catalog::PUBLIC_SCHEMA))
                 .map_or(0, |s| s.id);
             match catalog.relation(schema_id, rel) {
-                Some(Relation::Table(id)) | Some(Relation::Sequence(id)) => Value::Oid(id as u32),
+                Some(Relation::Table(id) | Relation::Sequence(id) | Relation::View(id)) => {
+                    Value::Oid(id as u32)
+                }
                 Some(Relation::Index(t, i)) => catalog
                     .table(t)
                     .and_then(|t| t.index(i))
