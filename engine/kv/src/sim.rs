@@ -104,6 +104,7 @@ struct SimState {
     timers: RefCell<BTreeMap<(u64, u64), Waker>>,
     next_timer: Cell<u64>,
     killed: RefCell<HashSet<u32>>,
+    shut_down: Cell<bool>,
     step_jitter_nanos: u64,
 }
 
@@ -127,6 +128,7 @@ impl Sim {
                 timers: RefCell::new(BTreeMap::new()),
                 next_timer: Cell::new(0),
                 killed: RefCell::new(HashSet::new()),
+                shut_down: Cell::new(false),
                 step_jitter_nanos: u64::try_from(step_jitter.as_nanos()).unwrap_or(u64::MAX),
             }),
         }
@@ -157,7 +159,7 @@ impl Sim {
     /// Runs `future` as a task of `group` (dropped at once if the group was
     /// killed).
     pub fn spawn(&self, group: u32, future: LocalBoxFuture<'static, ()>) {
-        if self.state.killed.borrow().contains(&group) {
+        if self.state.shut_down.get() || self.state.killed.borrow().contains(&group) {
             return;
         }
         let id = self.state.next_task.get();
@@ -190,6 +192,23 @@ impl Sim {
             // Dropped outside the borrow: a drop may spawn (and be refused).
             drop(task);
         }
+    }
+
+    /// Drops every task and timer and refuses new tasks: the end of a
+    /// simulation. Tasks hold the simulator through their environments, so
+    /// without this a finished simulation's pending tasks (heartbeat loops,
+    /// a store's background work) would keep it all alive.
+    pub fn shutdown(&self) {
+        self.state.shut_down.set(true);
+        let tasks = std::mem::take(&mut *self.state.tasks.borrow_mut());
+        drop(tasks);
+        let timers = std::mem::take(&mut *self.state.timers.borrow_mut());
+        drop(timers);
+        self.state
+            .ready
+            .lock()
+            .expect("sim ready set poisoned")
+            .clear();
     }
 
     pub fn revive(&self, group: u32) {
@@ -518,6 +537,13 @@ pub struct SimCluster {
     clocks: Vec<Rc<RefCell<Hlc>>>,
     skews: Vec<i64>,
     next_gateway: Cell<u32>,
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        // Pending tasks hold the simulator, the stores and their engines.
+        self.sim.shutdown();
+    }
 }
 
 impl SimCluster {
