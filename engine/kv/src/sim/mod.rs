@@ -21,6 +21,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+mod disk;
+
+pub use disk::StoreDisk;
+
 use teller_storage::disk::{SimDisk, SimDiskOptions};
 use teller_storage::sst::TableOptions;
 use teller_storage::wal::WalConfig;
@@ -522,9 +526,12 @@ const SIM_STORE_DIR: &str = "/store";
 struct Slot {
     engine: Rc<dyn Engine>,
     log: Rc<dyn Replication>,
+    /// The simulated disk (it outlives every life of the store).
     disk: Option<SimDisk>,
-    lsm: Option<Rc<LsmEngine<SimDisk>>>,
-    raft: Option<Rc<RaftReplication<SimDisk>>>,
+    /// This life's handle on it, fenced when the store crashes.
+    store_disk: Option<StoreDisk>,
+    lsm: Option<Rc<LsmEngine<StoreDisk>>>,
+    raft: Option<Rc<RaftReplication<StoreDisk>>>,
 }
 
 /// Stores (one per simulated shard), their ranges, a transport, and clients.
@@ -632,6 +639,7 @@ impl SimCluster {
                     log: Rc::new(DirectApply::new(engine.clone())),
                     engine,
                     disk: None,
+                    store_disk: None,
                     lsm: None,
                     raft: None,
                 }
@@ -651,7 +659,8 @@ impl SimCluster {
         let raft_mode = backend == Backend::Raft;
         let config = sim_lsm_config(raft_mode, self.sim.random_u64());
         let seed = self.sim.random_u64();
-        let d = disk.clone();
+        let store_disk = StoreDisk::new(disk.clone());
+        let d = store_disk.clone();
         let open_env = env.clone();
         let (lsm, raft) = self.sim.block_on(id, Duration::from_secs(10), async move {
             let dir = std::path::Path::new(SIM_STORE_DIR);
@@ -679,7 +688,7 @@ impl SimCluster {
             id,
             Box::pin(async move { background.run_background().await }),
         );
-        let (engine, log): (Rc<LsmEngine<SimDisk>>, Rc<dyn Replication>) = match &raft {
+        let (engine, log): (Rc<LsmEngine<StoreDisk>>, Rc<dyn Replication>) = match &raft {
             Some(raft) => {
                 let runner = raft.clone();
                 self.sim
@@ -696,6 +705,7 @@ impl SimCluster {
             engine: engine.clone(),
             log,
             disk: Some(disk),
+            store_disk: Some(store_disk),
             lsm: Some(engine),
             raft,
         }
@@ -738,7 +748,7 @@ impl SimCluster {
     }
 
     /// Store `store`'s Raft host ([`Backend::Raft`]).
-    pub fn raft(&self, store: StoreId) -> Option<Rc<RaftReplication<SimDisk>>> {
+    pub fn raft(&self, store: StoreId) -> Option<Rc<RaftReplication<StoreDisk>>> {
         self.slots.borrow()[store as usize].raft.clone()
     }
 
@@ -772,6 +782,9 @@ impl SimCluster {
             }
             if let Some(lsm) = &slot.lsm {
                 lsm.fence();
+            }
+            if let Some(store_disk) = &slot.store_disk {
+                store_disk.fence();
             }
             slot.disk.clone()
         };
