@@ -16,6 +16,8 @@ command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev
 # scripts/compare-postgres.sh also drives sysbench (oltp_point_select,
 # oltp_read_write) with its pgsql driver.
 command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
+# The callgrind benchmarks (benches/, gungraun) run under valgrind.
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 
@@ -34,5 +36,13 @@ fi
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+# gungraun's runner must match the gungraun library version in Cargo.lock;
+# `cargo test --all-targets` runs the callgrind bench targets through it.
+gungraun_version="$(awk '/^name = "gungraun"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)"
+if [ -n "$gungraun_version" ] \
+  && ! gungraun-runner --version 2>/dev/null | grep -qF "$gungraun_version"; then
+  echo "install-deps: installing gungraun-runner $gungraun_version (a few minutes, once)"
+  cargo install gungraun-runner --version "$gungraun_version" --locked --quiet
 fi
 echo "install-deps: ok ($(cargo --version), $(psql --version))"

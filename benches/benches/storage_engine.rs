@@ -28,6 +28,9 @@ use teller_storage::{Engine, EngineConfig};
 
 /// Locked memory for glommio's I/O buffers (the common limit is 8 MiB).
 const IO_MEMORY_BYTES: usize = 4 << 20;
+/// Keys and sequential megabytes of the smoke run in the test suite.
+const SMOKE_KEYS: u64 = 5_000;
+const SMOKE_SEQ_MB: u64 = 8;
 /// Operations between two yields of the foreground to the background queue.
 const YIELD_EVERY_OPS: u64 = 32;
 
@@ -59,6 +62,14 @@ fn parse() -> Result<Args, String> {
         pin: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Without `--bench` this runs as a test target (`cargo test
+    // --all-targets`): every workload once at a tiny scale, so the benchmark
+    // cannot rot, in seconds.
+    if !args.iter().any(|a| a == "--bench") {
+        a.bench.keys = SMOKE_KEYS;
+        a.seq_mb = SMOKE_SEQ_MB;
+        a.dir = std::env::temp_dir().join("teller-storage-smoke");
+    }
     let mut i = 0;
     while i < args.len() {
         let flag = args[i].as_str();

@@ -148,6 +148,9 @@ pub struct SqlSession<H: Host> {
     rng: RefCell<rand::rngs::StdRng>,
     /// SQL-level prepared statements (`PREPARE`), by name.
     prepared: HashMap<String, Statement>,
+    /// A statement failed to bind for a name the shard's cached catalog
+    /// may not know yet: refresh the cache before the next statement runs.
+    stale_suspect: bool,
 }
 
 /// Most SQL-level prepared statements per session.
@@ -199,6 +202,7 @@ impl<H: Host> SqlSession<H> {
             local_restore: Vec::new(),
             events: Vec::new(),
             prepared: HashMap::new(),
+            stale_suspect: false,
         })
     }
 
@@ -633,15 +637,23 @@ impl<H: Host> SqlSession<H> {
     ) -> PgResult<Completion> {
         let in_block = self.tx == TxState::InBlock;
         let mut implicit = None;
+        let mut version_check = None;
         let catalog = if in_block {
             self.block_catalog().await?
         } else {
             let mut txn = self.host.kv().begin(self.txn_options()).await?;
             let bound = self.ensure_bound(&portal.statement)?;
-            let catalog = if bound.needs_data {
-                cache::current(&mut txn, self.host.sql_shard().catalog()).await?
-            } else {
+            let schema_change = matches!(bound.bound.command, Command::Ddl(_));
+            let latest = self.host.sql_shard().catalog().latest();
+            let catalog = if !bound.needs_data {
                 bound.catalog.clone()
+            } else if !schema_change && Rc::ptr_eq(&latest, &bound.catalog) {
+                // Planned against the newest catalog the shard knows: the
+                // statement's first batch confirms the version.
+                version_check = Some(latest.version);
+                latest
+            } else {
+                cache::current(&mut txn, self.host.sql_shard().catalog()).await?
             };
             implicit = Some(txn);
             catalog
@@ -672,7 +684,10 @@ impl<H: Host> SqlSession<H> {
                 }),
             },
             bound,
-            state: RunState::default(),
+            state: RunState {
+                version_check: std::cell::Cell::new(version_check),
+                ..RunState::default()
+            },
             now_micros: self.host.now_micros(),
             pending: VecDeque::new(),
             implicit,
@@ -1056,7 +1071,22 @@ impl<H: Host> Session for SqlSession<H> {
             }
             let is_data = statement.inner.control.is_none();
             if single && is_data {
-                self.ensure_bound(&statement)?;
+                if let Err(e) = self.ensure_bound(&statement) {
+                    // The shard's catalog may be behind DDL committed
+                    // elsewhere: make sure the next statement sees it.
+                    let names_something = [
+                        SqlState::UNDEFINED_TABLE,
+                        SqlState::UNDEFINED_COLUMN,
+                        SqlState::UNDEFINED_FUNCTION,
+                        SqlState::UNDEFINED_OBJECT,
+                        crate::errors::INVALID_SCHEMA_NAME,
+                        SqlState::INVALID_CATALOG_NAME,
+                    ];
+                    if names_something.contains(&e.code) && self.tx == TxState::Idle {
+                        self.stale_suspect = true;
+                    }
+                    return Err(e);
+                }
             }
             out.push(statement);
         }
@@ -1151,6 +1181,9 @@ impl<H: Host> Session for SqlSession<H> {
         if portal.running.is_some() {
             return self.pull(portal, max_rows, out).await;
         }
+        if std::mem::take(&mut self.stale_suspect) {
+            self.refresh_catalog().await?;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -1160,7 +1193,11 @@ impl<H: Host> Session for SqlSession<H> {
                         && self.tx == TxState::Idle
                         && attempt < IMPLICIT_RETRIES_MAX =>
                 {
-                    // Nothing reached the client yet: run it again.
+                    // Nothing reached the client yet: run it again, with
+                    // the newest catalog (the failure may be a schema
+                    // change the statement's first batch detected).
+                    portal.running = None;
+                    self.refresh_catalog().await?;
                     out.clear();
                     portal.running = None;
                     portal.buffered = None;

@@ -334,3 +334,35 @@ fn generate_series_vacuum_and_the_pgbench_load() {
         .join("\n");
     assert!(plan.contains("spans: /7"), "{plan}");
 }
+
+#[test]
+fn a_shard_with_a_stale_catalog_catches_up() {
+    // Two shards' SQL state over one store, as the routed KV client will
+    // give them: DDL on one is seen by the other's next statements.
+    let node = Node::new();
+    let other_shard = support::Node {
+        kv: node.kv.clone(),
+        shard: teller_sql::SqlShard::new(),
+        now: node.now.clone(),
+    };
+    let mut a = node.session();
+    let mut b = other_shard.session();
+    a.exec("create table t (id int primary key, v int)");
+    a.exec("insert into t values (1, 1)");
+    // B's shard has not seen the table: the first Parse fails, and the
+    // failure makes the session refresh its shard's catalog.
+    assert_eq!(b.code("select count(*) from t"), "42P01");
+    b.exec("select 1");
+    assert_eq!(b.query("select count(*) from t"), vec!["1"]);
+    // A schema change under a statement planned against the cached catalog
+    // is caught by its first batch; the statement runs again.
+    a.exec("alter table t add column w int default 5");
+    assert_eq!(b.exec("insert into t (id, v) values (2, 2)"), "INSERT 0 1");
+    assert_eq!(
+        a.query("select id, w from t order by id"),
+        vec!["1|5", "2|5"]
+    );
+    b.exec("select 1");
+    let out = b.run("select * from t where id = 2").unwrap();
+    assert_eq!(out.columns.unwrap().len(), 3);
+}

@@ -32,7 +32,10 @@ impl Persisted {
                 "write leaves a gap at {}",
                 first.index
             );
-            self.entries.retain(|e| e.index < first.index);
+            // Entries are sorted by index: cut at the first one replaced
+            // (a binary search, so appending stays cheap on long logs).
+            let keep = self.entries.partition_point(|e| e.index < first.index);
+            self.entries.truncate(keep);
             self.entries.extend(entries.iter().cloned());
         }
         if let Some(hs) = hard_state {

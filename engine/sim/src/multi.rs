@@ -44,8 +44,9 @@ const FSYNC_US: (u64, u64) = (300, 1_500);
 const CLOCK_OFFSET_MAX_US: u64 = 5_000;
 /// Client request timeout before retrying at another shard, µs.
 const CLIENT_TIMEOUT_US: u64 = 2_000_000;
-/// Applied entries between compactions of a range.
-const COMPACT_EVERY: u64 = 50;
+/// Applied entries between compactions of a range in sweeps: often, so
+/// that snapshots are installed and compacted logs recovered.
+pub const COMPACT_EVERY_SWEEP: u64 = 50;
 /// Events between durability checks.
 const DURABILITY_CHECK_EVENTS: u64 = 512;
 /// A runaway run is a failure, not a hang.
@@ -67,6 +68,9 @@ pub struct MultiOptions {
     /// Run the per-range checkers (costly for huge group counts).
     pub checks: bool,
     pub quiesce: bool,
+    /// Applied entries between compactions of a range (each encodes the
+    /// range's whole list: keep it large when the lists grow long).
+    pub compact_every: u64,
     pub trace: bool,
 }
 
@@ -83,6 +87,7 @@ impl MultiOptions {
             faults: true,
             checks: true,
             quiesce: rng.below(4) != 0,
+            compact_every: COMPACT_EVERY_SWEEP,
             trace: false,
         }
     }
@@ -557,8 +562,9 @@ impl MultiSim {
     }
 
     fn maybe_compact(&mut self, id: NodeId, range: RangeId) {
+        let every = self.opts.compact_every;
         let ra = self.shard(id).apps.entry(range).or_default();
-        if ra.applied < ra.last_compact + COMPACT_EVERY {
+        if ra.applied < ra.last_compact + every {
             return;
         }
         let data = ra.app.encode();

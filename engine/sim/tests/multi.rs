@@ -34,6 +34,7 @@ fn benchmark_scenario_with_tiny_inputs() {
         faults: false,
         checks: true,
         quiesce: true,
+        compact_every: teller_sim::multi::COMPACT_EVERY_SWEEP,
         trace: false,
     };
     let (report, _) = run_multi(1, opts);

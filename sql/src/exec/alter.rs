@@ -13,7 +13,7 @@ use crate::bind::alter::{AlterWork, FillValue};
 use crate::catalog::{SequenceDesc, TableRef};
 use crate::encoding::key::index_prefix;
 use crate::errors;
-use crate::kv::{Batch, Kv, KvError, KvTxn, Response, ScanRequest, Span};
+use crate::kv::{Batch, Kv, KvError, Response, ScanRequest, Span};
 use crate::table::TableCodec;
 
 /// Rows read per batch while altering.
@@ -32,7 +32,7 @@ async fn for_each_batch<K: Kv>(
         request.limit_rows = Some(ALTER_BATCH_ROWS);
         let mut batch = Batch::new();
         batch.scan(request);
-        let response = cx.txn.batch(batch).await?;
+        let response = cx.batch(batch).await?;
         let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
             return Err(PgError::internal("a scan was answered with something else"));
         };
@@ -64,7 +64,7 @@ pub async fn run<K: Kv>(
         AlterWork::DropIndexData(index) => {
             let mut batch = Batch::new();
             batch.delete_range(Span::prefix(&index_prefix(new.id, u64::from(*index))));
-            cx.txn.batch(batch).await?;
+            cx.batch(batch).await?;
             Ok(())
         }
         AlterWork::ValidateNotNull(column) => {
@@ -150,7 +150,7 @@ pub async fn run<K: Kv>(
                     let (k, value) = codec.encode_row(row)?;
                     batch.put(k, value);
                 }
-                cx.txn.batch(batch).await?;
+                cx.batch(batch).await?;
             }
             Ok(())
         }
@@ -164,7 +164,7 @@ pub async fn run<K: Kv>(
                 clear.delete_range(Span::prefix(&index_prefix(new.id, u64::from(index.id))));
             }
             if !clear.is_empty() {
-                cx.txn.batch(clear).await?;
+                cx.batch(clear).await?;
             }
             let mut batches = Vec::new();
             for_each_batch(cx, &old_codec, &mut |rows| Ok(rows), &mut batches).await?;
@@ -192,7 +192,7 @@ pub async fn run<K: Kv>(
                         }
                     }
                 }
-                match cx.txn.batch(batch).await {
+                match cx.batch(batch).await {
                     Ok(_) => {}
                     Err(KvError::ConditionFailed { index, .. }) => {
                         let row = guards
@@ -225,7 +225,7 @@ pub async fn run<K: Kv>(
             }
             let mut drop_old = Batch::new();
             drop_old.delete_range(Span::prefix(&old_codec.primary.prefix));
-            cx.txn.batch(drop_old).await?;
+            cx.batch(drop_old).await?;
             Ok(())
         }
     }

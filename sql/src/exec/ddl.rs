@@ -11,7 +11,7 @@ use crate::bind::ddl::{Ddl, DdlOp};
 use crate::catalog::system::{self, FIRST_USER_ID};
 use crate::catalog::{Catalog, DatabaseDesc, DescId, SchemaDesc, TableDesc, PUBLIC_SCHEMA};
 use crate::encoding::key::put_uvarint;
-use crate::kv::{Batch, Kv, KvTxn, Span};
+use crate::kv::{Batch, Kv, Span};
 
 /// The span of all of a table's data (every index).
 pub fn table_data_span(table: DescId) -> Span {
@@ -25,14 +25,14 @@ async fn allocate_ids<K: Kv>(cx: &mut Cx<'_, K>, n: u64) -> PgResult<DescId> {
     let key = system::meta_key(system::META_NEXT_ID)?;
     let mut batch = Batch::new();
     batch.get(key.clone());
-    let response = cx.txn.batch(batch).await?;
+    let response = cx.batch(batch).await?;
     let next = system::decode_meta(response.get(0)?)?
         .map(|v| v as u64)
         .unwrap_or(FIRST_USER_ID)
         .max(FIRST_USER_ID);
     let mut batch = Batch::new();
     batch.put(key, system::meta_value((next + n) as i64)?);
-    cx.txn.batch(batch).await?;
+    cx.batch(batch).await?;
     Ok(next)
 }
 
@@ -148,7 +148,7 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
             t.indexes.push(index);
             write_table(&mut batch, Some(t.id), &t)?;
             bump_version(catalog, &mut batch)?;
-            cx.txn.batch(batch).await?;
+            cx.batch(batch).await?;
             let t = std::rc::Rc::new(t);
             return super::write::backfill(cx, &t, id).await;
         }
@@ -266,7 +266,7 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
             }
             write_table(&mut batch, Some(t.id), &t)?;
             bump_version(catalog, &mut batch)?;
-            cx.txn.batch(batch).await?;
+            cx.batch(batch).await?;
             let t = std::rc::Rc::new(t);
             for w in work {
                 super::alter::run(cx, &old, &t, w, &new_sequences).await?;
@@ -291,12 +291,12 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
                 }
             }
             // TRUNCATE changes no descriptor: no version bump needed.
-            cx.txn.batch(batch).await?;
+            cx.batch(batch).await?;
             return Ok(());
         }
     }
     bump_version(catalog, &mut batch)?;
-    cx.txn.batch(batch).await?;
+    cx.batch(batch).await?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use teller_net::{PgError, PgResult};
 use super::scan::{decode_entries, eq_target, Target};
 use super::{keys, row_bytes, test, Cx, Op, Row, BATCH_ROWS};
 use crate::expr::Expr;
-use crate::kv::{Batch, Kv, KvTxn, Response, ScanRequest};
+use crate::kv::{Batch, Kv, Response, ScanRequest};
 use crate::plan::{JoinKind, JoinPlan, JoinStrategy, Plan, ScanPlan};
 use crate::table::TableCodec;
 
@@ -505,7 +505,7 @@ async fn fetch<K: Kv>(
                 }
             }
         }
-        let response = cx.txn.batch(batch).await?;
+        let response = cx.batch(batch).await?;
         let mut next = Vec::new();
         for ((slot, t), answer) in pending.into_iter().zip(response.responses) {
             match (t, answer) {

@@ -34,7 +34,7 @@ use teller_net::{PgError, PgResult, SqlState};
 
 use crate::catalog::Catalog;
 use crate::expr::{self, EvalContext, Expr, SubLink};
-use crate::kv::Kv;
+use crate::kv::{Kv, KvTxn};
 use crate::plan::Plan;
 use crate::shard::SqlShard;
 use crate::vars::Vars;
@@ -153,6 +153,10 @@ pub struct RunState {
     pub memo: RefCell<HashMap<MemoKey, Rc<SubRows>>>,
     /// Sequence values fetched ahead, per sequence.
     pub sequences: RefCell<HashMap<u64, (VecDeque<i64>, usize)>>,
+    /// The catalog version the statement was planned against, still to be
+    /// checked: the statement's first KV batch reads the version key too
+    /// (see [`Cx::batch`]), saving a round trip per statement.
+    pub version_check: Cell<Option<u64>>,
 }
 
 /// The context operators run in: the transaction and the statement.
@@ -164,6 +168,55 @@ pub struct Cx<'a, K: Kv> {
     pub state: &'a RunState,
     /// Correlation values of the (sub)plan running.
     pub outer: &'a [Value],
+}
+
+impl<K: Kv> Cx<'_, K> {
+    /// Runs a batch in the statement's transaction. The first batch of a
+    /// statement planned against a cached catalog also reads the catalog
+    /// version; if it moved, the statement fails with a retryable error
+    /// (the session reloads the catalog and runs the statement again).
+    pub async fn batch(
+        &mut self,
+        mut batch: crate::kv::Batch,
+    ) -> Result<crate::kv::BatchResponse, crate::kv::KvError> {
+        let Some(expected) = self.state.version_check.take() else {
+            return self.txn.batch(batch).await;
+        };
+        let key = crate::catalog::system::meta_key(crate::catalog::system::META_VERSION)
+            .map_err(|e| crate::kv::KvError::Internal(e.message))?;
+        batch
+            .requests
+            .insert(0, crate::kv::Request::Get { key: key.clone() });
+        let mut response = self.txn.batch(batch).await.map_err(|e| match e {
+            // Request indexes as the caller numbered them.
+            crate::kv::KvError::ConditionFailed { index, key, actual } => {
+                crate::kv::KvError::ConditionFailed {
+                    index: index - 1,
+                    key,
+                    actual,
+                }
+            }
+            other => other,
+        })?;
+        let version = match response.responses.first() {
+            Some(crate::kv::Response::Get(v)) => crate::catalog::system::decode_meta(v.as_ref())
+                .map_err(|e| crate::kv::KvError::Corrupt(e.message))?
+                .unwrap_or(0),
+            _ => {
+                return Err(crate::kv::KvError::Internal(
+                    "version read answered wrongly".into(),
+                ))
+            }
+        };
+        if version as u64 != expected {
+            return Err(crate::kv::KvError::Retry {
+                reason: crate::kv::RetryReason::ReadRefreshFailed,
+                key: Some(key),
+            });
+        }
+        response.responses.remove(0);
+        Ok(response)
+    }
 }
 
 /// Evaluation context of one row.

@@ -225,7 +225,7 @@ pub async fn get_rows_locking<K: Kv>(
             r.lock = Some(lock);
             batch.scan(r);
         }
-        let response = cx.txn.batch(batch).await?;
+        let response = cx.batch(batch).await?;
         let mut rows = Vec::with_capacity(keys.len());
         for answer in response.responses {
             let Response::Scan(scan) = answer else {
@@ -241,7 +241,7 @@ pub async fn get_rows_locking<K: Kv>(
     for k in keys {
         batch.get(k);
     }
-    let response = cx.txn.batch(batch.clone()).await?;
+    let response = cx.batch(batch.clone()).await?;
     let mut rows = Vec::with_capacity(response.responses.len());
     for (request, answer) in batch.requests.iter().zip(response.responses) {
         let crate::kv::Request::Get { key } = request else {
@@ -482,7 +482,7 @@ pub async fn count_rows<K: Kv>(
         request.limit_rows = Some(SCAN_BATCH_ROWS);
         let mut batch = Batch::new();
         batch.scan(request);
-        let response = cx.txn.batch(batch).await?;
+        let response = cx.batch(batch).await?;
         let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
             return Err(PgError::internal("a scan was answered with something else"));
         };

@@ -29,7 +29,7 @@ use crate::bind::dml::{
 use crate::catalog::{ColumnDesc, FkAction, ForeignKeyDesc, TableRef};
 use crate::errors;
 use crate::expr::Expr;
-use crate::kv::{Batch, KeyValue, Kv, KvError, KvTxn, Request, Response, ScanRequest, Span};
+use crate::kv::{Batch, KeyValue, Kv, KvError, Request, Response, ScanRequest, Span};
 use crate::table::{IndexCodec, TableCodec};
 
 /// The outcome of a DML statement.
@@ -188,7 +188,7 @@ async fn run_batch<K: Kv>(
     if batch.is_empty() {
         return Ok(());
     }
-    match cx.txn.batch(batch).await {
+    match cx.batch(batch).await {
         Ok(_) => Ok(()),
         Err(KvError::ConditionFailed { index, .. }) => {
             let guard = guards.iter().find(|g| g.index == index).ok_or_else(|| {
@@ -378,7 +378,7 @@ pub async fn check_parents<K: Kv>(
         if batch.is_empty() {
             continue;
         }
-        let response = cx.txn.batch(batch).await?;
+        let response = cx.batch(batch).await?;
         for (row, answer) in checked.into_iter().zip(response.responses) {
             let present = match answer {
                 Response::Get(v) => v.is_some(),
@@ -449,7 +449,7 @@ async fn referencing_rows<K: Kv>(
             r.limit_rows = Some(limit.unwrap_or(super::scan::SCAN_BATCH_ROWS));
             let mut batch = Batch::new();
             batch.scan(r);
-            let response = cx.txn.batch(batch).await?;
+            let response = cx.batch(batch).await?;
             let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
                 return Err(PgError::internal("a scan was answered with something else"));
             };
@@ -473,7 +473,7 @@ async fn referencing_rows<K: Kv>(
         r.limit_rows = Some(super::scan::SCAN_BATCH_ROWS);
         let mut batch = Batch::new();
         batch.scan(r);
-        let response = cx.txn.batch(batch).await?;
+        let response = cx.batch(batch).await?;
         let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
             return Err(PgError::internal("a scan was answered with something else"));
         };
@@ -791,7 +791,7 @@ async fn insert_on_conflict<K: Kv>(
     let response = if batch.is_empty() {
         Default::default()
     } else {
-        cx.txn.batch(batch).await?
+        cx.batch(batch).await?
     };
     let mut existing: Option<(IndexCodec, Bytes, Bytes)> = None;
     for ((ix, key), answer) in arbiters.iter().zip(&response.responses) {
@@ -984,7 +984,7 @@ pub async fn backfill<K: Kv>(cx: &mut Cx<'_, K>, table: &TableRef, index_id: u32
         r.limit_rows = Some(super::scan::SCAN_BATCH_ROWS);
         let mut batch = Batch::new();
         batch.scan(r);
-        let response = cx.txn.batch(batch).await?;
+        let response = cx.batch(batch).await?;
         let Some(Response::Scan(scan)) = response.responses.into_iter().next() else {
             return Err(PgError::internal("a scan was answered with something else"));
         };

@@ -468,9 +468,10 @@ pub(super) fn bind_more(
                 let it = bound.ty(cx.params);
                 ty = common_type(ty, it).ok_or_else(|| {
                     PgError::new(
-                        SqlState::DATATYPE_MISMATCH,
-                        format!("IN types {} and {} cannot be matched", ty.name(), it.name()),
+                        SqlState::UNDEFINED_FUNCTION,
+                        format!("operator does not exist: {} = {}", ty.name(), it.name()),
                     )
+                    .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
                 })?;
                 items.push(bound);
             }

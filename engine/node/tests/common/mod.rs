@@ -70,6 +70,8 @@ impl TestServer {
         std::fs::create_dir_all(&dir).expect("creating the test directory");
         let mut last_error = String::new();
         for _attempt in 0..3 {
+            // A failed attempt's server removed the directory when dropped.
+            std::fs::create_dir_all(&dir).expect("creating the test directory");
             let port = free_port();
             let config = format!("{}\n{extra}", config_text(settings));
             let config_path = dir.join("teller.toml");
