@@ -21,6 +21,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+mod disk;
+
+pub use disk::StoreDisk;
+
 use teller_storage::disk::{SimDisk, SimDiskOptions};
 use teller_storage::sst::TableOptions;
 use teller_storage::wal::WalConfig;
@@ -104,6 +108,7 @@ struct SimState {
     timers: RefCell<BTreeMap<(u64, u64), Waker>>,
     next_timer: Cell<u64>,
     killed: RefCell<HashSet<u32>>,
+    shut_down: Cell<bool>,
     step_jitter_nanos: u64,
 }
 
@@ -127,6 +132,7 @@ impl Sim {
                 timers: RefCell::new(BTreeMap::new()),
                 next_timer: Cell::new(0),
                 killed: RefCell::new(HashSet::new()),
+                shut_down: Cell::new(false),
                 step_jitter_nanos: u64::try_from(step_jitter.as_nanos()).unwrap_or(u64::MAX),
             }),
         }
@@ -157,7 +163,7 @@ impl Sim {
     /// Runs `future` as a task of `group` (dropped at once if the group was
     /// killed).
     pub fn spawn(&self, group: u32, future: LocalBoxFuture<'static, ()>) {
-        if self.state.killed.borrow().contains(&group) {
+        if self.state.shut_down.get() || self.state.killed.borrow().contains(&group) {
             return;
         }
         let id = self.state.next_task.get();
@@ -190,6 +196,23 @@ impl Sim {
             // Dropped outside the borrow: a drop may spawn (and be refused).
             drop(task);
         }
+    }
+
+    /// Drops every task and timer and refuses new tasks: the end of a
+    /// simulation. Tasks hold the simulator through their environments, so
+    /// without this a finished simulation's pending tasks (heartbeat loops,
+    /// a store's background work) would keep it all alive.
+    pub fn shutdown(&self) {
+        self.state.shut_down.set(true);
+        let tasks = std::mem::take(&mut *self.state.tasks.borrow_mut());
+        drop(tasks);
+        let timers = std::mem::take(&mut *self.state.timers.borrow_mut());
+        drop(timers);
+        self.state
+            .ready
+            .lock()
+            .expect("sim ready set poisoned")
+            .clear();
     }
 
     pub fn revive(&self, group: u32) {
@@ -503,9 +526,12 @@ const SIM_STORE_DIR: &str = "/store";
 struct Slot {
     engine: Rc<dyn Engine>,
     log: Rc<dyn Replication>,
+    /// The simulated disk (it outlives every life of the store).
     disk: Option<SimDisk>,
-    lsm: Option<Rc<LsmEngine<SimDisk>>>,
-    raft: Option<Rc<RaftReplication<SimDisk>>>,
+    /// This life's handle on it, fenced when the store crashes.
+    store_disk: Option<StoreDisk>,
+    lsm: Option<Rc<LsmEngine<StoreDisk>>>,
+    raft: Option<Rc<RaftReplication<StoreDisk>>>,
 }
 
 /// Stores (one per simulated shard), their ranges, a transport, and clients.
@@ -518,6 +544,13 @@ pub struct SimCluster {
     clocks: Vec<Rc<RefCell<Hlc>>>,
     skews: Vec<i64>,
     next_gateway: Cell<u32>,
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        // Pending tasks hold the simulator, the stores and their engines.
+        self.sim.shutdown();
+    }
 }
 
 impl SimCluster {
@@ -606,6 +639,7 @@ impl SimCluster {
                     log: Rc::new(DirectApply::new(engine.clone())),
                     engine,
                     disk: None,
+                    store_disk: None,
                     lsm: None,
                     raft: None,
                 }
@@ -625,7 +659,8 @@ impl SimCluster {
         let raft_mode = backend == Backend::Raft;
         let config = sim_lsm_config(raft_mode, self.sim.random_u64());
         let seed = self.sim.random_u64();
-        let d = disk.clone();
+        let store_disk = StoreDisk::new(disk.clone());
+        let d = store_disk.clone();
         let open_env = env.clone();
         let (lsm, raft) = self.sim.block_on(id, Duration::from_secs(10), async move {
             let dir = std::path::Path::new(SIM_STORE_DIR);
@@ -653,7 +688,7 @@ impl SimCluster {
             id,
             Box::pin(async move { background.run_background().await }),
         );
-        let (engine, log): (Rc<LsmEngine<SimDisk>>, Rc<dyn Replication>) = match &raft {
+        let (engine, log): (Rc<LsmEngine<StoreDisk>>, Rc<dyn Replication>) = match &raft {
             Some(raft) => {
                 let runner = raft.clone();
                 self.sim
@@ -670,6 +705,7 @@ impl SimCluster {
             engine: engine.clone(),
             log,
             disk: Some(disk),
+            store_disk: Some(store_disk),
             lsm: Some(engine),
             raft,
         }
@@ -712,7 +748,7 @@ impl SimCluster {
     }
 
     /// Store `store`'s Raft host ([`Backend::Raft`]).
-    pub fn raft(&self, store: StoreId) -> Option<Rc<RaftReplication<SimDisk>>> {
+    pub fn raft(&self, store: StoreId) -> Option<Rc<RaftReplication<StoreDisk>>> {
         self.slots.borrow()[store as usize].raft.clone()
     }
 
@@ -746,6 +782,9 @@ impl SimCluster {
             }
             if let Some(lsm) = &slot.lsm {
                 lsm.fence();
+            }
+            if let Some(store_disk) = &slot.store_disk {
+                store_disk.fence();
             }
             slot.disk.clone()
         };
