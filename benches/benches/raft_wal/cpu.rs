@@ -74,13 +74,44 @@ fn process_cpu() -> Result<Duration, String> {
     ))
 }
 
-/// The 1-minute load average (`/proc/loadavg`): how busy the shared machine
-/// was around a run.
-pub fn load_average() -> Result<f64, String> {
+/// The 1-minute load average (`/proc/loadavg`).
+fn load_average() -> Result<f64, String> {
     let text = std::fs::read_to_string("/proc/loadavg")
         .map_err(|e| format!("reading /proc/loadavg: {e}"))?;
     text.split_whitespace()
         .next()
         .and_then(|f| f.parse().ok())
         .ok_or_else(|| format!("/proc/loadavg does not start with a number: {text:?}"))
+}
+
+/// How contended the machine was around a run: the 1-minute load average and
+/// the share of the last 10 s in which some task waited for a CPU or for I/O
+/// (Linux pressure stall information; NaN where the kernel has none).
+#[derive(Clone, Copy, Debug)]
+pub struct Noise {
+    pub load_average: f64,
+    pub cpu_pressure_pct: f64,
+    pub io_pressure_pct: f64,
+}
+
+impl Noise {
+    pub fn now() -> Result<Noise, String> {
+        Ok(Noise {
+            load_average: load_average()?,
+            cpu_pressure_pct: pressure("cpu"),
+            io_pressure_pct: pressure("io"),
+        })
+    }
+}
+
+/// `some avg10` of `/proc/pressure/<resource>`, or NaN if unavailable.
+fn pressure(resource: &str) -> f64 {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/pressure/{resource}")) else {
+        return f64::NAN;
+    };
+    text.lines()
+        .find(|l| l.starts_with("some "))
+        .and_then(|l| l.split_whitespace().find_map(|f| f.strip_prefix("avg10=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use teller_kv::replication::Replication;
 use teller_node::replica::ShardStorage;
 
-use crate::cpu::{self, CpuSample};
+use crate::cpu::{CpuSample, Noise};
 use crate::load::write;
 use crate::shard::create_groups;
 
@@ -41,8 +41,8 @@ pub struct IdleReport {
     pub wal_syncs: u64,
     /// Raft entries applied during the window (over all ranges).
     pub applied: u64,
-    /// 1-minute load average at the end of the window.
-    pub load_average: f64,
+    /// How contended the machine was at the end of the window.
+    pub noise: Noise,
 }
 
 impl IdleReport {
@@ -75,7 +75,7 @@ pub async fn run_idle(storage: Rc<ShardStorage>, config: IdleConfig) -> Result<I
         wal_appends: end.1.write_groups - start.1.write_groups,
         wal_syncs: end.1.wal_syncs - start.1.wal_syncs,
         applied: storage.raft.applied_entries() - applied_before,
-        load_average: cpu::load_average()?,
+        noise: Noise::now()?,
     })
 }
 

@@ -6,9 +6,13 @@
 //! `Replication::replicate(range, batch)` on the shard's `RaftReplication`
 //! (queue, propose, append to the WAL with one fdatasync per pass for all
 //! groups, commit, apply to the memtable, reply). Its commit latency is the
-//! time from that call to its resolution. Only proposals that start and end
-//! inside the window count; the window's WAL and CPU figures are counter
-//! differences across it.
+//! time from that call to its resolution. A proposal counts if it completes
+//! inside the window (wherever it started, so a stall that began in the
+//! warm-up still shows in the latencies); the window's WAL and CPU figures
+//! are counter differences across it. The longest stretch of the window
+//! without any completion is reported as well: in a closed loop with many
+//! clients it should be about one commit, and a longer one is a stall (of
+//! the disk, or of the shard's thread on this shared machine).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -23,7 +27,7 @@ use teller_kv::Timestamp;
 use teller_node::replica::ShardStorage;
 use teller_storage::disk::DmaDisk;
 
-use crate::cpu::{self, CpuSample};
+use crate::cpu::{CpuSample, Noise};
 use crate::shard::create_groups;
 
 /// Highest commit latency the histogram holds (longer ones saturate).
@@ -49,8 +53,10 @@ pub struct LoadReport {
     pub create: Duration,
     /// The measured window's actual length.
     pub window: Duration,
-    /// Proposals that started and completed inside the window.
+    /// Proposals completed inside the window.
     pub proposals: u64,
+    /// Longest stretch of the window without a completed proposal.
+    pub longest_gap: Duration,
     /// Their commit latency, in nanoseconds.
     pub latency: Histogram<u64>,
     /// WAL appends (group commits) and fdatasyncs in the window.
@@ -58,8 +64,8 @@ pub struct LoadReport {
     pub wal_syncs: u64,
     /// CPU used in the window (shard thread and whole process).
     pub cpu: CpuSample,
-    /// 1-minute load average at the end of the window.
-    pub load_average: f64,
+    /// How contended the machine was at the end of the window.
+    pub noise: Noise,
 }
 
 impl LoadReport {
@@ -80,7 +86,26 @@ struct Shared {
     phase: Cell<Phase>,
     latency: RefCell<Histogram<u64>>,
     proposals: Cell<u64>,
+    /// The window's start, then each completion in it.
+    last_completion: Cell<Instant>,
+    longest_gap: Cell<Duration>,
     value: Bytes,
+}
+
+impl Shared {
+    /// Notes a completion inside the window.
+    fn completed(&self, elapsed: Duration) {
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.latency.borrow_mut().saturating_record(ns.max(1));
+        self.proposals.set(self.proposals.get() + 1);
+        self.gap_until(Instant::now());
+    }
+
+    fn gap_until(&self, now: Instant) {
+        let gap = now.saturating_duration_since(self.last_completion.get());
+        self.longest_gap.set(self.longest_gap.get().max(gap));
+        self.last_completion.set(now);
+    }
 }
 
 /// Creates the ranges, runs the load, and checks that every acknowledged
@@ -94,6 +119,8 @@ pub async fn run_load(storage: Rc<ShardStorage>, config: LoadConfig) -> Result<L
         phase: Cell::new(Phase::Warmup),
         latency: RefCell::new(latency),
         proposals: Cell::new(0),
+        last_completion: Cell::new(Instant::now()),
+        longest_gap: Cell::new(Duration::ZERO),
         value: Bytes::from(vec![0x5a; config.value_bytes]),
     });
     let clients: Vec<_> = (0..config.clients)
@@ -105,11 +132,13 @@ pub async fn run_load(storage: Rc<ShardStorage>, config: LoadConfig) -> Result<L
         .collect();
     glommio::timer::sleep(config.warmup).await;
     let start = (Instant::now(), storage.lsm.metrics(), CpuSample::now()?);
+    shared.last_completion.set(start.0);
     shared.phase.set(Phase::Measure);
     glommio::timer::sleep(config.measure).await;
     shared.phase.set(Phase::Done);
     let end = (Instant::now(), storage.lsm.metrics(), CpuSample::now()?);
-    let load_average = cpu::load_average()?;
+    shared.gap_until(end.0);
+    let noise = Noise::now()?;
     let mut acknowledged = 0;
     for c in clients {
         acknowledged += c.await?;
@@ -127,11 +156,12 @@ pub async fn run_load(storage: Rc<ShardStorage>, config: LoadConfig) -> Result<L
         create,
         window: end.0 - start.0,
         proposals: shared.proposals.get(),
+        longest_gap: shared.longest_gap.get(),
         latency,
         wal_appends: end.1.write_groups - start.1.write_groups,
         wal_syncs: end.1.wal_syncs - start.1.wal_syncs,
         cpu: end.2.since(&start.2),
-        load_average,
+        noise,
     })
 }
 
@@ -145,8 +175,7 @@ async fn client(
     let mut rng = SplitMix64(config.seed ^ (id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut seq = 0u64;
     loop {
-        let phase = shared.phase.get();
-        if phase == Phase::Done {
+        if shared.phase.get() == Phase::Done {
             return Ok(seq);
         }
         let range = 1 + rng.next() % config.groups;
@@ -155,11 +184,8 @@ async fn client(
         raft.replicate(range, batch)
             .await
             .map_err(|e| format!("client {id}: write {seq} to range {range}: {e}"))?;
-        let elapsed = started.elapsed();
-        if phase == Phase::Measure && shared.phase.get() == Phase::Measure {
-            let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-            shared.latency.borrow_mut().saturating_record(ns.max(1));
-            shared.proposals.set(shared.proposals.get() + 1);
+        if shared.phase.get() == Phase::Measure {
+            shared.completed(started.elapsed());
         }
         seq += 1;
     }

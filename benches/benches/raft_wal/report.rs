@@ -6,12 +6,13 @@ use crate::idle::IdleReport;
 use crate::load::LoadReport;
 use crate::Args;
 
-const LOAD_COLUMNS: &str = " groups clients  run  create s   proposals/s   p50 ms   p99 ms p99.9 ms   max ms  appends/s  syncs/s  props/sync  shard us/prop  proc us/prop  load";
+const LOAD_COLUMNS: &str = " groups clients  run  create s   proposals/s   p50 ms   p99 ms p99.9 ms   max ms  stall ms  appends/s  syncs/s  props/sync  shard us/prop  proc us/prop  load  cpu% io%";
 
 pub fn header(a: &Args) {
     println!(
-        "raft_wal: one shard, real WAL (O_DIRECT, fdatasync per pass) in {}",
-        a.dir.display()
+        "raft_wal: one shard, real WAL (O_DIRECT, fdatasync per pass) in {}; Raft loop in the {:?} task queue",
+        a.dir.display(),
+        a.queue
     );
     println!(
         "  single-voter groups {:?}, closed-loop clients {:?}, one {}-byte value per write; {:.1} s measured after {:.1} s warm-up; {} run(s) each",
@@ -26,7 +27,7 @@ pub fn header(a: &Args) {
 }
 
 /// The figures of one run, in [`LOAD_COLUMNS`] order after the run column.
-fn load_figures(r: &LoadReport) -> [f64; 12] {
+fn load_figures(r: &LoadReport) -> [f64; 15] {
     let secs = r.window.as_secs_f64();
     let props = r.proposals.max(1) as f64;
     let ms = |q: f64| r.latency.value_at_quantile(q) as f64 / 1e6;
@@ -37,19 +38,22 @@ fn load_figures(r: &LoadReport) -> [f64; 12] {
         ms(0.99),
         ms(0.999),
         r.latency.max() as f64 / 1e6,
+        r.longest_gap.as_secs_f64() * 1e3,
         r.wal_appends as f64 / secs,
         r.wal_syncs as f64 / secs,
         r.proposals as f64 / r.wal_syncs.max(1) as f64,
         r.cpu.thread_ns as f64 / 1e3 / props,
         r.cpu.process.as_secs_f64() * 1e6 / props,
-        r.load_average,
+        r.noise.load_average,
+        r.noise.cpu_pressure_pct,
+        r.noise.io_pressure_pct,
     ]
 }
 
-fn print_load(groups: u64, clients: usize, run: &str, f: &[f64; 12], suffix: &str) {
+fn print_load(groups: u64, clients: usize, run: &str, f: &[f64; 15], suffix: &str) {
     println!(
-        "{groups:>7} {clients:>7} {run:>4} {:>9.2} {:>13.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0} {:>8.0} {:>11.1} {:>14.1} {:>13.1} {:>5.1}{suffix}",
-        f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11]
+        "{groups:>7} {clients:>7} {run:>4} {:>9.2} {:>13.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10.0} {:>8.0} {:>11.1} {:>14.1} {:>13.1} {:>5.1} {:>4.0} {:>3.0}{suffix}",
+        f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14]
     );
 }
 
@@ -73,12 +77,12 @@ pub fn load_medians(reports: &[LoadReport]) {
         .collect();
     settings.dedup();
     for (groups, clients) in settings {
-        let runs: Vec<[f64; 12]> = reports
+        let runs: Vec<[f64; 15]> = reports
             .iter()
             .filter(|r| (r.config.groups, r.config.clients) == (groups, clients))
             .map(load_figures)
             .collect();
-        let mut f = [0.0; 12];
+        let mut f = [0.0; 15];
         for (i, v) in f.iter_mut().enumerate() {
             *v = median(runs.iter().map(|r| r[i]).collect());
         }
@@ -91,7 +95,7 @@ pub fn load_medians(reports: &[LoadReport]) {
 
 pub fn idle_line(run: usize, r: &IdleReport) {
     println!(
-        "idle run {run}: {} groups created in {:.2} s, one write each, settled {:.1} s, then {:.1} s idle: shard thread {:.1} us CPU/s ({} wake-ups), process {:.1} us CPU/s; WAL appends {}, syncs {}, entries applied {}; load {:.1}",
+        "idle run {run}: {} groups created in {:.2} s, one write each, settled {:.1} s, then {:.1} s idle: shard thread {:.1} us CPU/s ({} wake-ups), process {:.1} us CPU/s; WAL appends {}, syncs {}, entries applied {}; load {:.1}, pressure cpu {:.0} % io {:.0} %",
         r.config.groups,
         r.create.as_secs_f64(),
         r.config.settle.as_secs_f64(),
@@ -102,7 +106,9 @@ pub fn idle_line(run: usize, r: &IdleReport) {
         r.wal_appends,
         r.wal_syncs,
         r.applied,
-        r.load_average
+        r.noise.load_average,
+        r.noise.cpu_pressure_pct,
+        r.noise.io_pressure_pct
     );
 }
 

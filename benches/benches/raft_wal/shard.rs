@@ -23,10 +23,25 @@ const REPLICA_ID: u64 = 1;
 /// Ranges created concurrently: their elections share passes and syncs.
 const CREATE_CONCURRENCY: usize = 512;
 
+/// Where the Raft loop runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaftQueue {
+    /// As in the node: a `Latency::Matters(1 ms)` queue with 1000 shares.
+    Latency,
+    /// A `Latency::NotImportant` queue with the same shares (how the node
+    /// runs its mesh traffic, see engine/node/src/shard.rs).
+    Normal,
+}
+
 /// Runs `work` on a new shard whose storage lives in `dir` (created fresh,
 /// removed afterwards), then closes the storage as the node's shutdown
 /// does.
-pub fn run_on_shard<T, F, Fut>(dir: PathBuf, pin: Option<usize>, work: F) -> Result<T, String>
+pub fn run_on_shard<T, F, Fut>(
+    dir: PathBuf,
+    pin: Option<usize>,
+    queue: RaftQueue,
+    work: F,
+) -> Result<T, String>
 where
     T: Send + 'static,
     F: FnOnce(Rc<ShardStorage>) -> Fut + Send + 'static,
@@ -43,11 +58,11 @@ where
             let executor = glommio::executor();
             // The node's queues (engine/node/src/shard.rs): the Raft loop in
             // the latency queue, flushes and compactions in the background.
-            let writes = executor.create_task_queue(
-                Shares::Static(1000),
-                Latency::Matters(Duration::from_millis(1)),
-                "latency",
-            );
+            let latency = match queue {
+                RaftQueue::Latency => Latency::Matters(Duration::from_millis(1)),
+                RaftQueue::Normal => Latency::NotImportant,
+            };
+            let writes = executor.create_task_queue(Shares::Static(1000), latency, "raft");
             let background = executor.create_task_queue(
                 Shares::Static(100),
                 Latency::NotImportant,
