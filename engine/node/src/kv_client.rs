@@ -160,6 +160,7 @@ impl sql::Kv for SqlKv {
         Ok(SqlTxn {
             txn,
             isolation: options.isolation,
+            lock_timeout: None,
         })
     }
 }
@@ -168,6 +169,8 @@ impl sql::Kv for SqlKv {
 pub struct SqlTxn {
     txn: Txn,
     isolation: sql::Isolation,
+    /// The session's `lock_timeout` for the running statement.
+    lock_timeout: Option<Duration>,
 }
 
 impl sql::KvTxn for SqlTxn {
@@ -183,9 +186,13 @@ impl sql::KvTxn for SqlTxn {
         self.isolation
     }
 
+    fn set_lock_timeout(&mut self, timeout: Option<Duration>) {
+        self.lock_timeout = timeout;
+    }
+
     async fn batch(&mut self, batch: sql::Batch) -> Result<sql::BatchResponse, sql::KvError> {
         batch.validate()?;
-        let options = batch_options(&batch);
+        let options = batch_options(&batch, self.lock_timeout);
         let requests = batch.requests.into_iter().map(request).collect();
         let responses = self
             .txn
@@ -228,7 +235,7 @@ fn sql_span(s: teller_kv::Span) -> sql::Span {
 /// locking scan its own; the scans of one batch come from one plan node and
 /// agree, and if they did not the least waiting one would win (NOWAIT over
 /// SKIP LOCKED over waiting), so no statement waits where it asked not to.
-fn batch_options(batch: &sql::Batch) -> BatchOptions {
+fn batch_options(batch: &sql::Batch, lock_timeout: Option<Duration>) -> BatchOptions {
     let mut wait = WaitPolicy::Block;
     for r in &batch.requests {
         if let sql::Request::Scan(sql::ScanRequest {
@@ -244,10 +251,7 @@ fn batch_options(batch: &sql::Batch) -> BatchOptions {
             }
         }
     }
-    BatchOptions {
-        wait,
-        lock_timeout: None,
-    }
+    BatchOptions { wait, lock_timeout }
 }
 
 fn lock_strength(lock: sql::RowLock) -> Strength {
