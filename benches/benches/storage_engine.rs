@@ -16,7 +16,9 @@
 //! overwrites; default: keys), `--value-size B` (100), `--batch N` (writes per
 //! batch, 1), `--sync 0|1` (fdatasync per batch), `--benchmarks a,b,...`,
 //! `--dir PATH` (emptied first), `--memtable-mb N` (64), `--cache-mb N` (64),
-//! `--seq-mb N` (sequential test size, 0 to skip; 256), `--pin CPU`.
+//! `--seq-mb N` (sequential test size per round, 0 to skip; 256),
+//! `--seq-rounds N` (rounds of the sequential test, medians reported; 5),
+//! `--pin CPU`.
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -41,6 +43,7 @@ struct Args {
     memtable_mb: usize,
     cache_mb: usize,
     seq_mb: u64,
+    seq_rounds: usize,
     pin: Option<usize>,
 }
 
@@ -59,6 +62,7 @@ fn parse() -> Result<Args, String> {
         memtable_mb: 64,
         cache_mb: 64,
         seq_mb: 256,
+        seq_rounds: 5,
         pin: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,6 +72,7 @@ fn parse() -> Result<Args, String> {
     if !args.iter().any(|a| a == "--bench") {
         a.bench.keys = SMOKE_KEYS;
         a.seq_mb = SMOKE_SEQ_MB;
+        a.seq_rounds = 1;
         a.dir = std::env::temp_dir().join("teller-storage-smoke");
     }
     let mut i = 0;
@@ -93,6 +98,7 @@ fn parse() -> Result<Args, String> {
             "--memtable-mb" => a.memtable_mb = num()? as usize,
             "--cache-mb" => a.cache_mb = num()? as usize,
             "--seq-mb" => a.seq_mb = num()?,
+            "--seq-rounds" => a.seq_rounds = num()?.max(1) as usize,
             "--pin" => a.pin = Some(num()? as usize),
             "--dir" => a.dir = PathBuf::from(value),
             "--benchmarks" => {
@@ -191,16 +197,13 @@ async fn run(args: Args) {
                 total,
                 record_kib << 10,
                 per_sync,
+                args.seq_rounds,
             )
             .await;
             match r {
                 Ok(r) => println!(
-                    "sequential: {record_kib} KiB records, {} MiB per sync: raw O_DIRECT {:.0} MiB/s unsynced, {:.0} MiB/s synced at that cadence; WAL {:.0} MiB/s = {:.0} % of raw synced",
+                    "sequential: {record_kib} KiB records, {} MiB per sync: {r}",
                     (record_kib as u64 * per_sync) >> 10,
-                    r.raw_bytes_per_sec / (1 << 20) as f64,
-                    r.raw_synced_bytes_per_sec / (1 << 20) as f64,
-                    r.wal_bytes_per_sec / (1 << 20) as f64,
-                    r.ratio() * 100.0
                 ),
                 Err(e) => eprintln!("sequential: {e}"),
             }

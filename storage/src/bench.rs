@@ -15,7 +15,9 @@
 use crate::disk::{AlignedBuf, Disk, DiskFile, OpenMode};
 use crate::engine::{Engine, EngineError, EngineMetrics, WriteBatch};
 use crate::rng::SimRng;
+use crate::sync::join_all;
 use crate::timestamp::Timestamp;
+use crate::wal::batch::WAL_CHUNK_BYTES;
 use crate::wal::bench::{wal_throughput, BenchParams};
 use crate::wal::{WalConfig, WalError};
 use std::path::Path;
@@ -177,6 +179,7 @@ fn delta(after: &EngineMetrics, before: &EngineMetrics) -> EngineMetrics {
         compaction_versions_dropped: after.compaction_versions_dropped
             - before.compaction_versions_dropped,
         ingests: after.ingests - before.ingests,
+        wal_spares: after.wal_spares - before.wal_spares,
         background_errors: after.background_errors - before.background_errors,
         block_cache_hits: after.block_cache_hits - before.block_cache_hits,
         block_cache_misses: after.block_cache_misses - before.block_cache_misses,
@@ -249,43 +252,103 @@ pub async fn run<D: Disk>(
     })
 }
 
-/// WAL appends of large records beside raw O_DIRECT writes of the same disk.
+/// WAL appends of large records beside raw O_DIRECT writes of the same disk:
+/// medians over rounds, the three measurements interleaved within each round
+/// so that a change in the device's state (its cache, other tenants) hits
+/// them alike.
 #[derive(Clone, Debug)]
 pub struct SequentialReport {
-    /// Raw: 1 MiB O_DIRECT writes, one fdatasync at the end.
+    pub rounds: usize,
+    /// Raw: the same writes as the WAL's (chunks of [`WAL_CHUNK_BYTES`], a
+    /// sync's worth in flight at once) to a fresh file, one fdatasync at the
+    /// end; bytes/s, median.
     pub raw_bytes_per_sec: f64,
-    /// Raw with an fdatasync after every `record_bytes * records_per_sync`
-    /// bytes: the durable bandwidth at the WAL's sync cadence.
+    /// Raw with an fdatasync after every sync's worth: the durable bandwidth
+    /// of the disk at the WAL's cadence; bytes/s, median.
     pub raw_synced_bytes_per_sec: f64,
-    /// WAL: records of `record_bytes`, synced every `records_per_sync`.
+    /// WAL: records of `record_bytes`, synced every `records_per_sync`,
+    /// segments recycled; payload bytes/s, median.
     pub wal_bytes_per_sec: f64,
+    /// Per round: WAL over raw synced, to show the spread.
+    pub ratios: Vec<f64>,
 }
 
 impl SequentialReport {
-    /// WAL throughput over the raw bandwidth at the same sync cadence.
+    /// WAL throughput over the raw bandwidth at the same sync cadence (of the
+    /// medians).
     pub fn ratio(&self) -> f64 {
         self.wal_bytes_per_sec / self.raw_synced_bytes_per_sec.max(f64::MIN_POSITIVE)
     }
 }
 
-/// Writes `total_bytes` to a new file in 1 MiB O_DIRECT writes, with an
-/// fdatasync every `sync_every` bytes and at the end; returns bytes/s.
+impl std::fmt::Display for SequentialReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: f64| b / (1 << 20) as f64;
+        let (lo, hi) = self
+            .ratios
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        write!(
+            f,
+            "medians of {} rounds: raw O_DIRECT {:.0} MiB/s unsynced, {:.0} MiB/s synced at that cadence; WAL {:.0} MiB/s = {:.0} % of raw synced (rounds {:.0}-{:.0} %)",
+            self.rounds,
+            mib(self.raw_bytes_per_sec),
+            mib(self.raw_synced_bytes_per_sec),
+            mib(self.wal_bytes_per_sec),
+            self.ratio() * 100.0,
+            lo * 100.0,
+            hi * 100.0,
+        )
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let mid = s.len() / 2;
+    if s.len().is_multiple_of(2) {
+        (s[mid - 1] + s[mid]) / 2.0
+    } else {
+        s[mid]
+    }
+}
+
+/// Writes `total_bytes` to a new file as the WAL does: rounds of `sync_bytes`,
+/// each written as chunks of [`WAL_CHUNK_BYTES`] all in flight at once, with
+/// an fdatasync after each round if `sync_each` and at the end. Returns bytes/s.
 async fn raw_write<D: Disk>(
     disk: &D,
     path: &Path,
     total_bytes: u64,
-    sync_every: u64,
+    sync_bytes: u64,
+    sync_each: bool,
 ) -> Result<f64, WalError> {
-    const CHUNK: usize = 1024 * 1024;
     let file = disk.open(path, OpenMode::CreateNew).await?;
-    let mut buf = AlignedBuf::zeroed(CHUNK);
-    SimRng::new(1).fill(buf.as_mut_slice());
+    let chunks_per_round = (sync_bytes as usize).div_ceil(WAL_CHUNK_BYTES).max(1);
+    let mut bufs = Vec::with_capacity(chunks_per_round);
+    let mut rng = SimRng::new(1);
+    for _ in 0..chunks_per_round {
+        let mut buf = AlignedBuf::zeroed(WAL_CHUNK_BYTES);
+        rng.fill(buf.as_mut_slice());
+        bufs.push(buf);
+    }
+    let round_bytes = (chunks_per_round * WAL_CHUNK_BYTES) as u64;
     let start = Instant::now();
     let mut at = 0;
     while at < total_bytes {
-        file.write_at(at, &buf).await?;
-        at += CHUNK as u64;
-        if at.is_multiple_of(sync_every) {
+        let writes = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| file.write_at(at + (i * WAL_CHUNK_BYTES) as u64, b));
+        for r in join_all(writes).await {
+            r?;
+        }
+        at += round_bytes;
+        if sync_each {
             file.sync().await?;
         }
     }
@@ -296,9 +359,10 @@ async fn raw_write<D: Disk>(
     Ok(rate)
 }
 
-/// Measures raw sequential write bandwidth (files `raw-bench*` in `dir`),
-/// unsynced and at the WAL's sync cadence, and WAL append throughput (a fresh
-/// log in `wal_dir`) over `total_bytes`.
+/// Measures, `rounds` times, raw sequential write bandwidth (files
+/// `raw-*` in `dir`) unsynced and at the WAL's sync cadence, and WAL append
+/// throughput (a fresh log in `wal_dir`, which must exist and be empty; it is
+/// emptied after each round) over `total_bytes` each; reports the medians.
 pub async fn sequential<D: Disk>(
     disk: D,
     dir: &Path,
@@ -306,35 +370,42 @@ pub async fn sequential<D: Disk>(
     total_bytes: u64,
     record_bytes: usize,
     records_per_sync: u64,
+    rounds: usize,
 ) -> Result<SequentialReport, WalError> {
+    assert!(rounds > 0);
     let sync_bytes = record_bytes as u64 * records_per_sync;
-    let raw = raw_write(&disk, &dir.join("raw-bench"), total_bytes, u64::MAX).await?;
-    let raw_synced = raw_write(
-        &disk,
-        &dir.join("raw-bench-synced"),
-        total_bytes,
-        sync_bytes.next_multiple_of(1 << 20),
-    )
-    .await?;
-    let records = total_bytes / record_bytes as u64;
-    let config = WalConfig {
-        segment_bytes: 64 * 1024 * 1024,
-        batch_bytes_max: (sync_bytes as usize + (2 << 20)).max(8 * 1024 * 1024),
-        ..WalConfig::default()
-    };
-    let params = BenchParams {
-        records,
-        payload_bytes: record_bytes,
-        records_per_sync,
-        // Truncate about every segment, so segments recycle (steady state).
-        truncate_every_syncs: (64 << 20) / sync_bytes.max(1) + 1,
-        prepare_spares: true,
-    };
-    let report = wal_throughput(disk, wal_dir, config, &params).await?;
+    let (mut raw, mut raw_synced, mut wal, mut ratios) = (vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let (raw_path, synced_path) = (dir.join("raw-bench"), dir.join("raw-synced"));
+        raw.push(raw_write(&disk, &raw_path, total_bytes, sync_bytes, false).await?);
+        raw_synced.push(raw_write(&disk, &synced_path, total_bytes, sync_bytes, true).await?);
+        let records = total_bytes / record_bytes as u64;
+        let config = WalConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            batch_bytes_max: (sync_bytes as usize + (2 << 20)).max(8 * 1024 * 1024),
+            ..WalConfig::default()
+        };
+        let params = BenchParams {
+            records,
+            payload_bytes: record_bytes,
+            records_per_sync,
+            // Truncate behind every sync: segments recycle (the steady state).
+            truncate_every_syncs: 1,
+            prepare_spares: true,
+        };
+        let report = wal_throughput(disk.clone(), wal_dir, config, &params).await?;
+        wal.push(report.records_per_sec() * record_bytes as f64);
+        ratios.push(wal[round] / raw_synced[round].max(f64::MIN_POSITIVE));
+        for name in disk.list(wal_dir).await? {
+            disk.remove(&wal_dir.join(name)).await?;
+        }
+    }
     Ok(SequentialReport {
-        raw_bytes_per_sec: raw,
-        raw_synced_bytes_per_sec: raw_synced,
-        wal_bytes_per_sec: report.records_per_sec() * record_bytes as f64,
+        rounds,
+        raw_bytes_per_sec: median(&raw),
+        raw_synced_bytes_per_sec: median(&raw_synced),
+        wal_bytes_per_sec: median(&wal),
+        ratios,
     })
 }
 
@@ -457,10 +528,15 @@ mod tests {
                 4 << 20,
                 64 * 1024,
                 8,
+                2,
             )
             .await
             .unwrap();
             assert!(seq.raw_bytes_per_sec > 0.0 && seq.ratio() > 0.0);
+            assert_eq!(seq.ratios.len(), 2);
+            assert!(disk.peek_names(Path::new("/w")).is_empty(), "emptied");
+            assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+            assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         });
     }
 

@@ -9,30 +9,33 @@
 //!   data directory once per executor, before any other I/O on that device.
 //! - Executors must set `io_memory` explicitly (e.g. 4 MiB) since the default
 //!   locked-memory limit (8 MiB) is shared by everything locked in the process.
-//!   I/O is split into chunks of at most [`DMA_IO_CHUNK_BYTES`] to stay well within it.
+//!   Reads are split into chunks of at most [`DMA_READ_CHUNK_BYTES`] (glommio
+//!   allocates each read's buffer from that arena).
 //!
-//! Each read and write copies once between the caller's [`AlignedBuf`] and a
-//! glommio `DmaBuffer` (which glommio requires it owns); memcpy is cheap beside
-//! the device, and it keeps the trait free of glommio types.
+//! Writes copy nothing: an [`AlignedBuf`] *is* a glommio `DmaBuffer` (behind an
+//! `Rc`), handed to io_uring as it is, one I/O per call whatever its size (the
+//! block layer splits it across the device queue). Only
+//! [`DiskFile::write_range_at`] of a part of a buffer copies that part, into a
+//! buffer from glommio's registered arena. Reads copy once, from glommio's
+//! buffer into the caller's.
 //!
 //! `list` and `probe_device` use blocking `std::fs` calls: they are for startup and
 //! recovery only, never the request path.
 
 use super::{assert_aligned, AlignedBuf, Disk, DiskError, DiskFile, OpenMode};
-use crate::sync::join_all;
 use glommio::io::{DmaFile, OpenOptions};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-/// Largest single I/O submitted to glommio, in bytes.
-pub const DMA_IO_CHUNK_BYTES: usize = 1024 * 1024;
-/// Chunks of one large read or write in flight at once (bounded so that their
-/// DMA buffers fit the executor's `io_memory`).
-pub const DMA_CHUNKS_IN_FLIGHT: usize = 4;
+/// Largest single read submitted to glommio, in bytes (its buffer comes from
+/// the executor's `io_memory` arena).
+pub const DMA_READ_CHUNK_BYTES: usize = 1024 * 1024;
 /// The file [`probe_device`] creates in the data directory.
 pub const PROBE_FILE_NAME: &str = "probe";
 const PROBE_FILE_BYTES: usize = 4096;
 
-const _: () = assert!(DMA_IO_CHUNK_BYTES.is_multiple_of(super::BLOCK_SIZE));
+const _: () = assert!(DMA_READ_CHUNK_BYTES.is_multiple_of(super::BLOCK_SIZE));
 
 /// Makes glommio's per-device polled-I/O detection see a non-empty file: ensures
 /// `dir/probe` exists with 4 KiB of data, then opens it with O_DIRECT.
@@ -136,18 +139,11 @@ pub struct DmaDiskFile {
 }
 
 impl DmaDiskFile {
-    async fn write_chunk(&self, at: u64, chunk: &[u8]) -> Result<(), DiskError> {
-        let mut dma = self.file.alloc_dma_buffer(chunk.len());
-        dma.as_bytes_mut().copy_from_slice(chunk);
-        let written = self
-            .file
-            .write_at(dma, at)
-            .await
-            .map_err(self.err("write_at"))?;
-        if written != chunk.len() {
+    fn check_written(at: u64, len: usize, written: usize) -> Result<(), DiskError> {
+        if written != len {
             return Err(DiskError::ShortWrite {
                 offset: at,
-                len: chunk.len(),
+                len,
                 written,
             });
         }
@@ -165,10 +161,10 @@ impl DiskFile for DmaDiskFile {
         let len = buf.len();
         for (i, chunk) in buf
             .as_mut_slice()
-            .chunks_mut(DMA_IO_CHUNK_BYTES)
+            .chunks_mut(DMA_READ_CHUNK_BYTES)
             .enumerate()
         {
-            let at = offset + (i * DMA_IO_CHUNK_BYTES) as u64;
+            let at = offset + (i * DMA_READ_CHUNK_BYTES) as u64;
             let read = self
                 .file
                 .read_at_aligned(at, chunk.len())
@@ -189,21 +185,40 @@ impl DiskFile for DmaDiskFile {
 
     async fn write_at(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
         assert_aligned(offset, buf.len());
-        let chunks: Vec<(u64, &[u8])> = buf
-            .as_slice()
-            .chunks(DMA_IO_CHUNK_BYTES)
-            .enumerate()
-            .map(|(i, c)| (offset + (i * DMA_IO_CHUNK_BYTES) as u64, c))
-            .collect();
-        // A few chunks in flight at once: large appends (WAL batches, table
-        // writes) overlap their I/O instead of waiting for each megabyte.
-        for group in chunks.chunks(DMA_CHUNKS_IN_FLIGHT) {
-            let writes = group.iter().map(|&(at, chunk)| self.write_chunk(at, chunk));
-            for result in join_all(writes).await {
-                result?;
-            }
+        let Some(dma) = buf.dma() else {
+            return Ok(());
+        };
+        let written = self
+            .file
+            .write_rc_at(Rc::clone(dma), offset)
+            .await
+            .map_err(self.err("write_at"))?;
+        Self::check_written(offset, buf.len(), written)
+    }
+
+    async fn write_range_at(
+        &self,
+        offset: u64,
+        buf: &AlignedBuf,
+        range: Range<usize>,
+    ) -> Result<(), DiskError> {
+        assert_aligned(offset, range.len());
+        assert_aligned(range.start as u64, range.len());
+        if range == (0..buf.len()) {
+            return self.write_at(offset, buf).await;
         }
-        Ok(())
+        if range.is_empty() {
+            return Ok(());
+        }
+        let len = range.len();
+        let mut part = self.file.alloc_dma_buffer(len);
+        part.as_bytes_mut().copy_from_slice(&buf.as_slice()[range]);
+        let written = self
+            .file
+            .write_at(part, offset)
+            .await
+            .map_err(self.err("write_at"))?;
+        Self::check_written(offset, len, written)
     }
 
     async fn sync(&self) -> Result<(), DiskError> {

@@ -194,6 +194,8 @@ pub struct EngineMetrics {
     /// Versions dropped by compaction (shadowed, deleted, or below the GC horizon).
     pub compaction_versions_dropped: u64,
     pub ingests: u64,
+    /// WAL segment files made ahead of need in the background.
+    pub wal_spares: u64,
     pub background_errors: u64,
     pub block_cache_hits: u64,
     pub block_cache_misses: u64,
@@ -252,6 +254,9 @@ pub struct Engine<D: Disk> {
     /// Raised when background work may be due.
     work: Notify,
     metrics: RefCell<EngineMetrics>,
+    /// The active WAL segment when making a spare last failed: no retry until
+    /// the log moves to the next segment.
+    spare_failed_seq: Cell<Option<u64>>,
     mem_seed: Cell<u64>,
     record_payload_max: usize,
 }

@@ -134,6 +134,7 @@ impl<D: Disk> Engine<D> {
             background: LocalMutex::new(()),
             work: Notify::new(),
             metrics: RefCell::new(EngineMetrics::default()),
+            spare_failed_seq: Cell::new(None),
             record_payload_max,
         }
     }

@@ -422,3 +422,117 @@ fn bad_requests_are_refused_before_anything_is_written() {
         assert!(e.to_string().contains("I/O"), "{e}");
     });
 }
+
+#[test]
+fn wal_spares_are_made_in_the_background_and_rolls_only_rename() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 9 });
+        let mut config = small_config(9);
+        config.memtable_bytes = 1 << 20; // no flush: the WAL is never truncated
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        let segment = config.wal.segment_bytes as usize;
+        let spares = |d: &SimDisk| {
+            d.peek_names(Path::new(DIR))
+                .iter()
+                .filter(|n| n.starts_with("wal-spare"))
+                .count()
+        };
+        let mut written = 0;
+        let mut i = 0u64;
+        while written < 3 * segment {
+            let value = vec![i as u8; 1000];
+            engine
+                .write(put(format!("k{i:05}").as_bytes(), 5, &value), true)
+                .await
+                .unwrap();
+            written += 1100;
+            i += 1;
+            // The background queue's turn: a spare whenever the active segment
+            // is past half full and nothing waits in the pool.
+            while engine.background_step().await.unwrap() {}
+            assert!(spares(&disk) <= 1, "at most one spare ahead");
+        }
+        let m = engine.metrics();
+        assert!(m.wal_spares >= 2, "{m:?}");
+        assert_eq!(m.background_errors, 0);
+        // ENOSPC while making one: logged and counted, not retried in the same
+        // segment, and writes go on (the roll then makes the file itself).
+        let wants = || async { engine.wal.lock().await.wants_spare() };
+        while !wants().await {
+            let key = format!("k{i:05}");
+            engine
+                .write(put(key.as_bytes(), 5, &[1; 1000]), true)
+                .await
+                .unwrap();
+            i += 1;
+        }
+        disk.fail_after(0, Fault::NoSpace);
+        let errors = engine.metrics().background_errors;
+        assert!(
+            !engine.background_step().await.unwrap(),
+            "nothing else to do"
+        );
+        assert_eq!(engine.metrics().background_errors, errors + 1);
+        assert_eq!(spares(&disk), 0, "a partial spare is removed");
+        engine.background_step().await.unwrap();
+        assert_eq!(engine.metrics().background_errors, errors + 1, "no retry");
+        disk.clear_fault();
+        let seq = engine.wal.lock().await.active_seq();
+        while engine.wal.lock().await.active_seq() == seq {
+            let key = format!("k{i:05}");
+            engine
+                .write(put(key.as_bytes(), 5, &[2; 1000]), true)
+                .await
+                .unwrap();
+            i += 1;
+        }
+        while !wants().await {
+            let key = format!("k{i:05}");
+            engine
+                .write(put(key.as_bytes(), 5, &[3; 1000]), true)
+                .await
+                .unwrap();
+            i += 1;
+        }
+        let made = engine.metrics().wal_spares;
+        assert!(engine.background_step().await.unwrap());
+        assert_eq!(
+            engine.metrics().wal_spares,
+            made + 1,
+            "retried in the next segment"
+        );
+    });
+}
+
+#[test]
+fn large_groups_write_ahead_and_survive_a_reopen() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 10 });
+        let mut config = small_config(10);
+        config.memtable_bytes = 1 << 20;
+        config.wal.batch_bytes_max = 1 << 20;
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        // Unsynced writes accumulate in one WAL batch; whole chunks are written
+        // ahead of the sync (chunks are a segment here, 64 KiB).
+        for i in 0..200u64 {
+            let value = vec![i as u8; 2000];
+            engine
+                .write(put(format!("k{i:05}").as_bytes(), 5, &value), false)
+                .await
+                .unwrap();
+        }
+        engine.sync_wal().await.unwrap();
+        let early = engine.wal.lock().await.early_writes();
+        assert!(early >= 4, "chunks written ahead: {early}");
+        drop(engine);
+        disk.crash();
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        for i in 0..200u64 {
+            let got = engine
+                .get(format!("k{i:05}").as_bytes(), ts(9))
+                .await
+                .unwrap();
+            assert_eq!(got, Some((ts(5), vec![i as u8; 2000])), "key {i}");
+        }
+    });
+}

@@ -132,6 +132,9 @@ impl<D: Disk> Engine<D> {
                         other => other?,
                     };
                     lsns[i] = Some(lsn);
+                    // Large groups: full chunks go to the device while the
+                    // rest is encoded (a no-op for small ones).
+                    wal.write_ahead().await?;
                 }
             }
             if sync {
@@ -145,6 +148,9 @@ impl<D: Disk> Engine<D> {
             m.write_groups += 1;
             m.wal_syncs += syncs;
         });
+        if wal.wants_spare() {
+            self.work.notify_all();
+        }
         if let Err(e) = logged {
             let error = EngineError::from(e);
             self.poison(format!("WAL write failed: {error}"));
