@@ -196,6 +196,11 @@ pub struct EngineMetrics {
     pub ingests: u64,
     /// WAL segment files made ahead of need in the background.
     pub wal_spares: u64,
+    /// WAL segments begun (each a rename or a creation, and a directory
+    /// fsync, on a commit's path).
+    pub wal_rolls: u64,
+    /// Of those, segment files created on the commit path (no spare ready).
+    pub wal_segments_created_inline: u64,
     pub background_errors: u64,
     pub block_cache_hits: u64,
     pub block_cache_misses: u64,
@@ -470,6 +475,11 @@ impl<D: Disk> Engine<D> {
     /// The oldest LSN the WAL still holds (truncation moves it up).
     pub async fn wal_first_lsn(&self) -> Lsn {
         self.wal.lock().await.first_lsn()
+    }
+
+    /// Whether a flush, compaction or other background step is running.
+    pub fn background_busy(&self) -> bool {
+        self.background.is_locked()
     }
 
     /// Whether writes are refused after a write-path failure (see module docs).

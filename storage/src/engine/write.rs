@@ -144,9 +144,12 @@ impl<D: Disk> Engine<D> {
             Ok(())
         }
         .await;
+        let counters = wal.counters();
         self.metric(|m| {
             m.write_groups += 1;
             m.wal_syncs += syncs;
+            m.wal_rolls = counters.segments_prepared;
+            m.wal_segments_created_inline = counters.segments_created;
         });
         if wal.wants_spare() {
             self.work.notify_all();

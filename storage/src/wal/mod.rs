@@ -243,11 +243,23 @@ pub struct Wal<D: Disk> {
     written: usize,
     /// Writes of this batch started ahead of `sync`, oldest first.
     in_flight: VecDeque<WriteFuture>,
-    /// Writes started by `write_ahead` since the log was opened.
-    early_writes: u64,
+    counters: WalCounters,
     batch_lsn: Option<Lsn>,
     durable_lsn: Lsn,
     failed: bool,
+}
+
+/// Counters since the log was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalCounters {
+    /// Segment files put in place for new segments (renamed or created);
+    /// each costs a directory fsync on the way.
+    pub segments_prepared: u64,
+    /// Of those, files created then and there (nothing pooled): a whole
+    /// segment of zero-fill on the path of the sync that needed it.
+    pub segments_created: u64,
+    /// Chunk writes started ahead of their sync ([`Wal::write_ahead`]).
+    pub early_writes: u64,
 }
 
 /// What [`Wal::recover`] found.
@@ -353,7 +365,7 @@ impl<D: Disk> Wal<D> {
             batch,
             written: 0,
             in_flight: VecDeque::new(),
-            early_writes: 0,
+            counters: WalCounters::default(),
             batch_lsn: None,
             durable_lsn: Lsn(next_lsn.0 - 1),
             failed: false,
@@ -629,9 +641,13 @@ impl<D: Disk> Wal<D> {
                     self.disk.rename(&old, &path).await?;
                     file
                 }
-                None => Rc::new(create_segment_file(&self.disk, &path, &self.config).await?),
+                None => {
+                    self.counters.segments_created += 1;
+                    Rc::new(create_segment_file(&self.disk, &path, &self.config).await?)
+                }
             };
             self.segments[i].file = Some(file);
+            self.counters.segments_prepared += 1;
             prepared = true;
         }
         if prepared {
@@ -660,7 +676,12 @@ impl<D: Disk> Wal<D> {
 
     /// Writes started by [`Wal::write_ahead`] since the log was opened.
     pub fn early_writes(&self) -> u64 {
-        self.early_writes
+        self.counters.early_writes
+    }
+
+    /// Counters since the log was opened (for metrics).
+    pub fn counters(&self) -> WalCounters {
+        self.counters
     }
 
     /// Starts the writes of buffer positions `[written, upto)` and waits for
@@ -668,7 +689,7 @@ impl<D: Disk> Wal<D> {
     async fn start_writes(&mut self, upto: usize) -> Result<(), WalError> {
         self.prepare_segments().await?;
         for piece in self.batch.pieces(self.written, upto) {
-            self.early_writes += 1;
+            self.counters.early_writes += 1;
             let file = Rc::clone(self.file_of(piece.seq));
             let buf = self.batch.chunk(piece.chunk).share();
             let mut write: WriteFuture =
