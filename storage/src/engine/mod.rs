@@ -107,6 +107,12 @@ pub const L0_STALL_TABLES_DEFAULT: usize = 16;
 /// Default target size of L1, in bytes; deeper levels grow by the multiplier.
 pub const LEVEL1_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
 pub const LEVEL_MULTIPLIER_DEFAULT: u64 = 10;
+/// Bound on the WAL space one memtable keeps alive, in segments: past it the
+/// memtable is frozen and flushed early, so that the log is truncated and its
+/// segments recycled (small synced writes take a 4 KiB block of log each, so
+/// the log can outgrow the memtable twentyfold). Equal to the default pool of
+/// recycled segments, so that steady state never creates a segment file.
+pub const WAL_SEGMENTS_PER_MEMTABLE_MAX: u64 = 4;
 /// Default target size of a compaction output table, in bytes.
 pub const TARGET_FILE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 

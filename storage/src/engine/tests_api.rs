@@ -428,7 +428,10 @@ fn wal_spares_are_made_in_the_background_and_rolls_only_rename() {
     block_on(async {
         let disk = SimDisk::new(SimDiskOptions { seed: 9 });
         let mut config = small_config(9);
-        config.memtable_bytes = 1 << 20; // no flush: the WAL is never truncated
+        config.memtable_bytes = 1 << 20;
+        // Raft mode with the floor at 0: the WAL is never truncated, so every
+        // new segment needs a spare (nothing is recycled).
+        config.raft_log = true;
         let (engine, _) = open(&disk, &config).await.unwrap();
         let segment = config.wal.segment_bytes as usize;
         let spares = |d: &SimDisk| {
@@ -495,7 +498,7 @@ fn wal_spares_are_made_in_the_background_and_rolls_only_rename() {
             i += 1;
         }
         let made = engine.metrics().wal_spares;
-        assert!(engine.background_step().await.unwrap());
+        while engine.background_step().await.unwrap() {}
         assert_eq!(
             engine.metrics().wal_spares,
             made + 1,
@@ -533,6 +536,41 @@ fn large_groups_write_ahead_and_survive_a_reopen() {
                 .await
                 .unwrap();
             assert_eq!(got, Some((ts(5), vec![i as u8; 2000])), "key {i}");
+        }
+    });
+}
+
+#[test]
+fn a_memtable_holding_too_much_log_is_flushed_early_and_segments_recycle() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 11 });
+        let mut config = small_config(11);
+        config.memtable_bytes = 1 << 20; // never full by size here
+        config.wal.segments_free_max = 4;
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        // Small synced writes: each takes a whole 4 KiB block of log.
+        for i in 0..600u64 {
+            let key = format!("k{:05}", i % 97);
+            engine
+                .write(put(key.as_bytes(), i + 1, b"v"), true)
+                .await
+                .unwrap();
+            while engine.background_step().await.unwrap() {}
+            let segments = engine.wal.lock().await.segment_count();
+            assert!(segments <= 6, "the log stays bounded: {segments} segments");
+        }
+        let m = engine.metrics();
+        assert!(m.flushes >= 5, "{m:?}");
+        // After the first flushes, rolls reuse recycled or spare files.
+        assert!(m.wal_rolls > 30, "{m:?}");
+        assert!(m.wal_segments_created_inline <= 2, "{m:?}");
+        for i in 0..97u64 {
+            let key = format!("k{i:05}");
+            assert!(engine
+                .get(key.as_bytes(), ts(1000))
+                .await
+                .unwrap()
+                .is_some());
         }
     });
 }

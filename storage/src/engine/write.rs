@@ -4,7 +4,9 @@
 
 use super::batch::{Op, WriteBatch};
 use super::commit::Request;
-use super::{Engine, EngineError, ENGINE_KIND_MIN, KIND_WRITE_BATCH};
+use super::{
+    Engine, EngineError, ENGINE_KIND_MIN, KIND_WRITE_BATCH, WAL_SEGMENTS_PER_MEMTABLE_MAX,
+};
 use crate::disk::Disk;
 use crate::memtable::{Value, MEMTABLE_BYTES_MAX};
 use crate::wal::{Lsn, RecordMeta, WalError};
@@ -164,9 +166,17 @@ impl<D: Disk> Engine<D> {
         }
         // Still holding the WAL: nothing can truncate records not yet applied.
         let durable = wal.durable_lsn();
+        let log_bytes = wal.counters().log_bytes;
         for (request, lsn) in group.iter().zip(lsns) {
             if let (Some(batch), Some(lsn)) = (&request.batch, lsn) {
                 self.apply_to_memtable(batch, Some(lsn), None);
+                let active = Rc::clone(&self.state.borrow().active);
+                let first = active.first_log_bytes.get().unwrap_or(log_bytes);
+                active.first_log_bytes.set(Some(first));
+                let max = WAL_SEGMENTS_PER_MEMTABLE_MAX * self.config.wal.segment_bytes;
+                if log_bytes - first > max {
+                    self.freeze_active();
+                }
             }
             self.metric(|m| m.writes += u64::from(!request.records.is_empty()));
             request.finish(Ok(lsn.unwrap_or(durable)));

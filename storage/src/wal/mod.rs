@@ -260,6 +260,9 @@ pub struct WalCounters {
     pub segments_created: u64,
     /// Chunk writes started ahead of their sync ([`Wal::write_ahead`]).
     pub early_writes: u64,
+    /// Log space consumed: records, and the padding and unused segment tails
+    /// around them (a synced batch rounds up to a block).
+    pub log_bytes: u64,
 }
 
 /// What [`Wal::recover`] found.
@@ -407,9 +410,11 @@ impl<D: Disk> Wal<D> {
             at = block_ceil(at as usize) as u64;
         }
         if at + record_bytes as u64 > self.config.segment_bytes {
+            self.counters.log_bytes += self.config.segment_bytes - self.tail;
             self.roll();
             at = 0;
         }
+        self.counters.log_bytes += at - self.tail + record_bytes as u64;
         let active = self.segments.back_mut().expect("wal has an active segment");
         let lsn = active.next_lsn;
         active.next_lsn = Lsn(lsn.0 + 1);
@@ -443,7 +448,9 @@ impl<D: Disk> Wal<D> {
         self.poison_on_error(result)?;
         let active = self.segments.back().expect("wal has an active segment");
         self.durable_lsn = Lsn(active.next_lsn.0 - 1);
-        self.tail = block_ceil(self.tail as usize) as u64;
+        let synced_tail = block_ceil(self.tail as usize) as u64;
+        self.counters.log_bytes += synced_tail - self.tail;
+        self.tail = synced_tail;
         self.batch.clear();
         self.written = 0;
         self.batch_lsn = None;
