@@ -22,7 +22,7 @@
 //! `list` and `probe_device` use blocking `std::fs` calls: they are for startup and
 //! recovery only, never the request path.
 
-use super::{assert_aligned, AlignedBuf, Disk, DiskError, DiskFile, OpenMode};
+use super::{assert_aligned, AlignedBuf, Disk, DiskError, DiskFile, FaultSwitch, OpenMode};
 use glommio::io::{DmaFile, OpenOptions};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -65,13 +65,28 @@ fn glommio_err(op: &'static str, path: &Path, e: glommio::GlommioError<()>) -> D
     }
 }
 
-/// The real disk. Stateless: every file carries its own descriptor.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DmaDisk;
+/// The real disk. Every file carries its own descriptor; the disk itself only
+/// holds the optional test-only [`FaultSwitch`].
+#[derive(Clone, Debug, Default)]
+pub struct DmaDisk {
+    faults: Option<Rc<FaultSwitch>>,
+}
 
 impl DmaDisk {
     pub fn new() -> Self {
-        DmaDisk
+        DmaDisk { faults: None }
+    }
+
+    /// A disk whose writes fail while `switch` says so (tests only: see
+    /// [`FaultSwitch`]).
+    pub fn with_fault_switch(switch: FaultSwitch) -> Self {
+        DmaDisk {
+            faults: Some(Rc::new(switch)),
+        }
+    }
+
+    fn check(faults: &Option<Rc<FaultSwitch>>, op: &'static str) -> Result<(), DiskError> {
+        faults.as_ref().map_or(Ok(()), |f| f.check(op))
     }
 }
 
@@ -82,6 +97,7 @@ impl Disk for DmaDisk {
         let mut options = OpenOptions::new();
         options.read(true).write(true);
         if mode == OpenMode::CreateNew {
+            Self::check(&self.faults, "create")?;
             options.create_new(true);
         }
         let file = options
@@ -91,6 +107,7 @@ impl Disk for DmaDisk {
         Ok(DmaDiskFile {
             file,
             path: path.to_path_buf(),
+            faults: self.faults.clone(),
         })
     }
 
@@ -101,6 +118,7 @@ impl Disk for DmaDisk {
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> Result<(), DiskError> {
+        Self::check(&self.faults, "rename")?;
         glommio::io::rename(from, to)
             .await
             .map_err(|e| glommio_err("rename", from, e))
@@ -120,6 +138,7 @@ impl Disk for DmaDisk {
     }
 
     async fn sync_dir(&self, dir: &Path) -> Result<(), DiskError> {
+        Self::check(&self.faults, "sync_dir")?;
         let d = glommio::io::Directory::open(dir)
             .await
             .map_err(|e| glommio_err("sync_dir open", dir, e))?;
@@ -136,18 +155,35 @@ impl Disk for DmaDisk {
 pub struct DmaDiskFile {
     file: DmaFile,
     path: PathBuf,
+    faults: Option<Rc<FaultSwitch>>,
 }
 
 impl DmaDiskFile {
-    fn check_written(at: u64, len: usize, written: usize) -> Result<(), DiskError> {
-        if written != len {
+    /// After a write of `buf[range]` at `at` that wrote `written` bytes:
+    /// writes the rest. The kernel ends a direct write short when the file
+    /// system fills up midway; writing the rest then reports why (ENOSPC),
+    /// instead of a bare short write. A write of nothing, or of a part that
+    /// is not block-aligned, is a [`DiskError::ShortWrite`].
+    async fn finish_write(
+        &self,
+        at: u64,
+        buf: &AlignedBuf,
+        range: Range<usize>,
+        written: usize,
+    ) -> Result<(), DiskError> {
+        if written == range.len() {
+            return Ok(());
+        }
+        let len = range.len();
+        if written == 0 || !written.is_multiple_of(super::BLOCK_SIZE) || written > len {
             return Err(DiskError::ShortWrite {
                 offset: at,
                 len,
                 written,
             });
         }
-        Ok(())
+        let rest = range.start + written..range.end;
+        Box::pin(self.write_range_at(at + written as u64, buf, rest)).await
     }
 
     fn err(&self, op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> DiskError + '_ {
@@ -185,6 +221,7 @@ impl DiskFile for DmaDiskFile {
 
     async fn write_at(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
         assert_aligned(offset, buf.len());
+        DmaDisk::check(&self.faults, "write_at")?;
         let Some(dma) = buf.dma() else {
             return Ok(());
         };
@@ -193,7 +230,7 @@ impl DiskFile for DmaDiskFile {
             .write_rc_at(Rc::clone(dma), offset)
             .await
             .map_err(self.err("write_at"))?;
-        Self::check_written(offset, buf.len(), written)
+        self.finish_write(offset, buf, 0..buf.len(), written).await
     }
 
     async fn write_range_at(
@@ -210,18 +247,20 @@ impl DiskFile for DmaDiskFile {
         if range.is_empty() {
             return Ok(());
         }
-        let len = range.len();
-        let mut part = self.file.alloc_dma_buffer(len);
-        part.as_bytes_mut().copy_from_slice(&buf.as_slice()[range]);
+        DmaDisk::check(&self.faults, "write_at")?;
+        let mut part = self.file.alloc_dma_buffer(range.len());
+        part.as_bytes_mut()
+            .copy_from_slice(&buf.as_slice()[range.clone()]);
         let written = self
             .file
             .write_at(part, offset)
             .await
             .map_err(self.err("write_at"))?;
-        Self::check_written(offset, len, written)
+        self.finish_write(offset, buf, range, written).await
     }
 
     async fn sync(&self) -> Result<(), DiskError> {
+        DmaDisk::check(&self.faults, "fdatasync")?;
         self.file.fdatasync().await.map_err(self.err("fdatasync"))
     }
 
@@ -229,6 +268,7 @@ impl DiskFile for DmaDiskFile {
         if self.len().await? >= len {
             return Ok(());
         }
+        DmaDisk::check(&self.faults, "allocate")?;
         self.file
             .pre_allocate(len, false)
             .await

@@ -26,10 +26,12 @@
 
 mod aligned;
 pub(crate) mod dma;
+mod fault;
 mod sim;
 
 pub use aligned::AlignedBuf;
 pub use dma::{probe_device, DmaDisk, DmaDiskFile, DMA_READ_CHUNK_BYTES, PROBE_FILE_NAME};
+pub use fault::{FaultSwitch, InjectedFault};
 pub use sim::{Fault, SimDisk, SimDiskFile, SimDiskOptions};
 
 use std::fmt;

@@ -48,6 +48,7 @@ impl<D: Disk> Engine<D> {
         if result.is_err() {
             self.metric(|m| m.background_errors += 1);
         }
+        self.background_failing.set(result.is_err());
         result
     }
 
@@ -92,11 +93,12 @@ impl<D: Disk> Engine<D> {
 
     /// Runs background work forever: spawn it in the shard's background task
     /// queue. Sleeps until a memtable is frozen or a flush or compaction ends.
-    /// Errors are logged and counted; the step is retried at the next wake-up.
+    /// Errors are logged and counted; the step is retried at the first wake-up
+    /// *after* the failure (e.g. the next memtable frozen), never in a loop.
     /// Returns when the engine becomes read-only.
     pub async fn run_background(&self) {
         loop {
-            let seen = self.work.generation();
+            let mut seen = self.work.generation();
             match self.background_step().await {
                 Ok(true) => {
                     yield_now().await;
@@ -108,6 +110,7 @@ impl<D: Disk> Engine<D> {
                     if self.read_only_reason().is_some() {
                         return;
                     }
+                    seen = self.work.generation();
                 }
             }
             self.work.wait(seen).await;

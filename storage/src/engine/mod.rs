@@ -268,6 +268,9 @@ pub struct Engine<D: Disk> {
     /// The active WAL segment when making a spare last failed: no retry until
     /// the log moves to the next segment.
     spare_failed_seq: Cell<Option<u64>>,
+    /// The last background step failed (Raft applies then stop waiting for
+    /// one; see [`Engine::apply`]).
+    background_failing: Cell<bool>,
     mem_seed: Cell<u64>,
     record_payload_max: usize,
 }

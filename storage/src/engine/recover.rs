@@ -135,6 +135,7 @@ impl<D: Disk> Engine<D> {
             work: Notify::new(),
             metrics: RefCell::new(EngineMetrics::default()),
             spare_failed_seq: Cell::new(None),
+            background_failing: Cell::new(false),
             record_payload_max,
         }
     }

@@ -574,3 +574,55 @@ fn a_memtable_holding_too_much_log_is_flushed_early_and_segments_recycle() {
         }
     });
 }
+
+#[test]
+fn raft_applies_go_on_past_the_bound_while_flushes_fail_then_catch_up() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 12 });
+        let mut config = small_config(12);
+        config.raft_log = true;
+        config.immutable_memtables_max = 1;
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        // Plenty of WAL room: preallocated segments take the entries while
+        // tables cannot be written.
+        let entry = |i: u64| RecordMeta {
+            kind: 1,
+            range_id: 3,
+            term: 1,
+            index: i,
+        };
+        for i in 1..=10u64 {
+            engine.append_raft(&[(entry(i), b"e")], true).await.unwrap();
+            engine
+                .apply(&put(format!("k{i:03}").as_bytes(), i, &[1; 200]), 3, i)
+                .await
+                .unwrap();
+        }
+        disk.fail_after(0, Fault::NoSpace);
+        let mut i = 11;
+        while engine.level_stats().immutable_memtables < 4 {
+            engine
+                .apply(&put(format!("k{i:03}").as_bytes(), i, &[2; 200]), 3, i)
+                .await
+                .unwrap();
+            i += 1;
+            assert!(i < 2000, "memtables never piled up");
+        }
+        assert!(engine.metrics().background_errors >= 1);
+        assert!(engine.read_only_reason().is_none());
+        for j in (1..i).step_by(7) {
+            let got = engine
+                .get(format!("k{j:03}").as_bytes(), ts(9999))
+                .await
+                .unwrap();
+            assert_eq!(got.map(|v| v.0), Some(ts(j)), "key {j} readable");
+        }
+        // Space returns: the background catches up and the applied index is
+        // persisted with the flushes.
+        disk.clear_fault();
+        while engine.background_step().await.unwrap() {}
+        assert_eq!(engine.level_stats().immutable_memtables, 0);
+        engine.flush().await.unwrap();
+        assert_eq!(engine.applied_index(3), Some(i - 1));
+    });
+}

@@ -35,6 +35,13 @@ impl<D: Disk> Engine<D> {
     /// Raft mode: applies a committed batch of `range` at Raft index `index` to
     /// the memtable only (its bytes are already in the WAL as a Raft entry).
     /// The index becomes durable with the next flush (see [`Engine::open`]).
+    ///
+    /// A committed entry must be applied: when the background work it waits
+    /// for fails (a flush hitting ENOSPC), it is applied anyway, past the
+    /// memtable bound. Memory stays bounded by the log: nothing is truncated
+    /// while memtables wait, so the WAL soon needs a new segment, and if the
+    /// disk is still full that fails the next append (writes stop there, with
+    /// the error, before anything more is committed).
     pub async fn apply(
         &self,
         batch: &WriteBatch,
@@ -43,7 +50,13 @@ impl<D: Disk> Engine<D> {
     ) -> Result<(), EngineError> {
         self.check_batch(batch)?;
         self.check_writable()?;
-        self.wait_for_room().await?;
+        // While background steps fail, do not retry one per entry.
+        if !self.background_failing.get() {
+            if let Err(e) = self.wait_for_room().await {
+                self.check_writable()?;
+                tracing::warn!(error = %e, range_id, index, "applying past the memtable bound: background work failed");
+            }
+        }
         self.apply_to_memtable(batch, None, Some((range_id, index)));
         Ok(())
     }
@@ -153,7 +166,7 @@ impl<D: Disk> Engine<D> {
             m.wal_rolls = counters.segments_prepared;
             m.wal_segments_created_inline = counters.segments_created;
         });
-        if wal.wants_spare() {
+        if wal.wants_spare() && self.spare_failed_seq.get() != Some(wal.active_seq()) {
             self.work.notify_all();
         }
         if let Err(e) = logged {
