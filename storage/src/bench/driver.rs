@@ -12,8 +12,8 @@
 //! — then WAL appends of large records beside the raw O_DIRECT sequential
 //! write bandwidth of the same disk, medians over rounds.
 //!
-//! Options: `--keys N` (key space and fill size), `--ops N` (reads and
-//! overwrites; default: keys), `--value-size B` (100), `--batch N` (writes per
+//! Options: `--keys N` (key space, and writes of each fill and of
+//! overwrite), `--ops N` (operations of each read workload; default: keys), `--value-size B` (100), `--batch N` (writes per
 //! batch, 1), `--sync 0|1` (fdatasync per batch), `--benchmarks a,b,...`,
 //! `--dir PATH` (emptied first), `--memtable-mb N` (64), `--cache-mb N` (64),
 //! `--floor-writes N` (device sync-latency probe, 0 to skip; 2000),
@@ -144,6 +144,58 @@ pub fn main(args: Vec<String>) {
         .expect("the executor panicked");
 }
 
+/// One engine on a fresh directory, with its background task.
+struct Shard {
+    engine: Rc<Engine<DmaDisk>>,
+    /// Dropping it cancels the background task (a fresh shard replaces this).
+    _background: glommio::Task<()>,
+}
+
+impl Shard {
+    async fn open(args: &Args) -> Shard {
+        let config = EngineConfig {
+            memtable_bytes: args.memtable_mb << 20,
+            block_cache_bytes: args.cache_mb << 20,
+            ..EngineConfig::default()
+        };
+        let engine_dir = args.dir.join("engine");
+        let _ = std::fs::remove_dir_all(&engine_dir);
+        std::fs::create_dir_all(&engine_dir).expect("create the engine directory");
+        let (engine, _) = Engine::open(DmaDisk::new(), &engine_dir, config, |_| {})
+            .await
+            .expect("open the engine");
+        let engine = Rc::new(engine);
+        let background = glommio::executor().create_task_queue(
+            Shares::Static(100),
+            Latency::NotImportant,
+            "background",
+        );
+        let bg = Rc::clone(&engine);
+        let task = glommio::spawn_local_into(async move { bg.run_background().await }, background)
+            .expect("spawn the background task");
+        Shard {
+            engine,
+            _background: task,
+        }
+    }
+
+    fn report(&self) {
+        let m = self.engine.metrics();
+        let stats = self.engine.level_stats();
+        println!(
+            "engine: tables per level {:?}, MiB per level {:?}, flushed {} MiB, compaction wrote {} MiB, stalls {}, WAL rolls {} (segments created inline {}, spares {})",
+            stats.tables,
+            stats.bytes.iter().map(|b| b >> 20).collect::<Vec<_>>(),
+            m.flush_bytes >> 20,
+            m.compaction_bytes_written >> 20,
+            m.write_stalls,
+            m.wal_rolls,
+            m.wal_segments_created_inline,
+            m.wal_spares,
+        );
+    }
+}
+
 async fn run(args: Args) {
     probe_device(&args.dir).await.expect("probe the device");
     if args.floor_writes > 0 {
@@ -159,33 +211,24 @@ async fn run(args: Args) {
             Err(e) => eprintln!("device sync floor: {e}"),
         }
     }
-    let config = EngineConfig {
-        memtable_bytes: args.memtable_mb << 20,
-        block_cache_bytes: args.cache_mb << 20,
-        ..EngineConfig::default()
-    };
-    let engine_dir = args.dir.join("engine");
-    std::fs::create_dir_all(&engine_dir).expect("create the engine directory");
-    let (engine, _) = Engine::open(DmaDisk::new(), &engine_dir, config, |_| {})
-        .await
-        .expect("open the engine");
-    let engine = Rc::new(engine);
-    let background = glommio::executor().create_task_queue(
-        Shares::Static(100),
-        Latency::NotImportant,
-        "background",
-    );
-    let bg = Rc::clone(&engine);
-    glommio::spawn_local_into(async move { bg.run_background().await }, background)
-        .expect("spawn the background task")
-        .detach();
     let b = &args.bench;
     println!(
-        "teller-storage: keys {} ops {} key 16 B value {} B batch {} sync {}",
-        b.keys, b.ops, b.value_bytes, b.batch, b.sync
+        "teller-storage: keys {} ops {} key 16 B value {} B batch {} sync {} memtable {} MiB cache {} MiB",
+        b.keys, b.ops, b.value_bytes, b.batch, b.sync, args.memtable_mb, args.cache_mb
     );
+    let mut shard: Option<Shard> = None;
     for &w in &args.workloads {
-        match super::run(&engine, w, b, YIELD_EVERY_OPS).await {
+        // As db_bench: a fill starts from an empty database; the other
+        // workloads use what the previous ones left.
+        let fresh = matches!(w, Workload::FillSeq | Workload::FillRandom);
+        if fresh || shard.is_none() {
+            if let Some(old) = shard.take() {
+                old.report();
+            }
+            shard = Some(Shard::open(&args).await);
+        }
+        let engine = &shard.as_ref().expect("opened above").engine;
+        match super::run(engine, w, b, YIELD_EVERY_OPS).await {
             Ok(mut report) => {
                 println!("{}", report.line());
                 for line in report.breakdown.lines() {
@@ -198,16 +241,9 @@ async fn run(args: Args) {
             }
         }
     }
-    let m = engine.metrics();
-    let stats = engine.level_stats();
-    println!(
-        "engine: tables per level {:?}, MiB per level {:?}, flushed {} MiB, compaction wrote {} MiB, stalls {}",
-        stats.tables,
-        stats.bytes.iter().map(|b| b >> 20).collect::<Vec<_>>(),
-        m.flush_bytes >> 20,
-        m.compaction_bytes_written >> 20,
-        m.write_stalls
-    );
+    if let Some(shard) = shard.take() {
+        shard.report();
+    }
     if args.seq_mb > 0 {
         let seq_dir = args.dir.join("seq");
         let wal_dir = args.dir.join("seq-wal");

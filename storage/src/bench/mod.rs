@@ -68,9 +68,9 @@ impl Workload {
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
-    /// Keys in the key space (and writes per fill).
+    /// Keys in the key space, and writes per write workload.
     pub keys: u64,
-    /// Operations of a read workload (and of overwrite).
+    /// Operations of a read workload.
     pub ops: u64,
     pub value_bytes: usize,
     /// Writes per batch (one `write` call).
@@ -319,9 +319,11 @@ pub async fn run<D: Disk>(
     let mut latencies = Latencies::default();
     let mut breakdown = Breakdown::default();
     let mut found = 0;
-    let total = match workload {
-        Workload::FillSeq | Workload::FillRandom => config.keys,
-        _ => config.ops,
+    // As db_bench: every write workload writes `keys` entries; reads do `ops`.
+    let total = if workload.writes() {
+        config.keys
+    } else {
+        config.ops
     };
     let start = Instant::now();
     let mut done = 0;
