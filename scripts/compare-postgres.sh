@@ -34,7 +34,8 @@
 # Per workload: each side is loaded once (YCSB, pgbench and sysbench loads
 # are shared by their workloads), then the rounds run alternating the sides,
 # then each side's consistency check runs. Results:
-#   $OUT/runs/<workload>/<side>-r<N>.{json,status,log}, <side>-check.{status,log}
+#   $OUT/runs/<workload>/<side>-r<N>.{json,status,log}, <side>-check.{status,log},
+#   <side>-load.{log,seconds} (the load's wall time, also in the table)
 #   $OUT/table.md and $OUT/table.json: median (min..max) per side of the
 #   throughput, p50 and p99, and the ratios TellerDB / PostgreSQL.
 # Throughput is ops/s (teller-workload), tps (pgbench, sysbench) or tpmC
@@ -97,7 +98,7 @@ while [[ $# -gt 0 ]]; do
     --profile) profile="$2"; shift 2 ;;
     --progress-every) progress_every="$2"; shift 2 ;;
     --smoke) shift ;;
-    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -153,12 +154,13 @@ trap cleanup EXIT
 # the last line the step wrote (the drivers report once per second).
 run_step() {
   local label=$1 log=$2; shift 2
-  local start=$SECONDS rc=0
+  local start=$SECONDS next=$((SECONDS + progress_every)) rc=0
   "$@" >"$log" 2>&1 &
   step_pid=$!
   while kill -0 "$step_pid" 2>/dev/null; do
-    sleep 1
-    if (( (SECONDS - start) % progress_every == 0 )) && kill -0 "$step_pid" 2>/dev/null; then
+    sleep 0.1
+    if (( SECONDS >= next )) && kill -0 "$step_pid" 2>/dev/null; then
+      next=$((SECONDS + progress_every))
       printf '      %-28s %4ds  %s\n' "$label" $((SECONDS - start)) \
         "$(tail -n 1 "$log" 2>/dev/null | tr -d '\r' | cut -c1-140)"
     fi
@@ -324,12 +326,14 @@ for w in $workloads; do
   echo "== $w"
   for s in "${sides[@]}"; do
     side=${s%%=*} url=${s#*=}
-    fam=$(family "$w") t=$SECONDS
+    fam=$(family "$w") t=$EPOCHREALTIME
     if [[ -n "${loaded[$side:$fam]:-}" ]]; then
       echo "   $side: $fam tables already loaded"
     elif run_step "$side $w load" "$dir/$side-load.log" load "$url" "$fam"; then
       loaded[$side:$fam]=1
-      echo "   $side: loaded in $((SECONDS - t)) s"
+      awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }' >"$dir/$side-load.seconds"
+      echo "   $side: loaded in $(cat "$dir/$side-load.seconds") s" \
+        "$(grep -m1 -E '^done in |: loaded ' "$dir/$side-load.log" || true)"
     else
       echo "   $side: load FAILED (log $dir/$side-load.log)"; echo failed >"$dir/$side-load.status"; failures=$((failures + 1))
     fi
