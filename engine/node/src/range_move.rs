@@ -312,10 +312,22 @@ pub async fn receive_adopt(
         generation: handoff.generation,
         owner: kv.shard,
     };
+    let source = handoff.source_range;
     store
         .adopt(handoff)
         .await
         .map_err(|e| format!("shard {}: adopting range {}: {e}", kv.shard, entry.desc.id))?;
+    // Logged before anything else can run on this shard (no await since the
+    // range went live), so the log has it before any split of it.
+    tracing::info!(
+        shard = kv.shard,
+        range = entry.desc.id,
+        source_range = source,
+        generation = entry.generation,
+        start = %key_hex(&entry.desc.span.start),
+        end = %end_hex(&entry.desc.span),
+        "range adopted"
+    );
     kv.transport.learn([entry]);
     Ok(())
 }

@@ -103,6 +103,8 @@ pub struct ExportChunk {
 pub struct RangeHandoff {
     /// The range under its new id.
     pub desc: RangeDesc,
+    /// Its id at the source.
+    pub source_range: u64,
     pub generation: u64,
     pub gc_threshold: Timestamp,
     /// No write may go at or below this (reads the source served).
@@ -251,6 +253,7 @@ impl Store {
             .max(clock);
         RangeHandoff {
             desc: RangeDesc { id: new_id, span },
+            source_range: replica.id(),
             generation: replica.generation() + 1,
             gc_threshold: replica.gc_threshold(),
             read_low_water,

@@ -50,7 +50,8 @@ fn num<T: std::str::FromStr>(line: &str, name: &str) -> T {
 }
 
 /// Every range of the node, by id, rebuilt from one process's log: the
-/// ranges each shard owned after start-up, then every split and move.
+/// ranges each shard owned after start-up, then every split and every
+/// adoption of a moved range, in log order.
 pub fn replay(log: &str) -> BTreeMap<u64, Range> {
     let mut ranges = BTreeMap::new();
     for line in log.lines() {
@@ -86,14 +87,16 @@ pub fn replay(log: &str) -> BTreeMap<u64, Range> {
                     generation,
                 },
             );
-        } else if line.contains("range moved") {
-            ranges.remove(&num::<u64>(line, "range"));
+        } else if line.contains("range adopted") {
+            // The destination's line: written before any split of the new
+            // range (the source's `range moved` comes later).
+            ranges.remove(&num::<u64>(line, "source_range"));
             ranges.insert(
-                num(line, "new_range"),
+                num(line, "range"),
                 Range {
                     start: unhex(field(line, "start").expect("start")),
                     end: end_of(field(line, "end").expect("end")),
-                    owner: num(line, "to_shard"),
+                    owner: num(line, "shard"),
                     generation: num(line, "generation"),
                 },
             );
