@@ -67,6 +67,9 @@ pub fn key_hex(key: &[u8]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The storage engine's size estimate of an engine-key span `[start, end)`.
+pub type SpanSizer<'a> = &'a dyn Fn(&[u8], &[u8]) -> u64;
+
 /// A range and what its store knows of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeInfo {
@@ -102,6 +105,21 @@ impl Store {
         env: Rc<dyn Env>,
         clock: Rc<RefCell<Hlc>>,
         cfg: KvConfig,
+    ) -> Result<Rc<Store>, KvError> {
+        Store::open_sized(id, engine, log, env, clock, cfg, None).await
+    }
+
+    /// [`Store::open`], with each range's starting size estimate taken from
+    /// `sizer` (the storage engine's estimate for an engine-key span) rather
+    /// than by reading the range.
+    pub async fn open_sized(
+        id: StoreId,
+        engine: Rc<dyn Engine>,
+        log: Rc<dyn Replication>,
+        env: Rc<dyn Env>,
+        clock: Rc<RefCell<Hlc>>,
+        cfg: KvConfig,
+        sizer: Option<SpanSizer<'_>>,
     ) -> Result<Rc<Store>, KvError> {
         cfg.validate().map_err(KvError::Internal)?;
         let store = Store {
@@ -144,7 +162,14 @@ impl Store {
             };
             store.log.create_range(desc.id).await?;
             let replica = Replica::with_generation(desc.clone(), generation, low_water, gc);
-            replica.set_approx_bytes(store.range_bytes(&desc.span).await?);
+            let bytes = match sizer {
+                Some(size) => {
+                    let (start, end) = keys::engine_span(keys::NS_DATA, &desc.span);
+                    size(&start, &end)
+                }
+                None => store.range_bytes(&desc.span).await?,
+            };
+            replica.set_approx_bytes(bytes);
             store
                 .replicas
                 .borrow_mut()

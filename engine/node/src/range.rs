@@ -199,13 +199,16 @@ impl KvShard {
         *self.storage.borrow_mut() = Some(storage.clone());
         let engine: Rc<dyn Engine> = storage.engine.clone();
         let log: Rc<dyn Replication> = storage.raft.clone();
-        let store = Store::open(
+        let lsm = storage.lsm.clone();
+        let sizer = move |start: &[u8], end: &[u8]| lsm.approximate_size(start, Some(end));
+        let store = Store::open_sized(
             shard as StoreId,
             engine,
             log,
             self.env.clone(),
             self.clock.clone(),
             self.cfg.clone(),
+            Some(&sizer),
         )
         .await
         .map_err(|e| format!("shard {shard}: opening the KV store: {e}"))?;
@@ -227,6 +230,12 @@ impl KvShard {
         self.transport.set_local(&store);
         let dyn_transport: Rc<dyn Transport> = self.transport.clone();
         store.set_transport(Rc::downgrade(&dyn_transport));
+        tracing::info!(
+            shard,
+            ranges = store.ranges().len(),
+            fresh,
+            "shard store opened"
+        );
         *self.store.borrow_mut() = Some(store);
         Ok(())
     }
@@ -320,6 +329,7 @@ impl KvShard {
             .store()
             .ok_or_else(|| format!("shard {shard}: joining before the store is open"))?;
         let union = self.placement().await?;
+        tracing::debug!(shard, ranges = union.len(), "placement gathered");
         for info in store.range_infos() {
             if union.get(info.desc.id).is_none() {
                 tracing::warn!(
@@ -334,6 +344,7 @@ impl KvShard {
         }
         self.remove_orphan_logs(&store).await?;
         self.sweep_garbage(&store).await?;
+        tracing::debug!(shard, "leftovers removed");
         self.transport.learn(union.entries());
         for e in self.transport.entries().iter().filter(|e| e.owner == shard) {
             tracing::info!(
