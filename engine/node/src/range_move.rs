@@ -15,9 +15,10 @@
 //!    mark at A's clock (or A's newest read) so that no write lands below a
 //!    read A served, and the waits-for edges of transactions anchored in R.
 //!    From this entry on, B owns the span.
-//! 4. A learns R' and broadcasts it, clears R's descriptor through R's log,
-//!    ends that log, deletes R's data, and stops handing batches back: they
-//!    now meet "wrong range" at A and re-route to B.
+//! 4. A learns R' and broadcasts it, and stops handing batches back: they
+//!    now meet the closed range ("wrong range") at A and re-route to B.
+//!    Then A clears R's descriptor through R's log, ends that log (after a
+//!    flush) and deletes R's data.
 //!
 //! **Crashes.** Before step 3's entry is durable A is the only owner; B's
 //! partial tables lie outside B's ranges and are deleted when B next joins.
@@ -130,6 +131,9 @@ pub async fn move_range(kv: &KvShard, range_id: u64, to: ShardId) -> Result<Move
     };
     kv.transport.learn([entry.clone()]);
     kv.transport.broadcast(vec![entry]);
+    // From here a batch for R meets the closed range ("wrong range") and
+    // re-routes to the new owner: no need to hand batches back any more.
+    kv.transport.end_move(range_id);
     let span = frozen.desc().span;
     tracing::debug!(
         range = range_id,
@@ -151,7 +155,6 @@ pub async fn move_range(kv: &KvShard, range_id: u64, to: ShardId) -> Result<Move
         "range move: removed, deleting the data"
     );
     kv.wipe(&span).await?;
-    kv.transport.end_move(range_id);
     report.span = span;
     tracing::info!(
         from_shard = kv.shard,
