@@ -13,45 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ranges_common::{
-    assert_tiles_keyspace, owners_of, replay, table_id, table_span, test_dir, wait_for_placement,
-    write_config, Node,
+    assert_tiles_keyspace, check_ledger, load, owners_of, pad, replay, table_id, table_span,
+    test_dir, total, transfer, wait_for_placement, write_config, Node,
 };
 
 const SHARDS: usize = 2;
 /// Small enough that a few hundred rows make dozens of ranges.
 const SPLIT_BYTES: u64 = 4096;
 const REBALANCE_MS: u64 = 20;
-
-fn pad(i: i64) -> String {
-    format!("{i:0>60}")
-}
-
-async fn load(client: &tokio_postgres::Client, table: &str, rows: i64, balance: i64) {
-    const PER_STATEMENT: i64 = 100;
-    for first in (0..rows).step_by(PER_STATEMENT as usize) {
-        let values: Vec<String> = (first..(first + PER_STATEMENT).min(rows))
-            .map(|i| format!("({i}, {balance}, '{}')", pad(i)))
-            .collect();
-        client
-            .batch_execute(&format!(
-                "insert into {table} (id, balance, pad) values {}",
-                values.join(", ")
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("loading rows from {first}: {e}"));
-    }
-}
-
-async fn total(client: &tokio_postgres::Client, table: &str) -> (i64, i64) {
-    let row = client
-        .query_one(
-            &format!("select count(*), coalesce(sum(balance), 0)::bigint from {table}"),
-            &[],
-        )
-        .await
-        .expect("sum");
-    (row.get(0), row.get(1))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loaded_table_splits_into_ranges_spread_over_both_shards() {
@@ -105,51 +74,6 @@ async fn a_loaded_table_splits_into_ranges_spread_over_both_shards() {
     );
     node.stop();
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// One transfer between two accounts with its ledger row `entry`, retried
-/// on 40001/40P01.
-async fn transfer(
-    client: &mut tokio_postgres::Client,
-    entry: i64,
-    from: i64,
-    to: i64,
-    amount: i64,
-) -> u64 {
-    let mut retries = 0;
-    loop {
-        let result = async {
-            let txn = client.transaction().await?;
-            txn.execute(
-                "insert into ledger (id, src, dst, amount) values ($1, $2, $3, $4)",
-                &[&entry, &from, &to, &amount],
-            )
-            .await?;
-            txn.execute(
-                "update accounts set balance = balance - $1 where id = $2",
-                &[&amount, &from],
-            )
-            .await?;
-            txn.execute(
-                "update accounts set balance = balance + $1 where id = $2",
-                &[&amount, &to],
-            )
-            .await?;
-            txn.commit().await
-        }
-        .await;
-        match result {
-            Ok(()) => return retries,
-            Err(e) => {
-                let code = e.code().map(|c| c.code().to_string());
-                match code.as_deref() {
-                    Some("40001") | Some("40P01") => retries += 1,
-                    _ => panic!("transfer {from} -> {to}: {e}"),
-                }
-                assert!(retries < 500, "transfer {from} -> {to} retried 500 times");
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,23 +148,8 @@ async fn transfers_stay_exact_while_ranges_split_and_move() {
     assert_eq!(total(&client, "accounts").await, expected, "the final sum");
     // Every committed transfer is in the ledger once, and the balances are
     // exactly the initial ones plus the ledger.
-    let ledger = client
-        .query("select src, dst, amount from ledger", &[])
-        .await
-        .unwrap();
+    let ledger = check_ledger(&client, ACCOUNTS, INITIAL).await;
     assert_eq!(ledger.len() as u64, transfers.load(Ordering::Relaxed));
-    let mut balances = vec![INITIAL; ACCOUNTS as usize];
-    for row in &ledger {
-        let (src, dst, amount): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        balances[src as usize] -= amount;
-        balances[dst as usize] += amount;
-    }
-    let rows = client
-        .query("select id, balance from accounts order by id", &[])
-        .await
-        .unwrap();
-    let actual: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
-    assert_eq!(actual, balances, "balances against the ledger");
     let log = node.log();
     let ranges = replay(&log);
     assert_tiles_keyspace(&ranges);

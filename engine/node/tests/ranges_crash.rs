@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ranges_common::{assert_tiles_keyspace, replay, test_dir, write_config, Node};
+use ranges_common::{
+    assert_tiles_keyspace, check_ledger, load, replay, test_dir, total, write_config, Node,
+};
 
 const SHARDS: usize = 2;
 const SPLIT_BYTES: u64 = 4096;
@@ -131,6 +133,122 @@ async fn acknowledged_rows_survive_sigkill_after_splits_and_moves() {
     assert_eq!(check_rows(&node, &acked).await, back);
     node.stop();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_totals_stay_exact_across_a_sigkill_while_ranges_move() {
+    const ACCOUNTS: i64 = 200;
+    const INITIAL: i64 = 1000;
+    let dir = test_dir("ranges-bank-kill");
+    write_config(&dir, SPLIT_BYTES, REBALANCE_MS);
+    let mut node = Node::start(&dir, "first", SHARDS, &[]);
+    let client = node.connect().await;
+    client
+        .batch_execute(
+            "create table accounts (id bigint primary key, balance bigint, pad text); \
+             create table ledger (id bigint primary key, src bigint, dst bigint, amount bigint)",
+        )
+        .await
+        .unwrap();
+    load(&client, "accounts", ACCOUNTS, INITIAL).await;
+    drop(client);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let url = node.url();
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                let Ok((mut client, connection)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                let mut state = w as u64 * 7919 + 1;
+                for n in 0.. {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = ((state >> 33) % ACCOUNTS as u64) as i64;
+                    let to = (from + 1 + ((state >> 17) % (ACCOUNTS as u64 - 1)) as i64) % ACCOUNTS;
+                    let entry = w * 1_000_000 + n;
+                    let amount = 1 + (state % 50) as i64;
+                    // Only errors from the dying node end a writer.
+                    match transfer_once(&mut client, entry, from, to, amount).await {
+                        Ok(()) => acked.lock().expect("acked").push(entry),
+                        Err(retryable) if retryable => continue,
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while moves(&node) < 3 || acked.lock().expect("acked").len() < 150 {
+        assert!(Instant::now() < deadline, "too few moves:\n{}", node.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.kill();
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().expect("acked").clone();
+    let moved = moves(&node);
+    let node = Node::start(&dir, "second", SHARDS, &[]);
+    let client = node.connect().await;
+    assert_eq!(
+        total(&client, "accounts").await,
+        (ACCOUNTS, ACCOUNTS * INITIAL)
+    );
+    let ledger = check_ledger(&client, ACCOUNTS, INITIAL).await;
+    for id in &acked {
+        assert!(ledger.contains(id), "acknowledged transfer {id} lost");
+    }
+    assert_tiles_keyspace(&replay(&node.log()));
+    eprintln!(
+        "{} transfers acknowledged, {} in the ledger after the restart; {moved} moves before the kill",
+        acked.len(),
+        ledger.len()
+    );
+    node.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One transfer with its ledger row; `Err(true)` when it may be retried
+/// (40001/40P01), `Err(false)` on any other error.
+async fn transfer_once(
+    client: &mut tokio_postgres::Client,
+    entry: i64,
+    from: i64,
+    to: i64,
+    amount: i64,
+) -> Result<(), bool> {
+    let result = async {
+        let txn = client.transaction().await?;
+        txn.execute(
+            "insert into ledger (id, src, dst, amount) values ($1, $2, $3, $4)",
+            &[&entry, &from, &to, &amount],
+        )
+        .await?;
+        txn.execute(
+            "update accounts set balance = balance - $1 where id = $2",
+            &[&amount, &from],
+        )
+        .await?;
+        txn.execute(
+            "update accounts set balance = balance + $1 where id = $2",
+            &[&amount, &to],
+        )
+        .await?;
+        txn.commit().await
+    }
+    .await;
+    result.map_err(|e: tokio_postgres::Error| {
+        e.code()
+            .is_some_and(|c| c.code() == "40001" || c.code() == "40P01")
+    })
 }
 
 /// Starts a node that aborts at `point` of its first move, loads rows until

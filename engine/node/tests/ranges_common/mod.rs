@@ -335,3 +335,105 @@ pub fn wait_for_placement(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+pub fn pad(i: i64) -> String {
+    format!("{i:0>60}")
+}
+
+pub async fn load(client: &tokio_postgres::Client, table: &str, rows: i64, balance: i64) {
+    const PER_STATEMENT: i64 = 100;
+    for first in (0..rows).step_by(PER_STATEMENT as usize) {
+        let values: Vec<String> = (first..(first + PER_STATEMENT).min(rows))
+            .map(|i| format!("({i}, {balance}, '{}')", pad(i)))
+            .collect();
+        client
+            .batch_execute(&format!(
+                "insert into {table} (id, balance, pad) values {}",
+                values.join(", ")
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("loading rows from {first}: {e}"));
+    }
+}
+
+pub async fn total(client: &tokio_postgres::Client, table: &str) -> (i64, i64) {
+    let row = client
+        .query_one(
+            &format!("select count(*), coalesce(sum(balance), 0)::bigint from {table}"),
+            &[],
+        )
+        .await
+        .expect("sum");
+    (row.get(0), row.get(1))
+}
+
+/// One transfer between two accounts with its ledger row `entry`, retried
+/// on 40001/40P01.
+pub async fn transfer(
+    client: &mut tokio_postgres::Client,
+    entry: i64,
+    from: i64,
+    to: i64,
+    amount: i64,
+) -> u64 {
+    let mut retries = 0;
+    loop {
+        let result = async {
+            let txn = client.transaction().await?;
+            txn.execute(
+                "insert into ledger (id, src, dst, amount) values ($1, $2, $3, $4)",
+                &[&entry, &from, &to, &amount],
+            )
+            .await?;
+            txn.execute(
+                "update accounts set balance = balance - $1 where id = $2",
+                &[&amount, &from],
+            )
+            .await?;
+            txn.execute(
+                "update accounts set balance = balance + $1 where id = $2",
+                &[&amount, &to],
+            )
+            .await?;
+            txn.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => return retries,
+            Err(e) => {
+                let code = e.code().map(|c| c.code().to_string());
+                match code.as_deref() {
+                    Some("40001") | Some("40P01") => retries += 1,
+                    _ => panic!("transfer {from} -> {to}: {e}"),
+                }
+                assert!(retries < 500, "transfer {from} -> {to} retried 500 times");
+            }
+        }
+    }
+}
+
+/// Checks that the balances are exactly `initial` plus the ledger's
+/// transfers; returns the ledger's ids.
+pub async fn check_ledger(
+    client: &tokio_postgres::Client,
+    accounts: i64,
+    initial: i64,
+) -> Vec<i64> {
+    let ledger = client
+        .query("select id, src, dst, amount from ledger", &[])
+        .await
+        .expect("ledger");
+    let mut balances = vec![initial; accounts as usize];
+    for row in &ledger {
+        let (src, dst, amount): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
+        balances[src as usize] -= amount;
+        balances[dst as usize] += amount;
+    }
+    let rows = client
+        .query("select id, balance from accounts order by id", &[])
+        .await
+        .expect("balances");
+    let actual: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(actual, balances, "balances against the ledger");
+    ledger.iter().map(|r| r.get(0)).collect()
+}
