@@ -607,6 +607,16 @@ impl<H: Host> SqlSession<H> {
         }
     }
 
+    /// A duration setting in milliseconds (`statement_timeout`,
+    /// `lock_timeout`); 0 means no limit.
+    fn millis_var(&self, name: &str) -> PgResult<Option<std::time::Duration>> {
+        let text = self.vars.get(name)?;
+        let millis: u64 = text
+            .parse()
+            .map_err(|_| PgError::internal(format!("{name} holds {text:?}")))?;
+        Ok((millis > 0).then(|| std::time::Duration::from_millis(millis)))
+    }
+
     /// Begins the block's KV transaction at its first data statement and
     /// returns the catalog it sees.
     async fn block_catalog(&mut self) -> PgResult<Rc<Catalog>> {
@@ -638,10 +648,16 @@ impl<H: Host> SqlSession<H> {
         let in_block = self.tx == TxState::InBlock;
         let mut implicit = None;
         let mut version_check = None;
+        let lock_timeout = self.millis_var("lock_timeout")?;
         let catalog = if in_block {
-            self.block_catalog().await?
+            let catalog = self.block_catalog().await?;
+            if let Some(txn) = self.block.as_mut().and_then(|b| b.txn.as_mut()) {
+                txn.set_lock_timeout(lock_timeout);
+            }
+            catalog
         } else {
             let mut txn = self.host.kv().begin(self.txn_options()).await?;
+            txn.set_lock_timeout(lock_timeout);
             let bound = self.ensure_bound(&portal.statement)?;
             let schema_change = matches!(bound.bound.command, Command::Ddl(_));
             let latest = self.host.sql_shard().catalog().latest();
@@ -1317,6 +1333,11 @@ impl<H: Host> Session for SqlSession<H> {
         // Dropping an implicit transaction rolls it back; a block fails
         // through `statement_failed`.
         portal.running = None;
+    }
+
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        // The setting's check admits only integers, so this cannot fail.
+        self.millis_var("statement_timeout").ok().flatten()
     }
 
     fn statement_failed(&mut self) {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::RngCore;
 use teller_kv::engine::LocalBoxFuture;
 use teller_kv::env::Env;
-use teller_kv::{KvClient, KvError, RetryReason, Txn};
+use teller_kv::{BatchOptions, KvClient, KvError, RetryReason, Strength, Txn, WaitPolicy};
 use teller_sql::kv as sql;
 
 pub use crate::routing::MeshTransport;
@@ -66,6 +66,7 @@ impl sql::Kv for SqlKv {
         Ok(SqlTxn {
             txn,
             isolation: options.isolation,
+            lock_timeout: None,
         })
     }
 }
@@ -74,6 +75,8 @@ impl sql::Kv for SqlKv {
 pub struct SqlTxn {
     txn: Txn,
     isolation: sql::Isolation,
+    /// The session's `lock_timeout` for the running statement.
+    lock_timeout: Option<Duration>,
 }
 
 impl sql::KvTxn for SqlTxn {
@@ -89,10 +92,19 @@ impl sql::KvTxn for SqlTxn {
         self.isolation
     }
 
+    fn set_lock_timeout(&mut self, timeout: Option<Duration>) {
+        self.lock_timeout = timeout;
+    }
+
     async fn batch(&mut self, batch: sql::Batch) -> Result<sql::BatchResponse, sql::KvError> {
         batch.validate()?;
+        let options = batch_options(&batch, self.lock_timeout);
         let requests = batch.requests.into_iter().map(request).collect();
-        let responses = self.txn.batch(requests).await.map_err(error)?;
+        let responses = self
+            .txn
+            .batch_with(requests, options)
+            .await
+            .map_err(error)?;
         Ok(sql::BatchResponse {
             responses: responses.into_iter().map(response).collect(),
         })
@@ -125,6 +137,36 @@ fn sql_span(s: teller_kv::Span) -> sql::Span {
     }
 }
 
+/// The wait policy of a batch's locking reads. The SQL layer gives each
+/// locking scan its own; the scans of one batch come from one plan node and
+/// agree, and if they did not the least waiting one would win (NOWAIT over
+/// SKIP LOCKED over waiting), so no statement waits where it asked not to.
+fn batch_options(batch: &sql::Batch, lock_timeout: Option<Duration>) -> BatchOptions {
+    let mut wait = WaitPolicy::Block;
+    for r in &batch.requests {
+        if let sql::Request::Scan(sql::ScanRequest {
+            lock: Some(lock), ..
+        }) = r
+        {
+            match lock.wait {
+                sql::LockWait::NoWait => wait = WaitPolicy::NoWait,
+                sql::LockWait::SkipLocked if wait == WaitPolicy::Block => {
+                    wait = WaitPolicy::SkipLocked
+                }
+                _ => {}
+            }
+        }
+    }
+    BatchOptions { wait, lock_timeout }
+}
+
+fn lock_strength(lock: sql::RowLock) -> Strength {
+    match lock.strength {
+        sql::LockStrength::Share => Strength::Shared,
+        sql::LockStrength::Exclusive => Strength::Exclusive,
+    }
+}
+
 fn request(r: sql::Request) -> teller_kv::Request {
     match r {
         sql::Request::Get { key } => teller_kv::Request::Get { key, lock: None },
@@ -133,7 +175,7 @@ fn request(r: sql::Request) -> teller_kv::Request {
             limit_rows: s.limit_rows,
             limit_bytes: s.limit_bytes,
             reverse: s.reverse,
-            lock: None,
+            lock: s.lock.map(lock_strength),
         }),
         sql::Request::Put { key, value } => teller_kv::Request::Put { key, value },
         sql::Request::Delete { key } => teller_kv::Request::Delete { key },

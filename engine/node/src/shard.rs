@@ -613,6 +613,10 @@ impl ConnHost for ShardConnHost {
     fn clear_cancel(&self) {
         self.cancel.clear();
     }
+
+    fn sleep(&self, after: Duration) -> impl Future<Output = ()> + use<> {
+        glommio::timer::sleep(after)
+    }
 }
 
 /// Table row count estimates, shared by the shards of this process (one
