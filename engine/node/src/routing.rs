@@ -38,7 +38,7 @@ pub const MOVE_BACKOFF_MIN: Duration = Duration::from_millis(1);
 /// Longest wait between two sends of a batch whose range is moving.
 pub const MOVE_BACKOFF_MAX: Duration = Duration::from_millis(20);
 /// Longest a batch waits for its range's move to end.
-pub const MOVE_WAIT_MAX: Duration = Duration::from_secs(10);
+pub const MOVE_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// What the owner of a range did with a batch.
 pub enum Delivery {
