@@ -16,4 +16,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 # Compiler warnings already failed the clippy step above (it checks every
 # target); changing RUSTFLAGS here would rebuild everything a second time.
+# cargo builds every target, the `teller` binary included, before it runs
+# any test: perf/'s tests start target/debug/teller (perf/tests/common/teller.rs).
 cargo test --workspace --all-targets

@@ -142,6 +142,31 @@ pub trait ConnHost {
 
     /// Forgets cancel requests that arrived before the current statement.
     fn clear_cancel(&self);
+
+    /// Resolves once `after` has passed (the statement timeout's timer).
+    fn sleep(&self, after: std::time::Duration) -> impl Future<Output = ()> + use<Self>;
+}
+
+/// Why a running statement stopped before it finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Interrupt {
+    /// A CancelRequest for this connection arrived.
+    Cancel,
+    /// The statement ran past `statement_timeout`.
+    Timeout,
+}
+
+impl Interrupt {
+    fn error(self) -> PgError {
+        let why = match self {
+            Interrupt::Cancel => "user request",
+            Interrupt::Timeout => "statement timeout",
+        };
+        PgError::new(
+            SqlState::QUERY_CANCELED,
+            format!("canceling statement due to {why}"),
+        )
+    }
 }
 
 /// Why a connection ended.
@@ -530,8 +555,42 @@ where
         Ok(Ok(()))
     }
 
+    /// The statement timeout's timer for a statement starting now: pending
+    /// for ever without a limit.
+    fn deadline(&self, session: &H::Session) -> impl Future<Output = ()> + use<IO, H> {
+        let timer = session
+            .statement_timeout()
+            .map(|after| self.host.sleep(after));
+        async move {
+            match timer {
+                Some(timer) => timer.await,
+                None => future::pending().await,
+            }
+        }
+    }
+
+    /// Runs one step of a statement unless a cancel request or the
+    /// statement's `deadline` comes first.
+    async fn interruptible<T>(
+        &self,
+        step: impl Future<Output = T>,
+        deadline: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<T, Interrupt> {
+        let step = async { Ok(step.await) };
+        let cancel = async {
+            self.host.cancelled().await;
+            Err(Interrupt::Cancel)
+        };
+        let timeout = async {
+            deadline.await;
+            Err(Interrupt::Timeout)
+        };
+        future::or(step, future::or(cancel, timeout)).await
+    }
+
     /// Runs a portal, streaming rows as DataRow messages. `max_rows` 0 means
-    /// all rows. The statement is raced against the connection's cancel signal.
+    /// all rows. The statement is raced against the connection's cancel
+    /// signal and its statement timeout.
     async fn run_portal(
         &mut self,
         session: &mut H::Session,
@@ -540,6 +599,7 @@ where
         max_rows: usize,
     ) -> Result<PgResult<Completion>, Stop> {
         self.host.clear_cancel();
+        let mut deadline = std::pin::pin!(self.deadline(session));
         let mut sent = 0usize;
         let mut rows = Vec::new();
         loop {
@@ -549,23 +609,11 @@ where
                 (max_rows - sent).min(ROW_BATCH_ROWS)
             };
             rows.clear();
-            let step = {
-                let run = async { Some(session.execute(portal, batch, &mut rows).await) };
-                let cancel = async {
-                    self.host.cancelled().await;
-                    None
-                };
-                future::or(run, cancel).await
-            };
-            let completion = match step {
-                None => {
-                    return Ok(Err(PgError::new(
-                        SqlState::QUERY_CANCELED,
-                        "canceling statement due to user request",
-                    )))
-                }
-                Some(Err(error)) => return Ok(Err(error)),
-                Some(Ok(completion)) => completion,
+            let run = session.execute(portal, batch, &mut rows);
+            let completion = match self.interruptible(run, deadline.as_mut()).await {
+                Err(interrupt) => return Ok(Err(interrupt.error())),
+                Ok(Err(error)) => return Ok(Err(error)),
+                Ok(Ok(completion)) => completion,
             };
             sent += rows.len();
             for row in &rows {
@@ -726,27 +774,16 @@ where
             put_copy_data(&mut self.wbuf, &line);
         }
         self.host.clear_cancel();
+        let mut deadline = std::pin::pin!(self.deadline(session));
         let mut sent = 0u64;
         let mut rows = Vec::new();
         loop {
             rows.clear();
-            let step = {
-                let run = async { Some(session.execute(portal, ROW_BATCH_ROWS, &mut rows).await) };
-                let cancel = async {
-                    self.host.cancelled().await;
-                    None
-                };
-                future::or(run, cancel).await
-            };
-            let completion = match step {
-                None => {
-                    return Ok(Err(PgError::new(
-                        SqlState::QUERY_CANCELED,
-                        "canceling statement due to user request",
-                    )))
-                }
-                Some(Err(error)) => return Ok(Err(error)),
-                Some(Ok(completion)) => completion,
+            let run = session.execute(portal, ROW_BATCH_ROWS, &mut rows);
+            let completion = match self.interruptible(run, deadline.as_mut()).await {
+                Err(interrupt) => return Ok(Err(interrupt.error())),
+                Ok(Err(error)) => return Ok(Err(error)),
+                Ok(Ok(completion)) => completion,
             };
             for row in &rows {
                 line.clear();

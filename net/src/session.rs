@@ -137,6 +137,13 @@ pub trait Session {
     /// block becomes failed.
     fn statement_failed(&mut self);
 
+    /// How long a statement may run before it is cancelled with 57014
+    /// (`statement_timeout`; `None`: no limit). Read as each Execute (or
+    /// simple Query statement) starts.
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The transaction status for ReadyForQuery.
     fn transaction_status(&self) -> TxStatus;
 

@@ -173,6 +173,9 @@ impl ConnHost for ToyHost {
         futures_lite::future::pending()
     }
     fn clear_cancel(&self) {}
+    fn sleep(&self, _after: std::time::Duration) -> impl Future<Output = ()> + use<> {
+        futures_lite::future::pending()
+    }
 }
 
 fn startup() -> Vec<u8> {

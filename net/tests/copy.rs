@@ -278,6 +278,9 @@ impl<S: Session> ConnHost for Host<S> {
         futures_lite::future::pending()
     }
     fn clear_cancel(&self) {}
+    fn sleep(&self, _after: std::time::Duration) -> impl Future<Output = ()> + use<S> {
+        futures_lite::future::pending()
+    }
 }
 
 fn startup() -> Vec<u8> {

@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::PgServer;
+use common::{PgServer, Server};
 use serde_json::Value;
 use teller_perf::compare::outcome::Outcome;
 use teller_perf::compare::{pgbench, sysbench};

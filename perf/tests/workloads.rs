@@ -1,10 +1,13 @@
-//! Every workload at tiny scale against a private PostgreSQL: init, a short
-//! run, check. Benchmarks cannot rot, and `check` is shown to catch a broken
-//! invariant, not only to pass.
+//! Every workload at tiny scale against a private PostgreSQL and against a
+//! TellerDB node (the workspace's `teller` binary, see `common/teller.rs`):
+//! init, a short run, check. Benchmarks cannot rot, and `check` is shown to
+//! catch a broken invariant, not only to pass. Each scenario is one function
+//! over [`Server`], run once per server kind.
 
 mod common;
 
-use common::{run_json, sql, workload, PgServer};
+use common::teller::TellerServer;
+use common::{run_json, sql, workload, PgServer, Server};
 use serde_json::Value;
 
 fn ops(result: &Value, op: &str) -> u64 {
@@ -28,12 +31,20 @@ fn assert_result_shape(result: &Value) {
 }
 
 #[test]
-fn bank_keeps_the_total() {
-    let pg = PgServer::start();
-    let url = &pg.url;
+fn bank_keeps_the_total_on_postgres() {
+    bank_keeps_the_total(&PgServer::start());
+}
+
+#[test]
+fn bank_keeps_the_total_on_teller() {
+    bank_keeps_the_total(&TellerServer::start());
+}
+
+fn bank_keeps_the_total(server: &dyn Server) {
+    let url = server.url();
     workload(&format!("bank init --url {url} --accounts 100")).expect("init");
     let result = run_json(
-        &pg,
+        server,
         "bank",
         "bank run --concurrency 4 --duration 2 --sum-percent 10",
     );
@@ -47,16 +58,24 @@ fn bank_keeps_the_total() {
 
     // A lost update breaks the total: check must say so.
     sql(
-        &pg,
+        server,
         "UPDATE bank_accounts SET balance = balance + 1 WHERE id = 0",
     );
     assert!(workload(&format!("bank check --url {url}")).is_err());
 }
 
 #[test]
-fn ycsb_core_workloads_run() {
-    let pg = PgServer::start();
-    let url = &pg.url;
+fn ycsb_core_workloads_run_on_postgres() {
+    ycsb_core_workloads_run(&PgServer::start());
+}
+
+#[test]
+fn ycsb_core_workloads_run_on_teller() {
+    ycsb_core_workloads_run(&TellerServer::start());
+}
+
+fn ycsb_core_workloads_run(server: &dyn Server) {
+    let url = server.url();
     workload(&format!("ycsb init --url {url} --records 1000")).expect("init");
     workload(&format!("ycsb check --url {url}")).expect("loaded rows check");
     let mut inserted = 0;
@@ -69,7 +88,7 @@ fn ycsb_core_workloads_run() {
         ("f", 0.3),
     ] {
         let result = run_json(
-            &pg,
+            server,
             &format!("ycsb-{w}"),
             &format!("ycsb run --workload {w} --concurrency 4 --duration {secs}"),
         );
@@ -95,29 +114,37 @@ fn ycsb_core_workloads_run() {
 
     // An operation budget stops the run; uniform distribution works.
     let result = run_json(
-        &pg,
+        server,
         "ycsb-budget",
         "ycsb run --workload a --distribution uniform --concurrency 2 --operations 200 --seed 7",
     );
     assert_eq!(result["ops"].as_u64(), Some(200), "{result}");
 
     sql(
-        &pg,
+        server,
         "DELETE FROM usertable WHERE ycsb_key IN (SELECT ycsb_key FROM usertable LIMIT 1)",
     );
     assert!(workload(&format!("ycsb check --url {url}")).is_err());
 }
 
 #[test]
-fn tpcc_stays_consistent() {
-    let pg = PgServer::start();
-    let url = &pg.url;
+fn tpcc_stays_consistent_on_postgres() {
+    tpcc_stays_consistent(&PgServer::start());
+}
+
+#[test]
+fn tpcc_stays_consistent_on_teller() {
+    tpcc_stays_consistent(&TellerServer::start());
+}
+
+fn tpcc_stays_consistent(server: &dyn Server) {
+    let url = server.url();
     workload(&format!(
         "tpcc init --url {url} --warehouses 2 --items 1000 --customers 30"
     ))
     .expect("init");
     workload(&format!("tpcc check --url {url}")).expect("consistent after load");
-    let result = run_json(&pg, "tpcc", "tpcc run --concurrency 4 --duration 2");
+    let result = run_json(server, "tpcc", "tpcc run --concurrency 4 --duration 2");
     assert_result_shape(&result);
     for op in ["new_order", "payment"] {
         assert!(ops(&result, op) > 0, "no {op}: {result}");
@@ -129,18 +156,30 @@ fn tpcc_stays_consistent() {
     workload(&format!("tpcc check --url {url}")).expect("consistent after run");
 
     // Condition 1 catches a warehouse YTD that drifted from its districts'.
-    sql(&pg, "UPDATE warehouse SET w_ytd = w_ytd + 1 WHERE w_id = 1");
+    sql(
+        server,
+        "UPDATE warehouse SET w_ytd = w_ytd + 1 WHERE w_id = 1",
+    );
     assert!(workload(&format!("tpcc check --url {url}")).is_err());
 }
 
 #[test]
-fn run_without_init_fails_clearly() {
-    let pg = PgServer::start();
-    let err =
-        workload(&format!("bank run --url {} --duration 1", pg.url)).expect_err("no bank tables");
+fn run_without_init_fails_clearly_on_postgres() {
+    run_without_init_fails_clearly(&PgServer::start());
+}
+
+#[test]
+fn run_without_init_fails_clearly_on_teller() {
+    run_without_init_fails_clearly(&TellerServer::start());
+}
+
+fn run_without_init_fails_clearly(server: &dyn Server) {
+    let err = workload(&format!("bank run --url {} --duration 1", server.url()))
+        .expect_err("no bank tables");
     assert!(err.to_string().contains("bank init"), "{err}");
 }
 
+/// PostgreSQL only: the sessions are killed with `pg_terminate_backend`.
 #[test]
 fn rate_limit_and_reconnection() {
     let pg = PgServer::start();

@@ -130,6 +130,42 @@ struct Block<K: Kv> {
     generation: u64,
 }
 
+/// The executor's environment for a started portal. A macro rather than a
+/// method: the environment borrows single fields of the session while the
+/// caller also borrows the session's transaction mutably.
+macro_rules! exec_env {
+    ($session:expr, $portal:expr, $running:expr, $bound:expr) => {
+        Env {
+            params: &$portal.params,
+            vars: &$session.vars,
+            catalog: &$bound.catalog,
+            database: &$session.database,
+            user: &$session.user,
+            process_id: $session.process_id,
+            now_micros: $running.now_micros,
+            shard: $session.host.sql_shard(),
+            shard_id: $session.host.shard(),
+            sleep: std::cell::Cell::new(0.0),
+            rng: &$session.rng,
+        }
+    };
+}
+
+/// The transaction a started statement runs in: its own (outside a block)
+/// or the block's.
+fn statement_txn<'a, K: Kv>(
+    implicit: &'a mut Option<K::Txn>,
+    block: &'a mut Option<Block<K>>,
+) -> PgResult<&'a mut K::Txn> {
+    match implicit.as_mut() {
+        Some(t) => Ok(t),
+        None => block
+            .as_mut()
+            .and_then(|b| b.txn.as_mut())
+            .ok_or_else(|| PgError::internal("no transaction")),
+    }
+}
+
 pub struct SqlSession<H: Host> {
     host: H,
     user: String,
@@ -607,6 +643,16 @@ impl<H: Host> SqlSession<H> {
         }
     }
 
+    /// A duration setting in milliseconds (`statement_timeout`,
+    /// `lock_timeout`); 0 means no limit.
+    fn millis_var(&self, name: &str) -> PgResult<Option<std::time::Duration>> {
+        let text = self.vars.get(name)?;
+        let millis: u64 = text
+            .parse()
+            .map_err(|_| PgError::internal(format!("{name} holds {text:?}")))?;
+        Ok((millis > 0).then(|| std::time::Duration::from_millis(millis)))
+    }
+
     /// Begins the block's KV transaction at its first data statement and
     /// returns the catalog it sees.
     async fn block_catalog(&mut self) -> PgResult<Rc<Catalog>> {
@@ -638,10 +684,16 @@ impl<H: Host> SqlSession<H> {
         let in_block = self.tx == TxState::InBlock;
         let mut implicit = None;
         let mut version_check = None;
+        let lock_timeout = self.millis_var("lock_timeout")?;
         let catalog = if in_block {
-            self.block_catalog().await?
+            let catalog = self.block_catalog().await?;
+            if let Some(txn) = self.block.as_mut().and_then(|b| b.txn.as_mut()) {
+                txn.set_lock_timeout(lock_timeout);
+            }
+            catalog
         } else {
             let mut txn = self.host.kv().begin(self.txn_options()).await?;
+            txn.set_lock_timeout(lock_timeout);
             let bound = self.ensure_bound(&portal.statement)?;
             let schema_change = matches!(bound.bound.command, Command::Ddl(_));
             let latest = self.host.sql_shard().catalog().latest();
@@ -719,27 +771,8 @@ impl<H: Host> SqlSession<H> {
     async fn run_to_end(&mut self, portal: &mut Portal<H::Kv>) -> PgResult<()> {
         let running = portal.running.as_mut().expect("started");
         let bound = running.bound.clone();
-        let env = Env {
-            params: &portal.params,
-            vars: &self.vars,
-            catalog: &bound.catalog,
-            database: &self.database,
-            user: &self.user,
-            process_id: self.process_id,
-            now_micros: running.now_micros,
-            shard: self.host.sql_shard(),
-            shard_id: self.host.shard(),
-            sleep: std::cell::Cell::new(0.0),
-            rng: &self.rng,
-        };
-        let txn = match running.implicit.as_mut() {
-            Some(t) => t,
-            None => self
-                .block
-                .as_mut()
-                .and_then(|b| b.txn.as_mut())
-                .ok_or_else(|| PgError::internal("no transaction"))?,
-        };
+        let env = exec_env!(self, portal, running, bound);
+        let txn = statement_txn(&mut running.implicit, &mut self.block)?;
         let mut cx = Cx {
             kv: self.host.kv(),
             txn,
@@ -865,27 +898,8 @@ impl<H: Host> SqlSession<H> {
             ));
         }
         let bound = running.bound.clone();
-        let env = Env {
-            params: &portal.params,
-            vars: &self.vars,
-            catalog: &bound.catalog,
-            database: &self.database,
-            user: &self.user,
-            process_id: self.process_id,
-            now_micros: running.now_micros,
-            shard: self.host.sql_shard(),
-            shard_id: self.host.shard(),
-            sleep: std::cell::Cell::new(0.0),
-            rng: &self.rng,
-        };
-        let txn = match running.implicit.as_mut() {
-            Some(t) => t,
-            None => self
-                .block
-                .as_mut()
-                .and_then(|b| b.txn.as_mut())
-                .ok_or_else(|| PgError::internal("no transaction"))?,
-        };
+        let env = exec_env!(self, portal, running, bound);
+        let txn = statement_txn(&mut running.implicit, &mut self.block)?;
         let mut cx = Cx {
             kv: self.host.kv(),
             txn,
@@ -914,14 +928,7 @@ impl<H: Host> SqlSession<H> {
         }
         if !done && running.pending.is_empty() {
             // The limit was reached exactly: look ahead for the end.
-            let txn = match running.implicit.as_mut() {
-                Some(t) => t,
-                None => self
-                    .block
-                    .as_mut()
-                    .and_then(|b| b.txn.as_mut())
-                    .ok_or_else(|| PgError::internal("no transaction"))?,
-            };
+            let txn = statement_txn(&mut running.implicit, &mut self.block)?;
             let mut cx = Cx {
                 kv: self.host.kv(),
                 txn,
@@ -980,27 +987,8 @@ impl<H: Host> SqlSession<H> {
         let Command::CopyIn { insert, .. } = &bound.bound.command else {
             return Err(PgError::internal("COPY FROM rows for another statement"));
         };
-        let env = Env {
-            params: &portal.params,
-            vars: &self.vars,
-            catalog: &bound.catalog,
-            database: &self.database,
-            user: &self.user,
-            process_id: self.process_id,
-            now_micros: running.now_micros,
-            shard: self.host.sql_shard(),
-            shard_id: self.host.shard(),
-            sleep: std::cell::Cell::new(0.0),
-            rng: &self.rng,
-        };
-        let txn = match running.implicit.as_mut() {
-            Some(t) => t,
-            None => self
-                .block
-                .as_mut()
-                .and_then(|b| b.txn.as_mut())
-                .ok_or_else(|| PgError::internal("no transaction"))?,
-        };
+        let env = exec_env!(self, portal, running, bound);
+        let txn = statement_txn(&mut running.implicit, &mut self.block)?;
         let mut cx = Cx {
             kv: self.host.kv(),
             txn,
@@ -1317,6 +1305,11 @@ impl<H: Host> Session for SqlSession<H> {
         // Dropping an implicit transaction rolls it back; a block fails
         // through `statement_failed`.
         portal.running = None;
+    }
+
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        // The setting's check admits only integers, so this cannot fail.
+        self.millis_var("statement_timeout").ok().flatten()
     }
 
     fn statement_failed(&mut self) {

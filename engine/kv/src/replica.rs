@@ -9,6 +9,15 @@
 //! `on_applied` derives everything it needs (lock-table wake-ups, record
 //! cleanup, range size) from the mutations alone, so a follower applying the
 //! same entry reaches the same state.
+//!
+//! **Generations.** A range's descriptor is stored with a generation that
+//! every change of the range raises: both halves of a split get the parent's
+//! generation plus one, and a range moved to another shard is re-created
+//! there (under a fresh id) one generation above the source. Ranges only
+//! split and move, never merge, so of two descriptors that claim the same
+//! key the newer one always has the higher generation: that is how routing
+//! tables merge what they hear, and how a restart after a crash in the
+//! middle of a move picks the one owner of a span.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -33,26 +42,42 @@ pub struct RangeDesc {
     pub span: Span,
 }
 
-const RANGE_DESC_FORMAT: u8 = 1;
+/// The first descriptor format, without a generation (read as generation 0).
+const RANGE_DESC_FORMAT_V1: u8 = 1;
+/// The current format: id, span, generation.
+const RANGE_DESC_FORMAT: u8 = 2;
 
 impl RangeDesc {
-    pub fn encode(&self) -> Bytes {
+    /// The stored form of the descriptor at `generation`.
+    pub fn encode(&self, generation: u64) -> Bytes {
         let mut w = Writer::new();
         w.u8(RANGE_DESC_FORMAT);
         w.u64(self.id);
         w.span(&self.span);
+        w.u64(generation);
         Bytes::from(w.finish())
     }
 
-    pub fn decode(bytes: &Bytes) -> Result<RangeDesc, KvError> {
+    /// A stored descriptor and its generation.
+    pub fn decode(bytes: &Bytes) -> Result<(RangeDesc, u64), KvError> {
         let mut r = Reader::new(bytes, "range descriptor");
-        r.version(RANGE_DESC_FORMAT)?;
+        let format = r.u8()?;
+        if format != RANGE_DESC_FORMAT && format != RANGE_DESC_FORMAT_V1 {
+            return Err(r
+                .invalid(&format!("unknown format version {format}"))
+                .into());
+        }
         let desc = RangeDesc {
             id: r.u64()?,
             span: r.span()?,
         };
+        let generation = if format == RANGE_DESC_FORMAT {
+            r.u64()?
+        } else {
+            0
+        };
         r.finish()?;
-        Ok(desc)
+        Ok((desc, generation))
     }
 }
 
@@ -60,6 +85,13 @@ impl RangeDesc {
 #[derive(Debug)]
 pub struct Replica {
     desc: RefCell<RangeDesc>,
+    generation: Cell<u64>,
+    /// Set once the range stops serving here (it is moving away or being
+    /// dropped): every request is refused as addressed to the wrong range,
+    /// and the client re-routes.
+    closed: Cell<bool>,
+    /// A split of this range is in progress (at most one at a time).
+    splitting: Cell<bool>,
     pub(crate) latches: Latches,
     pub(crate) tscache: RefCell<TsCache>,
     pub(crate) locks: LockTable,
@@ -73,8 +105,21 @@ impl Replica {
     /// A replica of `desc` whose timestamp cache answers at least
     /// `low_water`.
     pub fn new(desc: RangeDesc, low_water: Timestamp, gc_threshold: Timestamp) -> Replica {
+        Replica::with_generation(desc, 0, low_water, gc_threshold)
+    }
+
+    /// [`Replica::new`] for a descriptor of generation `generation`.
+    pub fn with_generation(
+        desc: RangeDesc,
+        generation: u64,
+        low_water: Timestamp,
+        gc_threshold: Timestamp,
+    ) -> Replica {
         Replica {
             desc: RefCell::new(desc),
+            generation: Cell::new(generation),
+            closed: Cell::new(false),
+            splitting: Cell::new(false),
             latches: Latches::new(),
             tscache: RefCell::new(TsCache::new(low_water)),
             locks: LockTable::new(),
@@ -94,6 +139,36 @@ impl Replica {
 
     pub fn span(&self) -> Span {
         self.desc.borrow().span.clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    pub(crate) fn set_generation(&self, generation: u64) {
+        assert!(
+            generation > self.generation.get(),
+            "a range's generation only rises"
+        );
+        self.generation.set(generation);
+    }
+
+    /// Whether the range stopped serving here.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    pub(crate) fn set_closed(&self, closed: bool) {
+        self.closed.set(closed);
+    }
+
+    /// Marks a split as started; `false` if one already is.
+    pub(crate) fn begin_split(&self) -> bool {
+        !self.splitting.replace(true)
+    }
+
+    pub(crate) fn end_split(&self) {
+        self.splitting.set(false);
     }
 
     pub fn gc_threshold(&self) -> Timestamp {
@@ -200,6 +275,18 @@ mod tests {
             id: 7,
             span: Span::new(&b"a"[..], &b"m"[..]),
         };
-        assert_eq!(RangeDesc::decode(&d.encode()).unwrap(), d);
+        assert_eq!(RangeDesc::decode(&d.encode(9)).unwrap(), (d.clone(), 9));
+        // The first format had no generation: it reads as generation 0.
+        let mut w = Writer::new();
+        w.u8(RANGE_DESC_FORMAT_V1);
+        w.u64(d.id);
+        w.span(&d.span);
+        let v1 = Bytes::from(w.finish());
+        assert_eq!(RangeDesc::decode(&v1).unwrap(), (d.clone(), 0));
+        let mut bad = d.encode(1).to_vec();
+        bad[0] = 7;
+        assert!(RangeDesc::decode(&Bytes::from(bad)).is_err());
+        let truncated = d.encode(1).slice(..10);
+        assert!(RangeDesc::decode(&truncated).is_err());
     }
 }

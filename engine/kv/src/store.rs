@@ -22,6 +22,13 @@
 //! registered after all others, and its probe runs right after, so it sees
 //! the cycle at once; any missed race is caught at the next liveness
 //! re-check.
+//!
+//! A range grows until it passes `range_split_bytes`, then splits at a
+//! sampled middle key ([`split`]). A range leaves the store whole through
+//! [`handoff`]: frozen (closed to requests, latched end to end), exported
+//! in bounded chunks, adopted by another store under a fresh id one
+//! generation up, then removed here. A closed range refuses every request as
+//! addressed to the wrong range, so clients re-route.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -50,6 +57,28 @@ use crate::sync::{race, Either};
 use crate::transport::{StoreId, Transport};
 use crate::txn::{TxnMeta, TxnRecord, TxnStatus};
 
+mod handoff;
+mod split;
+
+pub use handoff::{ExportChunk, ExportCursor, FrozenRange, RangeHandoff, RANGE_NAMESPACES};
+
+/// A key as lowercase hex (log lines that tools parse).
+pub fn key_hex(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The storage engine's size estimate of an engine-key span `[start, end)`.
+pub type SpanSizer<'a> = &'a dyn Fn(&[u8], &[u8]) -> u64;
+
+/// A range and what its store knows of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeInfo {
+    pub desc: RangeDesc,
+    pub generation: u64,
+    /// Estimated bytes of its versions.
+    pub approx_bytes: u64,
+}
+
 /// The ranges of one shard.
 pub struct Store {
     id: StoreId,
@@ -77,6 +106,21 @@ impl Store {
         clock: Rc<RefCell<Hlc>>,
         cfg: KvConfig,
     ) -> Result<Rc<Store>, KvError> {
+        Store::open_sized(id, engine, log, env, clock, cfg, None).await
+    }
+
+    /// [`Store::open`], with each range's starting size estimate taken from
+    /// `sizer` (the storage engine's estimate for an engine-key span) rather
+    /// than by reading the range.
+    pub async fn open_sized(
+        id: StoreId,
+        engine: Rc<dyn Engine>,
+        log: Rc<dyn Replication>,
+        env: Rc<dyn Env>,
+        clock: Rc<RefCell<Hlc>>,
+        cfg: KvConfig,
+        sizer: Option<SpanSizer<'_>>,
+    ) -> Result<Rc<Store>, KvError> {
         cfg.validate().map_err(KvError::Internal)?;
         let store = Store {
             id,
@@ -102,7 +146,7 @@ impl Store {
             .await?;
         for (_, version) in descs {
             let Some(bytes) = version.value else { continue };
-            let desc = RangeDesc::decode(&bytes)?;
+            let (desc, generation) = RangeDesc::decode(&bytes)?;
             let gc = match store
                 .engine
                 .get(&keys::meta_key("gc", desc.id), Timestamp::MAX)
@@ -117,8 +161,15 @@ impl Store {
                 None => Timestamp::ZERO,
             };
             store.log.create_range(desc.id).await?;
-            let replica = Replica::new(desc.clone(), low_water, gc);
-            replica.set_approx_bytes(store.range_bytes(&desc.span).await?);
+            let replica = Replica::with_generation(desc.clone(), generation, low_water, gc);
+            let bytes = match sizer {
+                Some(size) => {
+                    let (start, end) = keys::engine_span(keys::NS_DATA, &desc.span);
+                    size(&start, &end)
+                }
+                None => store.range_bytes(&desc.span).await?,
+            };
+            replica.set_approx_bytes(bytes);
             store
                 .replicas
                 .borrow_mut()
@@ -136,7 +187,7 @@ impl Store {
         for d in descs {
             self.log.create_range(d.id).await?;
             let mut batch = WriteBatch::new();
-            batch.put(keys::meta_key("desc", d.id), Timestamp::ZERO, d.encode());
+            batch.put(keys::meta_key("desc", d.id), Timestamp::ZERO, d.encode(0));
             self.log.replicate(d.id, batch).await?;
         }
         let low_water = self.now().add_nanos(max_offset_nanos(&self.cfg));
@@ -163,6 +214,19 @@ impl Store {
 
     pub fn ranges(&self) -> Vec<RangeDesc> {
         self.replicas.borrow().values().map(|r| r.desc()).collect()
+    }
+
+    /// Every range of the store with its generation and size.
+    pub fn range_infos(&self) -> Vec<RangeInfo> {
+        self.replicas
+            .borrow()
+            .values()
+            .map(|r| RangeInfo {
+                desc: r.desc(),
+                generation: r.generation(),
+                approx_bytes: r.approx_bytes(),
+            })
+            .collect()
     }
 
     pub fn replica(&self, range_id: u64) -> Option<Rc<Replica>> {
@@ -195,11 +259,12 @@ impl Store {
             .borrow_mut()
             .update(batch.header.clock, self.env.now_nanos())
             .map_err(|e| KvError::Unavailable(e.to_string()))?;
-        let replica =
-            self.replica(batch.header.range_id)
-                .ok_or_else(|| KvError::RangeKeyMismatch {
-                    key: first_key(&batch).unwrap_or_default(),
-                })?;
+        let replica = self
+            .replica(batch.header.range_id)
+            .filter(|r| !r.is_closed())
+            .ok_or_else(|| KvError::RangeKeyMismatch {
+                key: first_key(&batch).unwrap_or_default(),
+            })?;
         let result = if batch.requests.iter().all(RangeRequest::is_in_memory) {
             in_memory(&replica, &batch.requests)
         } else {
@@ -244,6 +309,12 @@ impl Store {
         loop {
             let spans = latch_spans(replica, batch);
             let guard = replica.latches.acquire(spans).await;
+            if replica.is_closed() {
+                // The range left (or is leaving) this store.
+                return Err(KvError::RangeKeyMismatch {
+                    key: first_key(batch).unwrap_or_default(),
+                });
+            }
             let now = self.now();
             let evaluated = Evaluator::new(&*self.engine, replica, &batch.header, &self.cfg, now)
                 .run(&batch.requests)
@@ -265,7 +336,11 @@ impl Store {
                     }
                     drop(guard);
                     if replica.approx_bytes() > self.cfg.range_split_bytes {
-                        self.split(replica).await?;
+                        // The batch is applied: a failed split is the
+                        // range's business, not the request's.
+                        if let Err(e) = self.split(replica).await {
+                            tracing::warn!(range = replica.id(), error = %e, "range split failed");
+                        }
                     }
                     return Ok((ev.responses, ev.write_ts));
                 }
@@ -576,113 +651,6 @@ impl Store {
         }
         Ok(())
     }
-
-    /// Splits `replica` at its middle key when it holds at least two keys.
-    async fn split(&self, replica: &Rc<Replica>) -> Result<(), KvError> {
-        let span = replica.span();
-        let mut spans = latch_user_span(&span, true).to_vec();
-        let (ts, te) = keys::engine_span(NS_TXN, &span);
-        spans.push(LatchSpan {
-            start: ts,
-            end: te,
-            write: true,
-        });
-        let guard = replica.latches.acquire(spans).await;
-        if replica.approx_bytes() <= self.cfg.range_split_bytes {
-            return Ok(()); // another request split it meanwhile
-        }
-        let (ds, de) = keys::engine_span(keys::NS_DATA, &span);
-        let found = self
-            .engine
-            .scan(&ds, &de, Timestamp::MAX, false, usize::MAX)
-            .await?;
-        if found.len() < 2 {
-            replica.set_approx_bytes(0);
-            return Ok(());
-        }
-        let split_key = keys::user_key(keys::NS_DATA, &found[found.len() / 2].0);
-        let right = RangeDesc {
-            id: self.fresh_range_id(),
-            span: Span {
-                start: split_key.clone(),
-                end: span.end.clone(),
-            },
-        };
-        let left = RangeDesc {
-            id: replica.id(),
-            span: Span {
-                start: span.start.clone(),
-                end: Some(split_key.clone()),
-            },
-        };
-        let mut batch = WriteBatch::new();
-        batch.put(
-            keys::meta_key("desc", left.id),
-            Timestamp::ZERO,
-            left.encode(),
-        );
-        batch.put(
-            keys::meta_key("desc", right.id),
-            Timestamp::ZERO,
-            right.encode(),
-        );
-        batch.put(
-            keys::meta_key("gc", right.id),
-            Timestamp::ZERO,
-            crate::eval::encode_ts(replica.gc_threshold()),
-        );
-        // The descriptors go through the left range's log; the right range's
-        // log starts once that is applied.
-        self.log.replicate(replica.id(), batch).await?;
-        self.log.create_range(right.id).await?;
-        let right_replica = Replica::new(right.clone(), Timestamp::ZERO, replica.gc_threshold());
-        *right_replica.tscache.borrow_mut() = replica.tscache.borrow().split_off(&split_key);
-        let half = replica.approx_bytes() / 2;
-        right_replica.set_approx_bytes(half);
-        replica.set_approx_bytes(half);
-        {
-            let mut waits = replica.waits_for.borrow_mut();
-            let moved: Vec<_> = waits
-                .iter()
-                .filter(|(_, m)| m.anchor >= split_key)
-                .map(|(id, _)| *id)
-                .collect();
-            let mut right_waits = right_replica.waits_for.borrow_mut();
-            for id in moved {
-                if let Some(m) = waits.remove(&id) {
-                    right_waits.insert(id, m);
-                }
-            }
-        }
-        replica.set_span(left.span.clone());
-        self.replicas
-            .borrow_mut()
-            .insert(right.id, Rc::new(right_replica));
-        if let Ok(transport) = self.transport() {
-            transport.note_split(&left, &right, self.id);
-        }
-        drop(guard);
-        replica.locks.wake_all();
-        Ok(())
-    }
-
-    fn fresh_range_id(&self) -> u64 {
-        loop {
-            let id = self.env.random_u64();
-            if id != 0 && id != u64::MAX && !self.replicas.borrow().contains_key(&id) {
-                return id;
-            }
-        }
-    }
-
-    async fn range_bytes(&self, span: &Span) -> Result<u64, KvError> {
-        let (ds, de) = keys::engine_span(keys::NS_DATA, span);
-        let all = self.engine.scan_versions(&ds, &de, usize::MAX).await?;
-        Ok(all
-            .iter()
-            .map(|(k, v)| (k.len() + v.value.as_ref().map_or(0, |b| b.len()) + 12) as u64)
-            .sum())
-    }
 }
 
 impl Applier for Store {
@@ -727,6 +695,9 @@ fn in_memory(
     replica: &Replica,
     requests: &[RangeRequest],
 ) -> Result<(Vec<RangeResponse>, Option<Timestamp>), KvError> {
+    if replica.is_closed() {
+        return Err(KvError::RangeKeyMismatch { key: Bytes::new() });
+    }
     let span = replica.span();
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {

@@ -31,6 +31,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Read from the `[storage]` table too (see [`RangesConfig`]).
+    #[serde(skip)]
+    pub ranges: RangesConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -146,6 +149,84 @@ impl StorageConfig {
     }
 }
 
+/// How the node splits ranges and spreads them over its shards. The keys
+/// live in the `[storage]` table of the file (`storage.range_split_bytes`,
+/// `storage.rebalance_interval_ms`); they are kept apart from
+/// [`StorageConfig`] because they configure ranges, not a shard's engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangesConfig {
+    /// A range splits once its versions take about this many bytes.
+    pub range_split_bytes: u64,
+    /// How often shard 0 looks for a range to move between shards, in
+    /// milliseconds; at most one move per interval. 0 disables moves.
+    pub rebalance_interval_ms: u64,
+}
+
+/// Bounds of the range settings.
+pub const RANGE_SPLIT_BYTES_MAX: u64 = 1 << 40;
+pub const REBALANCE_INTERVAL_MS_MAX: u64 = 3_600_000;
+
+impl Default for RangesConfig {
+    fn default() -> RangesConfig {
+        RangesConfig {
+            range_split_bytes: teller_kv::config::RANGE_SPLIT_BYTES_DEFAULT,
+            rebalance_interval_ms: 1000,
+        }
+    }
+}
+
+impl RangesConfig {
+    /// Takes the range settings out of the `[storage]` table (so that the
+    /// rest deserializes strictly).
+    fn take_from(table: &mut toml::Table) -> Result<RangesConfig, String> {
+        let mut config = RangesConfig::default();
+        let Some(toml::Value::Table(storage)) = table.get_mut("storage") else {
+            return Ok(config);
+        };
+        let mut take = |key: &str| -> Result<Option<u64>, String> {
+            match storage.remove(key) {
+                None => Ok(None),
+                Some(toml::Value::Integer(n)) => u64::try_from(n)
+                    .map(Some)
+                    .map_err(|_| format!("storage.{key} must not be negative")),
+                Some(other) => Err(format!(
+                    "invalid configuration: storage.{key} must be an integer, not {}",
+                    other.type_str()
+                )),
+            }
+        };
+        if let Some(n) = take("range_split_bytes")? {
+            config.range_split_bytes = n;
+        }
+        if let Some(n) = take("rebalance_interval_ms")? {
+            config.rebalance_interval_ms = n;
+        }
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let min = teller_kv::config::RANGE_SPLIT_BYTES_MIN;
+        if !(min..=RANGE_SPLIT_BYTES_MAX).contains(&self.range_split_bytes) {
+            return Err(format!(
+                "storage.range_split_bytes {} outside [{min}, {RANGE_SPLIT_BYTES_MAX}]",
+                self.range_split_bytes
+            ));
+        }
+        if self.rebalance_interval_ms > REBALANCE_INTERVAL_MS_MAX {
+            return Err(format!(
+                "storage.rebalance_interval_ms {} exceeds the maximum {REBALANCE_INTERVAL_MS_MAX}",
+                self.rebalance_interval_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// The interval between rebalancing rounds; `None` when disabled.
+    pub fn rebalance_interval(&self) -> Option<Duration> {
+        (self.rebalance_interval_ms > 0).then(|| Duration::from_millis(self.rebalance_interval_ms))
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -171,7 +252,14 @@ pub struct Overrides {
 impl Config {
     /// Parses a configuration file's text.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| format!("invalid configuration: {e}"))
+        let invalid = |e: &dyn std::fmt::Display| format!("invalid configuration: {e}");
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(&e))?;
+        let ranges = RangesConfig::take_from(&mut table)?;
+        let mut config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| invalid(&e))?;
+        config.ranges = ranges;
+        Ok(config)
     }
 
     /// The embedded default configuration.
@@ -227,6 +315,7 @@ impl Config {
                 (IO_MEMORY_AUTO_TOTAL_BYTES / server.shards).max(IO_MEMORY_MIN_BYTES);
         }
         self.storage.validate()?;
+        self.ranges.validate()?;
         if self.auth.method == AuthMethodName::ScramSha256 && self.auth.users.is_empty() {
             return Err("auth.method scram-sha-256 needs at least one [[auth.users]] entry".into());
         }
@@ -283,6 +372,33 @@ mod tests {
         assert_eq!(config.storage.wal_segment_bytes, defaults.wal_segment_bytes);
         assert_eq!(config.storage.block_cache_bytes, defaults.block_cache_bytes);
         assert_eq!(config.storage.raft_tick_ms, defaults.raft_tick_ms);
+        assert_eq!(config.ranges, RangesConfig::default());
+        assert_eq!(config.ranges.range_split_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn range_settings_are_read_from_the_storage_table_and_checked() {
+        let text = DEFAULT_CONFIG
+            .replace("range_split_bytes = 67108864", "range_split_bytes = 4096")
+            .replace("rebalance_interval_ms = 1000", "rebalance_interval_ms = 0");
+        let mut config = Config::parse(&text).unwrap();
+        config.validate(2).unwrap();
+        assert_eq!(config.ranges.range_split_bytes, 4096);
+        assert_eq!(config.ranges.rebalance_interval(), None);
+        let small =
+            DEFAULT_CONFIG.replace("range_split_bytes = 67108864", "range_split_bytes = 10");
+        let mut config = Config::parse(&small).unwrap();
+        assert!(config
+            .validate(2)
+            .unwrap_err()
+            .contains("range_split_bytes"));
+        let text = DEFAULT_CONFIG.replace(
+            "range_split_bytes = 67108864",
+            "range_split_bytes = \"big\"",
+        );
+        assert!(Config::parse(&text).unwrap_err().contains("integer"));
+        let text = DEFAULT_CONFIG.replace("range_split_bytes = 67108864", "range_split_bytes = -1");
+        assert!(Config::parse(&text).unwrap_err().contains("negative"));
     }
 
     #[test]

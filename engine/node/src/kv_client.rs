@@ -1,29 +1,17 @@
 //! The node's side of the KV layer: the host services `teller-kv` asks for
 //! ([`GlommioEnv`]), delivery of range batches over the shard mesh
-//! ([`MeshTransport`]), and the adapter that serves the SQL layer's KV API
-//! ([`SqlKv`], implementing `teller_sql::kv::Kv`).
-//!
-//! A batch for a range owned by this shard is executed in place; any other
-//! goes to its owner as a [`ShardRequest::Kv`] mesh message. Every batch and
-//! every response carries an HLC timestamp, so the shards' clocks advance on
-//! every message.
+//! ([`MeshTransport`], in [`crate::routing`]), and the adapter that serves
+//! the SQL layer's KV API ([`SqlKv`], implementing `teller_sql::kv::Kv`).
 
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
-use teller_kv::api::{RangeBatch, RangeBatchResponse};
 use teller_kv::engine::LocalBoxFuture;
 use teller_kv::env::Env;
-use teller_kv::replica::RangeDesc;
-use teller_kv::store::Store;
-use teller_kv::transport::{StoreId, Transport};
-use teller_kv::{KvClient, KvError, RetryReason, Txn};
+use teller_kv::{BatchOptions, KvClient, KvError, RetryReason, Strength, Txn, WaitPolicy};
 use teller_sql::kv as sql;
 
-use crate::mesh::ShardId;
-use crate::shard::{NodeMesh, ShardRequest, ShardResponse};
+pub use crate::routing::MeshTransport;
 
 /// Physical time, timers, spawning and randomness from glommio and the OS.
 pub struct GlommioEnv;
@@ -46,88 +34,6 @@ impl Env for GlommioEnv {
 
     fn random_u64(&self) -> u64 {
         rand::rng().next_u64()
-    }
-}
-
-/// Routes range batches to the owning shard: in place, or over the mesh.
-///
-/// The directory is the node's static range placement (see
-/// [`crate::range`]); ranges do not split or move in the node yet, so it is
-/// exact.
-pub struct MeshTransport {
-    shard: ShardId,
-    /// `(range, owner)` sorted by range start, covering the keyspace.
-    directory: Vec<(RangeDesc, ShardId)>,
-    local: RefCell<Weak<Store>>,
-    mesh: RefCell<Option<Rc<NodeMesh>>>,
-}
-
-impl MeshTransport {
-    pub fn new(shard: ShardId, directory: Vec<(RangeDesc, ShardId)>) -> MeshTransport {
-        MeshTransport {
-            shard,
-            directory,
-            local: RefCell::new(Weak::new()),
-            mesh: RefCell::new(None),
-        }
-    }
-
-    pub fn set_local(&self, store: &Rc<Store>) {
-        *self.local.borrow_mut() = Rc::downgrade(store);
-    }
-
-    pub fn set_mesh(&self, mesh: Rc<NodeMesh>) {
-        *self.mesh.borrow_mut() = Some(mesh);
-    }
-
-    fn owner(&self, range_id: u64) -> Option<ShardId> {
-        self.directory
-            .iter()
-            .find(|(d, _)| d.id == range_id)
-            .map(|&(_, owner)| owner)
-    }
-}
-
-impl Transport for MeshTransport {
-    fn route(&self, key: &[u8]) -> Result<RangeDesc, KvError> {
-        let i = self
-            .directory
-            .partition_point(|(d, _)| d.span.start[..] <= *key);
-        let (desc, _) = i
-            .checked_sub(1)
-            .and_then(|i| self.directory.get(i))
-            .filter(|(d, _)| d.span.contains(key))
-            .ok_or_else(|| KvError::Unavailable("no range holds the key".into()))?;
-        Ok(desc.clone())
-    }
-
-    fn send(&self, batch: RangeBatch) -> LocalBoxFuture<'_, Result<RangeBatchResponse, KvError>> {
-        Box::pin(async move {
-            let owner = self.owner(batch.header.range_id).ok_or_else(|| {
-                KvError::Unavailable(format!("unknown range {}", batch.header.range_id))
-            })?;
-            if owner == self.shard {
-                let store = self.local.borrow().upgrade();
-                let store =
-                    store.ok_or_else(|| KvError::Unavailable("local store stopped".into()))?;
-                return store.execute(batch).await;
-            }
-            let mesh = self.mesh.borrow().clone();
-            let mesh = mesh.ok_or_else(|| KvError::Unavailable("no shard mesh".into()))?;
-            match mesh.request(owner, ShardRequest::Kv(Box::new(batch))).await {
-                Ok(ShardResponse::Kv(result)) => *result,
-                Ok(_) => Err(KvError::Internal(
-                    "shard answered a KV batch with something else".into(),
-                )),
-                Err(e) => Err(KvError::Unavailable(e.to_string())),
-            }
-        })
-    }
-
-    fn note_split(&self, _left: &RangeDesc, _right: &RangeDesc, _owner: StoreId) {
-        // Splits are disabled in the node until range descriptors are
-        // gossiped (a split here would leave peers routing to the old range).
-        tracing::error!("range split in the node, where the directory is static");
     }
 }
 
@@ -160,6 +66,7 @@ impl sql::Kv for SqlKv {
         Ok(SqlTxn {
             txn,
             isolation: options.isolation,
+            lock_timeout: None,
         })
     }
 }
@@ -168,6 +75,8 @@ impl sql::Kv for SqlKv {
 pub struct SqlTxn {
     txn: Txn,
     isolation: sql::Isolation,
+    /// The session's `lock_timeout` for the running statement.
+    lock_timeout: Option<Duration>,
 }
 
 impl sql::KvTxn for SqlTxn {
@@ -183,10 +92,19 @@ impl sql::KvTxn for SqlTxn {
         self.isolation
     }
 
+    fn set_lock_timeout(&mut self, timeout: Option<Duration>) {
+        self.lock_timeout = timeout;
+    }
+
     async fn batch(&mut self, batch: sql::Batch) -> Result<sql::BatchResponse, sql::KvError> {
         batch.validate()?;
+        let options = batch_options(&batch, self.lock_timeout);
         let requests = batch.requests.into_iter().map(request).collect();
-        let responses = self.txn.batch(requests).await.map_err(error)?;
+        let responses = self
+            .txn
+            .batch_with(requests, options)
+            .await
+            .map_err(error)?;
         Ok(sql::BatchResponse {
             responses: responses.into_iter().map(response).collect(),
         })
@@ -219,6 +137,36 @@ fn sql_span(s: teller_kv::Span) -> sql::Span {
     }
 }
 
+/// The wait policy of a batch's locking reads. The SQL layer gives each
+/// locking scan its own; the scans of one batch come from one plan node and
+/// agree, and if they did not the least waiting one would win (NOWAIT over
+/// SKIP LOCKED over waiting), so no statement waits where it asked not to.
+fn batch_options(batch: &sql::Batch, lock_timeout: Option<Duration>) -> BatchOptions {
+    let mut wait = WaitPolicy::Block;
+    for r in &batch.requests {
+        if let sql::Request::Scan(sql::ScanRequest {
+            lock: Some(lock), ..
+        }) = r
+        {
+            match lock.wait {
+                sql::LockWait::NoWait => wait = WaitPolicy::NoWait,
+                sql::LockWait::SkipLocked if wait == WaitPolicy::Block => {
+                    wait = WaitPolicy::SkipLocked
+                }
+                _ => {}
+            }
+        }
+    }
+    BatchOptions { wait, lock_timeout }
+}
+
+fn lock_strength(lock: sql::RowLock) -> Strength {
+    match lock.strength {
+        sql::LockStrength::Share => Strength::Shared,
+        sql::LockStrength::Exclusive => Strength::Exclusive,
+    }
+}
+
 fn request(r: sql::Request) -> teller_kv::Request {
     match r {
         sql::Request::Get { key } => teller_kv::Request::Get { key, lock: None },
@@ -227,7 +175,7 @@ fn request(r: sql::Request) -> teller_kv::Request {
             limit_rows: s.limit_rows,
             limit_bytes: s.limit_bytes,
             reverse: s.reverse,
-            lock: None,
+            lock: s.lock.map(lock_strength),
         }),
         sql::Request::Put { key, value } => teller_kv::Request::Put { key, value },
         sql::Request::Delete { key } => teller_kv::Request::Delete { key },

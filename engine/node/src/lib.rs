@@ -7,10 +7,14 @@
 //! typed messages over bounded SPSC rings (`mesh`).
 
 pub mod config;
+pub mod directory;
 pub mod kv_client;
 pub mod mesh;
 pub mod node;
 pub mod range;
+pub mod range_move;
+pub mod rebalance;
 pub mod replica;
+pub mod routing;
 pub mod shard;
 pub mod signal;

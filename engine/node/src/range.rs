@@ -1,28 +1,31 @@
 //! The ranges of a node and the KV service of each shard.
 //!
-//! **Placement.** The keyspace is cut into one range per shard at fixed
-//! first-byte boundaries (`i * 256 / shards`), range `i` owned by shard `i`.
-//! Every shard computes the same directory, so routing needs no meta range
-//! yet. Ranges do not split or move in the node: that needs range
-//! descriptors shared between shards (a meta range), which is future work;
-//! splitting by size is built and tested in `teller-kv` itself.
-//!
-//! **Storage.** Each shard's store runs over its own LSM on the real disk,
-//! and every range is a Raft group (one voter: this shard) whose log is the
-//! shard's WAL (see [`crate::replica`]). A write is acknowledged once its
-//! log entry is durable and applied; a restart replays the logs, so every
-//! acknowledged write survives a crash of the process.
+//! **Placement.** The keyspace is cut into ranges, each owned by one shard
+//! (each a single-voter Raft group whose log is that shard's WAL, see
+//! [`crate::replica`]). A new node starts with one range per shard, cut at
+//! first-byte boundaries (`i * 256 / shards`). From then on ranges split by
+//! size in their store (`storage.range_split_bytes`) and move between
+//! shards ([`crate::range_move`]), chosen by the rebalancer on shard 0
+//! ([`crate::rebalance`]). Every shard routes with its own table
+//! ([`crate::directory`]), kept current by broadcasts after each change
+//! and refreshed from the owner when a route turns out stale.
 //!
 //! **Start-up.** [`KvShard::new`] builds the transport and client (no I/O),
 //! so the shard can join the mesh first; [`KvShard::open`] then opens the
-//! storage, replays the logs, opens the store and creates the ranges the
-//! placement gives the shard if the store does not hold them yet. Batches
-//! that arrive before it finished are refused as unavailable.
+//! storage, replays the logs, opens the store and, on a new data directory,
+//! creates the shard's first range. Once every shard's store is open,
+//! [`KvShard::join`] settles the node's placement: each shard learns the
+//! descriptors every store holds, drops its copy of any range a newer
+//! generation elsewhere replaced (a crash in the middle of a move), removes
+//! what such a crash left behind, and waits until the routing table covers
+//! the keyspace. Batches that arrive before the store is open are refused
+//! as unavailable.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -30,26 +33,35 @@ use glommio::TaskQueueHandle;
 use teller_kv::api::{RangeBatch, RangeBatchResponse};
 use teller_kv::engine::Engine;
 use teller_kv::env::Env;
-use teller_kv::keys::Span;
+use teller_kv::keys::{self, Span};
 use teller_kv::replica::RangeDesc;
 use teller_kv::replication::Replication;
-use teller_kv::store::Store;
+use teller_kv::store::{RangeInfo, Store, RANGE_NAMESPACES};
 use teller_kv::transport::{StoreId, Transport};
-use teller_kv::{Hlc, KvClient, KvConfig, KvError};
+use teller_kv::{Hlc, KvClient, KvConfig, KvError, Timestamp};
 
-use crate::config::StorageConfig;
-use crate::kv_client::{GlommioEnv, MeshTransport, SqlKv};
+use crate::config::{RangesConfig, StorageConfig};
+use crate::directory::{DirEntry, Directory};
+use crate::kv_client::{GlommioEnv, SqlKv};
 use crate::mesh::ShardId;
+use crate::range_move::Incoming;
 use crate::replica::ShardStorage;
-use crate::shard::NodeMesh;
+use crate::routing::{Delivery, MeshTransport};
+use crate::shard::{NodeMesh, ShardRequest, ShardResponse};
 
 /// Clock offset bound between the shards of one node: they read one
 /// physical clock, so only the time between two readings separates them.
 pub const NODE_MAX_OFFSET: Duration = Duration::from_millis(1);
 
-/// The ranges of a node with `shards` shards and their owners, in key
-/// order: range `i` (id `i + 1`) is `[i * 256 / shards, (i + 1) * 256 /
-/// shards)` by first byte, on shard `i`.
+/// How long [`KvShard::join`] waits for the other shards' ranges.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often [`KvShard::join`] asks the other shards again.
+const JOIN_POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+/// The first ranges of a new node with `shards` shards and their owners,
+/// in key order: range `i` (id `i + 1`, generation 0) is `[i * 256 /
+/// shards, (i + 1) * 256 / shards)` by first byte, on shard `i`. Every
+/// shard routes with these until it learns better.
 pub fn initial_ranges(shards: usize) -> Vec<(RangeDesc, ShardId)> {
     assert!((1..=256).contains(&shards), "between 1 and 256 shards");
     let start = |i: usize| -> Bytes {
@@ -74,14 +86,37 @@ pub fn initial_ranges(shards: usize) -> Vec<(RangeDesc, ShardId)> {
         .collect()
 }
 
-/// The KV configuration of the node's shards.
+/// The KV configuration of the node's shards, with the default split size.
 pub fn node_kv_config() -> KvConfig {
+    node_kv_config_with(&RangesConfig::default())
+}
+
+/// The KV configuration of the node's shards.
+pub fn node_kv_config_with(ranges: &RangesConfig) -> KvConfig {
     KvConfig {
         max_offset: NODE_MAX_OFFSET,
-        // No splits in the node yet (see the module docs).
-        range_split_bytes: u64::MAX,
+        range_split_bytes: ranges.range_split_bytes,
         ..KvConfig::default()
     }
+}
+
+fn initial_entries(shards: usize) -> Vec<DirEntry> {
+    initial_ranges(shards)
+        .into_iter()
+        .map(|(desc, owner)| DirEntry {
+            desc,
+            generation: 0,
+            owner,
+        })
+        .collect()
+}
+
+/// A shard's ranges as it reports them to the others.
+#[derive(Clone, Debug)]
+pub struct ShardRanges {
+    /// The shard finished [`KvShard::join`] (it may take moved ranges).
+    pub ready: bool,
+    pub ranges: Vec<RangeInfo>,
 }
 
 /// Where a shard keeps its data and which task queues run its storage.
@@ -98,7 +133,7 @@ pub struct StorageSetup<'a> {
 /// storage, the transport to the other shards, and the client its sessions
 /// use.
 pub struct KvShard {
-    shard: ShardId,
+    pub(crate) shard: ShardId,
     shards: usize,
     cfg: KvConfig,
     env: Rc<dyn Env>,
@@ -107,6 +142,12 @@ pub struct KvShard {
     pub client: KvClient,
     store: RefCell<Option<Rc<Store>>>,
     storage: RefCell<Option<Rc<ShardStorage>>>,
+    /// Ranges being moved here: their data as it arrives, by move id.
+    pub(crate) incoming: RefCell<HashMap<u64, Incoming>>,
+    /// [`KvShard::join`] finished: placement is settled.
+    ready: Cell<bool>,
+    /// Shutting down: no new moves.
+    closing: Cell<bool>,
 }
 
 impl KvShard {
@@ -114,7 +155,7 @@ impl KvShard {
     pub fn new(shard: ShardId, shards: usize, cfg: KvConfig) -> KvShard {
         let env: Rc<dyn Env> = Rc::new(GlommioEnv);
         let clock = Rc::new(RefCell::new(Hlc::new(cfg.max_offset)));
-        let transport = Rc::new(MeshTransport::new(shard, initial_ranges(shards)));
+        let transport = Rc::new(MeshTransport::new(shard, initial_entries(shards)));
         let dyn_transport: Rc<dyn Transport> = transport.clone();
         let client = KvClient::new(dyn_transport, env.clone(), clock.clone(), cfg.clone());
         KvShard {
@@ -127,6 +168,9 @@ impl KvShard {
             client,
             store: RefCell::new(None),
             storage: RefCell::new(None),
+            incoming: RefCell::new(HashMap::new()),
+            ready: Cell::new(false),
+            closing: Cell::new(false),
         }
     }
 
@@ -155,30 +199,43 @@ impl KvShard {
         *self.storage.borrow_mut() = Some(storage.clone());
         let engine: Rc<dyn Engine> = storage.engine.clone();
         let log: Rc<dyn Replication> = storage.raft.clone();
-        let store = Store::open(
+        let lsm = storage.lsm.clone();
+        let sizer = move |start: &[u8], end: &[u8]| lsm.approximate_size(start, Some(end));
+        let store = Store::open_sized(
             shard as StoreId,
             engine,
             log,
             self.env.clone(),
             self.clock.clone(),
             self.cfg.clone(),
+            Some(&sizer),
         )
         .await
         .map_err(|e| format!("shard {shard}: opening the KV store: {e}"))?;
-        let missing: Vec<RangeDesc> = initial_ranges(self.shards)
-            .into_iter()
-            .filter(|(d, owner)| *owner == shard && store.replica(d.id).is_none())
-            .map(|(d, _)| d)
-            .collect();
-        if !missing.is_empty() {
+        // A new data directory: the shard's first range. A shard whose
+        // store is empty because its ranges moved away knows it from their
+        // removal records, and creates nothing.
+        let fresh = store.ranges().is_empty() && storage.raft.removed_ranges().is_empty();
+        if fresh {
+            let first: Vec<RangeDesc> = initial_ranges(self.shards)
+                .into_iter()
+                .filter(|(_, owner)| *owner == shard)
+                .map(|(d, _)| d)
+                .collect();
             store
-                .create_ranges(&missing)
+                .create_ranges(&first)
                 .await
                 .map_err(|e| format!("shard {shard}: creating ranges: {e}"))?;
         }
         self.transport.set_local(&store);
         let dyn_transport: Rc<dyn Transport> = self.transport.clone();
         store.set_transport(Rc::downgrade(&dyn_transport));
+        tracing::info!(
+            shard,
+            ranges = store.ranges().len(),
+            fresh,
+            "shard store opened"
+        );
         *self.store.borrow_mut() = Some(store);
         Ok(())
     }
@@ -198,12 +255,226 @@ impl KvShard {
         self.transport.set_mesh(mesh);
     }
 
-    /// Serves a batch another shard sent.
+    /// Serves a batch another shard sent (as if its range never moves).
     pub async fn execute(&self, batch: RangeBatch) -> Result<RangeBatchResponse, KvError> {
-        let store = self.store().ok_or_else(|| {
-            KvError::Unavailable(format!("shard {} is still starting", self.shard))
-        })?;
-        store.execute(batch).await
+        match self.transport.deliver_local(batch).await {
+            Delivery::Done(result) => result,
+            Delivery::Moving(_) => Err(KvError::RangeKeyMismatch { key: Bytes::new() }),
+        }
+    }
+
+    /// Serves a batch another shard sent: the answer, or the batch handed
+    /// back while its range moves.
+    pub async fn serve(&self, batch: RangeBatch) -> ShardResponse {
+        match self.transport.deliver_local(batch).await {
+            Delivery::Done(result) => ShardResponse::Kv(Box::new(result)),
+            Delivery::Moving(batch) => ShardResponse::KvMoving(batch),
+        }
+    }
+
+    /// The shard's ranges, for the others (`None` until its store is open).
+    pub fn shard_ranges(&self) -> Option<ShardRanges> {
+        let store = self.store()?;
+        Some(ShardRanges {
+            ready: self.ready.get(),
+            ranges: store.range_infos(),
+        })
+    }
+
+    /// This shard's routing table: every range and its owner, in key order.
+    pub fn range_table(&self) -> Vec<DirEntry> {
+        self.transport.entries()
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.get()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    pub(crate) fn mesh(&self) -> Option<Rc<NodeMesh>> {
+        self.transport.mesh()
+    }
+
+    /// Deletes everything the engine holds for the user span `span` (data,
+    /// locks, transaction records): a range that left this shard. Each
+    /// namespace is replaced by an empty ingestion (a range tombstone,
+    /// durable at once).
+    pub(crate) async fn wipe(&self, span: &Span) -> Result<(), String> {
+        let storage = self
+            .storage()
+            .ok_or_else(|| "the shard's storage is not open".to_string())?;
+        for ns in RANGE_NAMESPACES {
+            let (start, end) = keys::engine_span(ns, span);
+            storage
+                .lsm
+                .ingest(&start, &end, std::iter::empty(), None)
+                .await
+                .map_err(|e| format!("deleting {span:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Settles the node's placement once every shard's store is open (see
+    /// the module docs). Call before serving clients.
+    pub async fn join(&self) -> Result<(), String> {
+        let shard = self.shard;
+        let store = self
+            .store()
+            .ok_or_else(|| format!("shard {shard}: joining before the store is open"))?;
+        let union = self.placement().await?;
+        tracing::debug!(shard, ranges = union.len(), "placement gathered");
+        for info in store.range_infos() {
+            if union.get(info.desc.id).is_none() {
+                tracing::warn!(
+                    shard,
+                    range = info.desc.id,
+                    generation = info.generation,
+                    span = ?info.desc.span,
+                    "dropping a copy that a newer range elsewhere replaced"
+                );
+                crate::range_move::drop_range(self, info.desc.id).await?;
+            }
+        }
+        self.remove_orphan_logs(&store).await?;
+        self.sweep_garbage(&store).await?;
+        tracing::debug!(shard, "leftovers removed");
+        self.transport.learn(union.entries());
+        for e in self.transport.entries().iter().filter(|e| e.owner == shard) {
+            tracing::info!(
+                shard,
+                range = e.desc.id,
+                generation = e.generation,
+                start = %teller_kv::store::key_hex(&e.desc.span.start),
+                end = %crate::range_move::end_hex(&e.desc.span),
+                "range owned"
+            );
+        }
+        self.ready.set(true);
+        Ok(())
+    }
+
+    /// Every shard's ranges (this one's included), once each store is open.
+    async fn gather_ranges(&self) -> Result<Vec<(ShardId, ShardRanges)>, String> {
+        let mut out = Vec::with_capacity(self.shards);
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        for peer in 0..self.shards {
+            loop {
+                let ranges = if peer == self.shard {
+                    self.shard_ranges()
+                } else {
+                    self.peer_ranges(peer).await
+                };
+                if let Some(r) = ranges {
+                    out.push((peer, r));
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "shard {}: shard {peer} did not report its ranges within {JOIN_TIMEOUT:?}",
+                        self.shard
+                    ));
+                }
+                glommio::timer::sleep(JOIN_POLL_INTERVAL).await;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Shard `peer`'s ranges, `None` if it cannot say yet.
+    pub(crate) async fn peer_ranges(&self, peer: ShardId) -> Option<ShardRanges> {
+        let mesh = self.mesh()?;
+        match mesh.request(peer, ShardRequest::StoreRanges).await {
+            Ok(ShardResponse::Ranges(r)) => r,
+            _ => None,
+        }
+    }
+
+    /// The node's placement: every store's descriptors merged (newest
+    /// generation wins). Waits until they cover the keyspace, which they do
+    /// once every shard opened its store (a new node's shards create their
+    /// first ranges before that).
+    async fn placement(&self) -> Result<Directory, String> {
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        loop {
+            let mut union = Directory::new();
+            for (owner, ranges) in self.gather_ranges().await? {
+                for info in ranges.ranges {
+                    union.learn(DirEntry {
+                        desc: info.desc,
+                        generation: info.generation,
+                        owner,
+                    });
+                }
+            }
+            if union.covers_keyspace() {
+                return Ok(union);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "shard {}: the ranges of the node do not cover the keyspace: {:?}",
+                    self.shard,
+                    union.entries()
+                ));
+            }
+            glommio::timer::sleep(JOIN_POLL_INTERVAL).await;
+        }
+    }
+
+    /// Ends the Raft logs of ranges the store does not hold (a crash between
+    /// clearing a range's descriptor and ending its log).
+    async fn remove_orphan_logs(&self, store: &Store) -> Result<(), String> {
+        let Some(storage) = self.storage() else {
+            return Ok(());
+        };
+        let held: std::collections::HashSet<u64> = store.ranges().iter().map(|d| d.id).collect();
+        for range in storage.raft.ranges() {
+            if !held.contains(&range) {
+                tracing::info!(
+                    shard = self.shard,
+                    range,
+                    "ending the log of a range that left"
+                );
+                store.log().remove_range(range).await.map_err(|e| {
+                    format!("shard {}: ending range {range}'s log: {e}", self.shard)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes data the engine holds outside the store's ranges: what a
+    /// crash in the middle of a move left on either side.
+    async fn sweep_garbage(&self, store: &Store) -> Result<(), String> {
+        let owned: Vec<Span> = store.ranges().into_iter().map(|d| d.span).collect();
+        for gap in gaps(owned) {
+            if self.holds_anything(store, &gap).await? {
+                tracing::info!(shard = self.shard, span = ?gap, "deleting data outside the shard's ranges");
+                self.wipe(&gap).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn holds_anything(&self, store: &Store, span: &Span) -> Result<bool, String> {
+        for ns in RANGE_NAMESPACES {
+            let (start, end) = keys::engine_span(ns, span);
+            let found = store
+                .engine()
+                .scan(&start, &end, Timestamp::MAX, false, 1)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !found.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The SQL layer's KV API on this shard.
@@ -213,6 +484,7 @@ impl KvShard {
 
     /// Stops taking writes and flushes the storage (graceful shutdown).
     pub async fn close(&self) {
+        self.closing.set(true);
         let storage = self.storage();
         if let Some(storage) = storage {
             storage.close().await;
@@ -220,9 +492,45 @@ impl KvShard {
     }
 }
 
+/// The parts of the keyspace that `owned` (disjoint spans) leaves out.
+fn gaps(mut owned: Vec<Span>) -> Vec<Span> {
+    owned.sort_by(|a, b| a.start.cmp(&b.start));
+    let mut out = Vec::new();
+    let mut next = Some(Bytes::new());
+    for span in owned {
+        let Some(from) = next else { break };
+        if span.start > from {
+            out.push(Span::new(from, span.start.clone()));
+        }
+        next = span.end;
+    }
+    if let Some(from) = next {
+        out.push(Span::from_key(from));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gaps_are_what_the_ranges_leave_out() {
+        let s = |a: &str, b: Option<&str>| Span {
+            start: Bytes::copy_from_slice(a.as_bytes()),
+            end: b.map(|b| Bytes::copy_from_slice(b.as_bytes())),
+        };
+        assert_eq!(gaps(vec![]), vec![Span::all()]);
+        assert_eq!(gaps(vec![Span::all()]), vec![]);
+        assert_eq!(
+            gaps(vec![s("m", None), s("c", Some("f"))]),
+            vec![s("", Some("c")), s("f", Some("m"))]
+        );
+        assert_eq!(
+            gaps(vec![s("", Some("c")), s("c", Some("f"))]),
+            vec![s("f", None)]
+        );
+    }
 
     #[test]
     fn placement_covers_the_keyspace_in_order() {

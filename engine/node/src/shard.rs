@@ -15,6 +15,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{Latency, Shares, TaskQueueHandle};
 use rand::RngCore;
 use teller_kv::api::{RangeBatch, RangeBatchResponse};
+use teller_kv::store::{ExportChunk, RangeHandoff};
 use teller_kv::KvError;
 use teller_net::conn::{self, AuthMethod, ConnEnd, ConnHost, Limits};
 use teller_net::scram::ScramVerifier;
@@ -23,10 +24,12 @@ use teller_net::{PgError, PgResult, SqlState};
 use teller_sql::{SqlSession, SqlShard, TableStats};
 
 use crate::config::{AuthMethodName, Config};
+use crate::directory::DirEntry;
 use crate::kv_client::SqlKv;
 use crate::mesh::{Handler, Mesh, ShardId};
 use crate::node::{NodeMeshBuilder, NodeShared};
-use crate::range::{node_kv_config, KvShard, StorageSetup};
+use crate::range::{node_kv_config_with, KvShard, ShardRanges, StorageSetup};
+use crate::range_move;
 use crate::signal::Flag;
 
 /// How often a shard checks whether the node is shutting down.
@@ -50,6 +53,26 @@ pub enum ShardRequest {
     Kv(Box<RangeBatch>),
     /// DDL committed catalog version `.0`; reload before the next Parse.
     CatalogChanged(u64),
+    /// The shard's routing table.
+    Directory,
+    /// Ranges split or moved: merge these into the routing table.
+    RangesChanged(Vec<DirEntry>),
+    /// The ranges the shard's store holds, with sizes.
+    StoreRanges,
+    /// Move range `range_id` of this shard to shard `to` (the rebalancer).
+    MoveRange { range_id: u64, to: usize },
+    /// Part of a range moving here.
+    MoveChunk {
+        move_id: u64,
+        chunk: Box<ExportChunk>,
+    },
+    /// Every chunk of the move arrived: take the range over.
+    MoveAdopt {
+        move_id: u64,
+        handoff: Box<RangeHandoff>,
+    },
+    /// The move was given up: forget what arrived.
+    MoveAbort { move_id: u64 },
 }
 
 pub enum ShardResponse {
@@ -57,6 +80,12 @@ pub enum ShardResponse {
     ConnectionCount(u64),
     Pong(u64),
     Kv(Box<Result<RangeBatchResponse, KvError>>),
+    /// The batch's range is moving: the batch comes back unrun.
+    KvMoving(Box<RangeBatch>),
+    Directory(Vec<DirEntry>),
+    /// `None` until the store is open.
+    Ranges(Option<ShardRanges>),
+    Moved(Result<(), String>),
 }
 
 pub type NodeMesh = Mesh<ShardRequest, ShardResponse>;
@@ -146,11 +175,29 @@ impl Handler<ShardRequest, ShardResponse> for ShardHandler {
                 ShardResponse::ConnectionCount(self.shard.connection_count())
             }
             ShardRequest::Ping(n) => ShardResponse::Pong(n),
-            ShardRequest::Kv(batch) => {
-                ShardResponse::Kv(Box::new(self.shard.kv.execute(*batch).await))
-            }
+            ShardRequest::Kv(batch) => self.shard.kv.serve(*batch).await,
             ShardRequest::CatalogChanged(version) => {
                 SHARD_SQL.with(|sql| sql.catalog().announce(version));
+                ShardResponse::Done
+            }
+            ShardRequest::Directory => ShardResponse::Directory(self.shard.kv.range_table()),
+            ShardRequest::RangesChanged(entries) => {
+                self.shard.kv.transport.learn(entries);
+                ShardResponse::Done
+            }
+            ShardRequest::StoreRanges => ShardResponse::Ranges(self.shard.kv.shard_ranges()),
+            ShardRequest::MoveRange { range_id, to } => {
+                let kv = &self.shard.kv;
+                ShardResponse::Moved(range_move::move_range(kv, range_id, to).await.map(|_| ()))
+            }
+            ShardRequest::MoveChunk { move_id, chunk } => ShardResponse::Moved(
+                range_move::receive_chunk(&self.shard.kv, move_id, *chunk).await,
+            ),
+            ShardRequest::MoveAdopt { move_id, handoff } => ShardResponse::Moved(
+                range_move::receive_adopt(&self.shard.kv, move_id, *handoff).await,
+            ),
+            ShardRequest::MoveAbort { move_id } => {
+                range_move::receive_abort(&self.shard.kv, move_id).await;
                 ShardResponse::Done
             }
         }
@@ -181,7 +228,8 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         max_portals: config.server.max_portals,
     };
     // The store opens after the mesh join and the device probe (below).
-    let kv = Rc::new(KvShard::new(id, config.server.shards, node_kv_config()));
+    let kv_config = node_kv_config_with(&config.ranges);
+    let kv = Rc::new(KvShard::new(id, config.server.shards, kv_config));
     let shard = Rc::new(Shard {
         id,
         shards: config.server.shards,
@@ -220,6 +268,8 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
         }
         return Ok(());
     }
+    shard.kv.join().await?;
+    start_rebalancer(&shard);
     announce_recovered_catalog(&shard).await?;
 
     let listener = TcpListener::bind(config.listen_addr())
@@ -289,6 +339,21 @@ async fn all_stores_open(node: &NodeShared) -> bool {
         glommio::timer::sleep(STORES_OPEN_POLL_INTERVAL).await;
     }
     true
+}
+
+/// Shard 0 keeps the node's ranges spread over its shards.
+fn start_rebalancer(shard: &Rc<Shard>) {
+    let interval = shard.config.ranges.rebalance_interval();
+    let (Some(interval), true) = (interval, shard.id == 0 && shard.shards > 1) else {
+        return;
+    };
+    let task = crate::rebalance::run(shard.kv.clone(), interval);
+    match glommio::spawn_local_into(task, shard.latency_queue) {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(error) => tracing::error!(%error, "spawning the rebalancer"),
+    }
 }
 
 /// Makes the catalog the storage recovered visible to this shard's
@@ -547,6 +612,10 @@ impl ConnHost for ShardConnHost {
 
     fn clear_cancel(&self) {
         self.cancel.clear();
+    }
+
+    fn sleep(&self, after: Duration) -> impl Future<Output = ()> + use<> {
+        glommio::timer::sleep(after)
     }
 }
 

@@ -292,7 +292,7 @@ async fn errors_carry_sqlstates_and_failed_blocks_refuse_statements() {
             &SqlState::CANT_CHANGE_RUNTIME_PARAM,
         ),
         (
-            "create view v as select 1",
+            "create materialized view v as select 1",
             &SqlState::FEATURE_NOT_SUPPORTED,
         ),
         (

@@ -1,5 +1,9 @@
-//! A private PostgreSQL for the workload tests: `initdb` into a temporary
-//! directory, `pg_ctl start` on a free loopback port, stopped on drop.
+//! Private servers for the workload tests: a PostgreSQL ([`PgServer`]) and a
+//! TellerDB node ([`teller::TellerServer`]), both behind [`Server`], so that
+//! one scenario runs against either.
+//!
+//! [`PgServer`]: `initdb` into a temporary directory, `pg_ctl start` on a free
+//! loopback port, stopped on drop.
 //!
 //! The binaries are looked up in `$TELLER_PG_BIN`, then `PATH`, then
 //! `/usr/lib/postgresql/<version>/bin` (where the Debian package `postgresql`
@@ -14,6 +18,16 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub mod teller;
+
+/// A running server the workloads can be pointed at.
+pub trait Server {
+    /// `postgres://user@127.0.0.1:port/db`
+    fn url(&self) -> &str;
+    /// A private directory for result files, removed with the server.
+    fn dir(&self) -> &Path;
+}
 
 pub struct PgServer {
     dir: PathBuf,
@@ -132,8 +146,14 @@ impl PgServer {
         );
         server
     }
+}
 
-    pub fn dir(&self) -> &Path {
+impl Server for PgServer {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn dir(&self) -> &Path {
         &self.dir
     }
 }
@@ -156,11 +176,11 @@ pub fn workload(args: &str) -> Result<(), teller_perf::cli::CliError> {
 }
 
 /// Runs a `run` command with `--json` and returns the parsed result.
-pub fn run_json(server: &PgServer, name: &str, args: &str) -> serde_json::Value {
+pub fn run_json(server: &dyn Server, name: &str, args: &str) -> serde_json::Value {
     let path = server.dir().join(format!("{name}.json"));
     let args = format!(
         "{args} --url {} --quiet --json {}",
-        server.url,
+        server.url(),
         path.display()
     );
     workload(&args).unwrap_or_else(|e| panic!("{args}: {e}"));
@@ -169,10 +189,10 @@ pub fn run_json(server: &PgServer, name: &str, args: &str) -> serde_json::Value 
 }
 
 /// Executes SQL on the server (to corrupt data on purpose).
-pub fn sql(server: &PgServer, sql: &str) {
+pub fn sql(server: &dyn Server, sql: &str) {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     rt.block_on(async {
-        let client = teller_perf::conn::connect(&server.url)
+        let client = teller_perf::conn::connect(server.url())
             .await
             .expect("connect");
         client.batch_execute(sql).await.expect("execute");

@@ -719,8 +719,17 @@ fn single_table(twj: &ast::TableWithJoins) -> PgResult<(&ast::ObjectName, Option
     }
 }
 
-/// The rows UPDATE or DELETE visit: the target table, cross-joined with the
-/// `FROM` / `USING` items (WHERE then turns the cross join into a join). The
+/// The lock an UPDATE or DELETE takes on its target rows (see
+/// [`LockSpec::read_committed_only`]). Tables joined in by `FROM`/`USING`
+/// are not locked, as in PostgreSQL.
+const TARGET_LOCK: LockSpec = LockSpec {
+    strength: LockStrength::Exclusive,
+    wait: LockWait::Block,
+    read_committed_only: true,
+};
+
+/// The rows UPDATE or DELETE visit: the target table (locked with
+/// [`TARGET_LOCK`]), cross-joined with the `FROM` / `USING` items (WHERE then turns the cross join into a join). The
 /// binder's scope becomes the joined row's; returns the plan and the number
 /// of joined columns.
 fn joined_source(
@@ -730,7 +739,10 @@ fn joined_source(
     from: Option<&Vec<ast::TableWithJoins>>,
     params: &mut Vec<Option<Type>>,
 ) -> PgResult<(Plan, usize)> {
-    let scan = full_scan(binder, table, alias);
+    let mut scan = full_scan(binder, table, alias);
+    if let Plan::Scan(s) = &mut scan {
+        s.lock = Some(TARGET_LOCK);
+    }
     let Some(from) = from.filter(|f| !f.is_empty()) else {
         return Ok((scan, 0));
     };
@@ -905,7 +917,11 @@ pub fn apply_locks(mut plan: Plan, locks: &[ast::LockClause]) -> PgResult<Plan> 
             .map(names::object_parts)
             .transpose()?
             .and_then(|p| p.last().cloned());
-        let spec = LockSpec { strength, wait };
+        let spec = LockSpec {
+            strength,
+            wait,
+            read_committed_only: false,
+        };
         let mut found = false;
         mark_locks(&mut plan, spec, of.as_deref(), &mut found)?;
         if let (Some(name), false) = (&of, found) {
@@ -926,6 +942,7 @@ fn mark_locks(plan: &mut Plan, spec: LockSpec, of: Option<&str>, found: &mut boo
                 scan.lock = Some(match scan.lock {
                     Some(old) if old.strength == LockStrength::Exclusive => LockSpec {
                         strength: LockStrength::Exclusive,
+                        read_committed_only: old.read_committed_only && spec.read_committed_only,
                         ..spec
                     },
                     _ => spec,

@@ -197,6 +197,11 @@ pub async fn run<K: Kv>(
                             batch.put(k, v);
                         }
                     }
+                    // The old row goes with its batch, behind the scan: one
+                    // DeleteRange over the whole old index would make the
+                    // engine write every key in a single batch (over its
+                    // Raft entry limit past ~70,000 pgbench rows).
+                    batch.delete(old_codec.pk_key(old_row)?);
                 }
                 match cx.batch(batch).await {
                     Ok(_) => {}
@@ -229,9 +234,6 @@ pub async fn run<K: Kv>(
                     Err(e) => return Err(e.into()),
                 }
             }
-            let mut drop_old = Batch::new();
-            drop_old.delete_range(Span::prefix(&old_codec.primary.prefix));
-            cx.batch(drop_old).await?;
             Ok(())
         }
     }

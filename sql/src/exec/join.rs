@@ -19,7 +19,7 @@ use teller_net::{PgError, PgResult};
 use super::scan::{decode_entries, eq_target, Target};
 use super::{keys, row_bytes, test, Cx, Op, Row, BATCH_ROWS};
 use crate::expr::Expr;
-use crate::kv::{Batch, Kv, Response, ScanRequest};
+use crate::kv::{Batch, Kv, KvTxn, Response, ScanRequest};
 use crate::plan::{JoinKind, JoinPlan, JoinStrategy, Plan, ScanPlan};
 use crate::table::TableCodec;
 
@@ -449,7 +449,14 @@ impl JoinOp {
                 });
                 slots.push(Some(slot));
             }
-            let (found, held) = fetch(cx, codec, &ix, scan.covering, targets).await?;
+            let (mut found, held) = fetch(cx, codec, &ix, scan.covering, targets).await?;
+            if let Some(lock) = scan.lock.and_then(|l| l.at(cx.txn.isolation())) {
+                let lock = crate::kv::RowLock {
+                    strength: lock.strength,
+                    wait: lock.wait,
+                };
+                found = lock_found(cx, codec, scan, lock, found).await?;
+            }
             let mut out = Vec::new();
             for (lrow, slot) in batch.iter().zip(slots) {
                 let mut any = false;
@@ -477,6 +484,46 @@ impl JoinOp {
             }
         }
     }
+}
+
+/// Locks the rows of a lookup that pass the right side's filter, reading
+/// them again under the lock (a row a concurrent transaction changed comes
+/// back as it committed, or not at all if it was deleted).
+async fn lock_found<K: Kv>(
+    cx: &mut Cx<'_, K>,
+    codec: &TableCodec,
+    scan: &ScanPlan,
+    lock: crate::kv::RowLock,
+    found: Vec<Vec<Row>>,
+) -> PgResult<Vec<Vec<Row>>> {
+    let mut keys = Vec::new();
+    for rows in &found {
+        for r in rows {
+            let keep = match &scan.filter {
+                Some(f) => test(f, cx.env, r, cx.outer)?,
+                None => true,
+            };
+            if keep {
+                keys.push(codec.pk_key(r)?);
+            }
+        }
+    }
+    let locked = super::scan::get_rows_locking(cx, codec, keys, false, Some(lock)).await?;
+    let mut by_key = HashMap::with_capacity(locked.len());
+    for row in locked {
+        by_key.insert(codec.pk_key(&row)?, row);
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for rows in found {
+        let mut kept = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let Some(row) = by_key.get(&codec.pk_key(&r)?) {
+                kept.push(row.clone());
+            }
+        }
+        out.push(kept);
+    }
+    Ok(out)
 }
 
 /// Reads the rows at each target (one batch, then resumes); also returns

@@ -16,7 +16,11 @@
 //! - **Faults.** [`MemoryKv::fail_next`] makes the next batch or commit fail
 //!   with a chosen error, so the SQL layer's handling of `40001`, `40P01`,
 //!   `55P03` and I/O errors can be tested; [`MemoryKv::set_scan_rows_max`]
-//!   sets an engine-side scan limit, so that resume spans are exercised.
+//!   sets an engine-side scan limit, so that resume spans are exercised;
+//!   [`MemoryKv::set_batch_writes_max`] caps the keys one batch may write
+//!   (a `DeleteRange` counts every key it deletes), as the engine's Raft
+//!   entry size limit does, so that bulk statements are shown to write in
+//!   bounded batches.
 //! - **Locking reads.** A scan with a [`RowLock`] locks the rows it
 //!   returns until the transaction ends; locks live in the store so other
 //!   transactions see them. This double cannot wait: a lock or a write that
@@ -63,6 +67,8 @@ struct Store {
     faults: VecDeque<KvError>,
     /// The engine's own cap on rows per scan.
     scan_rows_max: Option<u64>,
+    /// The engine's cap on keys written by one batch.
+    batch_writes_max: Option<u64>,
     /// Row locks of open transactions: key → (transaction id, strength).
     locks: BTreeMap<Bytes, Vec<(u64, LockStrength)>>,
     /// The last transaction id handed out.
@@ -154,6 +160,13 @@ impl MemoryKv {
     /// progress), like the engine's own limit; `None` lifts it.
     pub fn set_scan_rows_max(&self, rows: Option<u64>) {
         self.store.borrow_mut().scan_rows_max = rows.map(|n| n.max(1));
+    }
+
+    /// Refuses, with [`KvError::Internal`], a batch that writes more than
+    /// `keys` keys (the engine refuses a write batch past its Raft entry
+    /// limit the same way); `None` lifts it.
+    pub fn set_batch_writes_max(&self, keys: Option<u64>) {
+        self.store.borrow_mut().batch_writes_max = keys;
     }
 
     /// The committed, live key-value pairs, in key order.
@@ -508,7 +521,16 @@ impl KvTxn for MemoryTxn {
         let locked_before = self.locked.len();
         let mut responses = Vec::with_capacity(batch.len());
         for (index, request) in batch.requests.into_iter().enumerate() {
-            match self.run(&mut store, index, request) {
+            let result = self.run(&mut store, index, request).and_then(|response| {
+                let written = self.undo.as_ref().map_or(0, Vec::len) as u64;
+                match store.batch_writes_max {
+                    Some(max) if written > max => Err(KvError::Internal(format!(
+                        "a write batch of {written} keys exceeds the limit of {max}"
+                    ))),
+                    _ => Ok(response),
+                }
+            });
+            match result {
                 Ok(response) => responses.push(response),
                 Err(e) => {
                     // Undo the batch's writes, newest first.

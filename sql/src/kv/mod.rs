@@ -534,6 +534,12 @@ pub trait KvTxn {
 
     fn isolation(&self) -> Isolation;
 
+    /// How long a later batch may wait for a lock held by another
+    /// transaction before it fails with [`KvError::LockTimeout`] (`None`: no
+    /// limit). The session sets it from `lock_timeout` before each
+    /// statement. Implementations that never wait may ignore it.
+    fn set_lock_timeout(&mut self, _timeout: Option<std::time::Duration>) {}
+
     /// Runs the requests in order (see the module docs for the contract).
     async fn batch(&mut self, batch: Batch) -> Result<BatchResponse, KvError>;
 

@@ -8,11 +8,19 @@
 //! | 1 | log entry | entry term / entry index | entry kind (1 byte), then the data (an encoded KV `WriteBatch` for a normal entry) |
 //! | 2 | hard state | term / commit index | vote: u64 little-endian, 0 = none |
 //! | 3 | log base | term / index of the last entry the log dropped | the configuration as of that index (`Membership::encode`) |
+//! | 4 | range removed | 0 / 0 | none |
 //!
 //! A *log base* says "range r's log starts after (index, term)": everything
 //! up to that index is applied and flushed into the LSM's tables, so the
 //! entries were released to WAL truncation. It plays the part of a Raft
 //! snapshot whose data is the LSM itself.
+//!
+//! A *range removed* record ends a range's log on this shard (the range
+//! moved to another shard, or lost a conflict at start-up): recovery drops
+//! every earlier record of the range and starts no group for it. It stays
+//! pinned, because the LSM keeps the range's applied index in its manifest
+//! and recovery must tell a removed range from a log that went missing.
+//! Range ids are never reused, so nothing follows it.
 //!
 //! Decoding never panics on bytes from the disk: a malformed record is an
 //! error naming its range and index (the WAL checksums make that
@@ -25,10 +33,12 @@ use teller_storage::wal::RecordMeta;
 pub const KIND_ENTRY: u8 = 1;
 pub const KIND_HARD_STATE: u8 = 2;
 pub const KIND_LOG_BASE: u8 = 3;
+pub const KIND_RANGE_REMOVED: u8 = 4;
 
 /// Retention slots of the single-instance records (`wal::Retention::pin`).
 pub const SLOT_HARD_STATE: u8 = 0;
 pub const SLOT_LOG_BASE: u8 = 1;
+pub const SLOT_RANGE_REMOVED: u8 = 2;
 
 const ENTRY_NORMAL: u8 = 1;
 const ENTRY_CONF_CHANGE: u8 = 2;
@@ -49,6 +59,9 @@ pub enum RaftRecord {
         range: RangeId,
         base: SnapshotMeta,
     },
+    RangeRemoved {
+        range: RangeId,
+    },
 }
 
 impl RaftRecord {
@@ -56,7 +69,8 @@ impl RaftRecord {
         match self {
             RaftRecord::Entry { range, .. }
             | RaftRecord::HardState { range, .. }
-            | RaftRecord::LogBase { range, .. } => *range,
+            | RaftRecord::LogBase { range, .. }
+            | RaftRecord::RangeRemoved { range } => *range,
         }
     }
 
@@ -84,6 +98,9 @@ impl RaftRecord {
                 meta(KIND_LOG_BASE, *range, base.term, base.index),
                 base.membership.encode(),
             ),
+            RaftRecord::RangeRemoved { range } => {
+                (meta(KIND_RANGE_REMOVED, *range, 0, 0), Vec::new())
+            }
         }
     }
 
@@ -134,6 +151,12 @@ impl RaftRecord {
                     membership,
                 };
                 Ok(RaftRecord::LogBase { range, base })
+            }
+            KIND_RANGE_REMOVED => {
+                if !payload.is_empty() {
+                    return Err(bad("range removed"));
+                }
+                Ok(RaftRecord::RangeRemoved { range })
             }
             kind => Err(format!(
                 "unknown raft record kind {kind} of range {range} at index {}",
@@ -199,6 +222,9 @@ mod tests {
         assert!(RaftRecord::decode(&m, &[1, 2]).is_err());
         let m = meta(KIND_LOG_BASE, 1, 1, 1);
         assert!(RaftRecord::decode(&m, &[7, 7, 7]).is_err());
+        round_trip(RaftRecord::RangeRemoved { range: 12 });
+        let m = meta(KIND_RANGE_REMOVED, 1, 0, 0);
+        assert!(RaftRecord::decode(&m, &[1]).is_err());
         let m = meta(0x42, 1, 1, 1);
         assert!(RaftRecord::decode(&m, &[]).is_err());
     }

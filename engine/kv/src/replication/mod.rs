@@ -55,6 +55,11 @@ pub trait Replication {
         batch: WriteBatch,
     ) -> LocalBoxFuture<'_, Result<(), KvError>>;
 
+    /// Ends range `range_id`'s log here: the range left this shard (its
+    /// data is gone from the store already). The range's later writes are
+    /// refused; a restart does not bring its log back.
+    fn remove_range(&self, range_id: u64) -> LocalBoxFuture<'_, Result<(), KvError>>;
+
     /// Registers the store that keeps in-memory state in step with applies.
     fn set_applier(&self, applier: Weak<dyn Applier>);
 }
@@ -92,6 +97,10 @@ impl Replication for DirectApply {
             notify(&self.applier, range_id, &batch);
             Ok(())
         })
+    }
+
+    fn remove_range(&self, _range_id: u64) -> LocalBoxFuture<'_, Result<(), KvError>> {
+        Box::pin(async { Ok(()) })
     }
 
     fn set_applier(&self, applier: Weak<dyn Applier>) {

@@ -19,17 +19,19 @@
 //!   covering them is durable).
 //! - The range's applied index is the LSM's persisted one (at least the
 //!   base's): the Raft node re-applies committed entries after it.
+//! - **Range removed**: every earlier record of the range is dropped and no
+//!   group starts for it; the LSM may still hold an applied index for it.
 //!
 //! [`Retention`] is rebuilt alongside, from the same records and LSNs, so
 //! the WAL floor after a restart protects exactly what the ranges need.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use teller_raft::multi::RangeId;
 use teller_raft::{Entry, HardState, Persisted, Snapshot, SnapshotMeta};
 use teller_storage::wal::{Lsn, Record, Retention};
 
-use super::log_record::{RaftRecord, SLOT_HARD_STATE, SLOT_LOG_BASE};
+use super::log_record::{RaftRecord, SLOT_HARD_STATE, SLOT_LOG_BASE, SLOT_RANGE_REMOVED};
 
 #[derive(Debug, Default)]
 struct RangeRecords {
@@ -42,6 +44,7 @@ struct RangeRecords {
 #[derive(Debug, Default)]
 pub struct RaftRecovery {
     ranges: BTreeMap<RangeId, RangeRecords>,
+    removed: BTreeSet<RangeId>,
     retention: Retention,
     last_lsn: Lsn,
     records: u64,
@@ -61,6 +64,8 @@ pub struct RecoveredRange {
 #[derive(Debug, Default)]
 pub struct RecoveredLog {
     pub ranges: BTreeMap<RangeId, RecoveredRange>,
+    /// Ranges whose log ended with a removal: they no longer live here.
+    pub removed: BTreeSet<RangeId>,
     pub retention: Retention,
     /// LSN of the last Raft record seen (`Lsn(0)` if none).
     pub last_lsn: Lsn,
@@ -89,6 +94,18 @@ impl RaftRecovery {
         self.last_lsn = self.last_lsn.max(lsn);
         self.records += 1;
         let range = decoded.range();
+        if let RaftRecord::RangeRemoved { .. } = decoded {
+            self.ranges.remove(&range);
+            self.removed.insert(range);
+            self.retention.remove_range(range);
+            self.retention.pin(range, SLOT_RANGE_REMOVED, lsn);
+            return;
+        }
+        if self.removed.remove(&range) {
+            // Ids are never reused; a record after the removal starts a new
+            // life of the range rather than reviving the old one.
+            self.retention.remove_range(range);
+        }
         let state = self.ranges.entry(range).or_default();
         match decoded {
             RaftRecord::Entry { entry, .. } => {
@@ -109,6 +126,7 @@ impl RaftRecovery {
                 self.retention.pin(range, SLOT_LOG_BASE, lsn);
                 self.retention.release(range, index);
             }
+            RaftRecord::RangeRemoved { .. } => unreachable!("handled above"),
         }
     }
 
@@ -122,13 +140,17 @@ impl RaftRecovery {
             let applied_index = applied.get(&range).copied().unwrap_or(0);
             ranges.insert(range, recover_range(range, records, applied_index)?);
         }
-        if let Some((range, index)) = applied.iter().find(|(r, _)| !ranges.contains_key(r)) {
+        let missing = applied
+            .iter()
+            .find(|(r, _)| !ranges.contains_key(r) && !self.removed.contains(r));
+        if let Some((range, index)) = missing {
             return Err(format!(
                 "range {range} has state applied up to index {index} but no Raft log in the WAL"
             ));
         }
         Ok(RecoveredLog {
             ranges,
+            removed: self.removed,
             retention: self.retention,
             last_lsn: self.last_lsn,
             records: self.records,
@@ -255,6 +277,29 @@ mod tests {
         // Entries 1..=3 are released; the first still needed is entry 4.
         assert_eq!(log.retention.min_needed(Lsn(100)), Lsn(13));
         assert_eq!(log.last_lsn, Lsn(16));
+    }
+
+    #[test]
+    fn a_removed_range_starts_no_group_and_keeps_only_its_removal_pinned() {
+        let mut rec = RaftRecovery::new();
+        feed(&mut rec, 1, entry(3, 1, 1));
+        feed(&mut rec, 2, hs(3, 1, 1));
+        feed(&mut rec, 3, entry(4, 1, 1));
+        feed(&mut rec, 4, RaftRecord::RangeRemoved { range: 3 });
+        feed(&mut rec, 5, hs(4, 1, 1));
+        // The LSM still knows range 3's applied index: not a missing log.
+        let applied = BTreeMap::from([(3, 1), (4, 1)]);
+        let log = rec.finish(&applied).unwrap();
+        assert!(!log.ranges.contains_key(&3));
+        assert!(log.ranges.contains_key(&4));
+        assert_eq!(log.removed, BTreeSet::from([3]));
+        // Range 3 needs only its removal record (LSN 4); range 4 its entry.
+        assert_eq!(log.retention.min_needed(Lsn(100)), Lsn(3));
+        let mut rec = RaftRecovery::new();
+        feed(&mut rec, 1, entry(3, 1, 1));
+        feed(&mut rec, 2, RaftRecord::RangeRemoved { range: 3 });
+        let log = rec.finish(&BTreeMap::from([(3, 1)])).unwrap();
+        assert_eq!(log.retention.min_needed(Lsn(100)), Lsn(2));
     }
 
     #[test]

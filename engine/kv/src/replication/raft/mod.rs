@@ -54,6 +54,16 @@
 //! needs. Hard states and bases of idle ranges that hold the floor back
 //! are re-appended.
 //!
+//! # Removing a range
+//! A range that leaves the shard ([`Replication::remove_range`]) is first
+//! flushed: recovery will never replay its entries again, so what they
+//! applied — the cleared descriptor above all — must be in the LSM's tables.
+//! Then the loop removes it between passes, so no pass still holds its
+//! records: its group stops, waiting proposals fail, and a *range removed*
+//! record (synced) ends its log. Recovery then drops the range's earlier records
+//! and starts no group for it. The removal record stays pinned (re-appended
+//! like other pins), since the LSM keeps the range's applied index.
+//!
 //! # Failures
 //! A failed WAL append or apply (EIO, ENOSPC: the LSM is read-only from
 //! then on) fails the host: the write that hit it, every queued and every
@@ -62,7 +72,7 @@
 //! the disk what is durable).
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -155,6 +165,10 @@ struct State {
     waiters: HashMap<(RangeId, Index), (u64, Reply)>,
     /// Ranges waiting for their first leader, and who waits for them.
     electing: BTreeMap<RangeId, Vec<Reply>>,
+    /// Ranges to remove at the loop's next round, and who waits for them.
+    removals: Vec<(RangeId, Reply)>,
+    /// Ranges removed here, whose removal records stay pinned.
+    removed: BTreeSet<RangeId>,
     retention: Retention,
     /// LSN of the last Raft record appended.
     last_lsn: Lsn,
@@ -222,6 +236,8 @@ impl<D: Disk + 'static> RaftReplication<D> {
             queue: VecDeque::new(),
             waiters: HashMap::new(),
             electing,
+            removals: Vec::new(),
+            removed: recovered.removed,
             retention: recovered.retention,
             last_lsn: recovered.last_lsn,
             unsynced: None,
@@ -401,6 +417,30 @@ impl<D: Disk + 'static> RaftReplication<D> {
     }
 }
 
+impl<D: Disk + 'static> RaftReplication<D> {
+    async fn remove_range_async(&self, range_id: u64) -> Result<(), KvError> {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        // The range's entries will not be replayed after the removal record:
+        // what they applied must be durable in the tables first.
+        self.lsm.flush().await.map_err(from_lsm_error)?;
+        let (reply, rx) = oneshot();
+        self.state.borrow_mut().removals.push((range_id, reply));
+        self.wake.fire();
+        rx.await.unwrap_or_else(|| {
+            Err(KvError::Unavailable(
+                "the shard's replication stopped".into(),
+            ))
+        })
+    }
+
+    /// Ranges removed from this shard (their removal records are pinned).
+    pub fn removed_ranges(&self) -> Vec<RangeId> {
+        self.state.borrow().removed.iter().copied().collect()
+    }
+}
+
 impl<D: Disk + 'static> Replication for RaftReplication<D> {
     fn create_range(&self, range_id: u64) -> LocalBoxFuture<'_, Result<(), KvError>> {
         Box::pin(self.create_range_async(range_id))
@@ -412,6 +452,10 @@ impl<D: Disk + 'static> Replication for RaftReplication<D> {
         batch: WriteBatch,
     ) -> LocalBoxFuture<'_, Result<(), KvError>> {
         Box::pin(self.replicate_async(range_id, batch))
+    }
+
+    fn remove_range(&self, range_id: u64) -> LocalBoxFuture<'_, Result<(), KvError>> {
+        Box::pin(self.remove_range_async(range_id))
     }
 
     fn set_applier(&self, applier: Weak<dyn Applier>) {
@@ -463,6 +507,9 @@ fn drain(st: &mut State, error: impl Fn() -> KvError) {
         for reply in replies {
             reply.send(Err(error()));
         }
+    }
+    for (_, reply) in st.removals.drain(..) {
+        reply.send(Err(error()));
     }
 }
 

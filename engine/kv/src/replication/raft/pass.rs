@@ -16,7 +16,9 @@ use super::{
 use crate::engine::lsm::{from_lsm_error, to_lsm_batch};
 use crate::engine::WriteBatch;
 use crate::error::KvError;
-use crate::replication::log_record::{RaftRecord, SLOT_HARD_STATE, SLOT_LOG_BASE};
+use crate::replication::log_record::{
+    RaftRecord, SLOT_HARD_STATE, SLOT_LOG_BASE, SLOT_RANGE_REMOVED,
+};
 use crate::replication::notify;
 use crate::sync::{race, yield_now};
 
@@ -49,7 +51,8 @@ impl<D: Disk + 'static> RaftReplication<D> {
             let idle = st.host.active_count() == 0
                 && st.unsynced.is_none()
                 && st.queue.is_empty()
-                && st.electing.is_empty();
+                && st.electing.is_empty()
+                && st.removals.is_empty();
             (idle, st.next_tick)
         };
         if idle {
@@ -62,6 +65,7 @@ impl<D: Disk + 'static> RaftReplication<D> {
 
     /// One round of work: ticks, proposals, passes, syncs, truncation.
     pub(super) async fn drive(&self) -> Result<(), String> {
+        self.remove_queued().await?;
         let ticked = self.tick();
         self.propose_queued();
         let mut passes = 0;
@@ -88,6 +92,58 @@ impl<D: Disk + 'static> RaftReplication<D> {
         if more {
             self.wake.fire();
             yield_now().await;
+        }
+        Ok(())
+    }
+
+    /// Removes the ranges queued for removal: between passes, so that no
+    /// pass holds records of a removed range.
+    async fn remove_queued(&self) -> Result<(), String> {
+        let (records, replies) = {
+            let mut st = self.state.borrow_mut();
+            if st.removals.is_empty() {
+                return Ok(());
+            }
+            let removals = std::mem::take(&mut st.removals);
+            let mut records = Vec::with_capacity(removals.len());
+            let mut replies = Vec::with_capacity(removals.len());
+            for (range, reply) in removals {
+                let _ = st.host.remove_group(range);
+                st.ranges.remove(&range);
+                let gone = || KvError::Unavailable(format!("range {range} left this shard"));
+                for reply in st.electing.remove(&range).unwrap_or_default() {
+                    reply.send(Err(gone()));
+                }
+                let waiting: Vec<_> = st
+                    .waiters
+                    .keys()
+                    .filter(|(r, _)| *r == range)
+                    .copied()
+                    .collect();
+                for key in waiting {
+                    if let Some((_, reply)) = st.waiters.remove(&key) {
+                        reply.send(Err(gone()));
+                    }
+                }
+                let (gone_proposals, kept): (
+                    std::collections::VecDeque<_>,
+                    std::collections::VecDeque<_>,
+                ) = std::mem::take(&mut st.queue)
+                    .into_iter()
+                    .partition(|p| p.range == range);
+                st.queue = kept;
+                for p in gone_proposals {
+                    p.reply.send(Err(gone()));
+                }
+                records.push(RaftRecord::RangeRemoved { range });
+                replies.push(reply);
+            }
+            (records, replies)
+        };
+        self.append(&records, true).await?;
+        self.set_floor();
+        for reply in replies {
+            reply.send(Ok(()));
         }
         Ok(())
     }
@@ -288,6 +344,11 @@ impl<D: Disk + 'static> RaftReplication<D> {
                     if let Some(r) = st.ranges.get_mut(range) {
                         r.set_base(base.clone());
                     }
+                }
+                RaftRecord::RangeRemoved { range } => {
+                    st.retention.remove_range(*range);
+                    st.retention.pin(*range, SLOT_RANGE_REMOVED, lsn);
+                    st.removed.insert(*range);
                 }
             }
         }

@@ -8,7 +8,9 @@ use teller_storage::disk::Disk;
 use teller_storage::wal::Lsn;
 
 use super::{RaftReplication, State};
-use crate::replication::log_record::{RaftRecord, SLOT_HARD_STATE, SLOT_LOG_BASE};
+use crate::replication::log_record::{
+    RaftRecord, SLOT_HARD_STATE, SLOT_LOG_BASE, SLOT_RANGE_REMOVED,
+};
 
 pub(super) struct RangeLog {
     /// The durable log base (index 0: none yet).
@@ -93,6 +95,12 @@ impl<D: Disk + 'static> RaftReplication<D> {
         }
         let stale_below = Lsn(st.last_lsn.0.saturating_sub(self.cfg.stale_pin_records));
         for (range, slot) in st.retention.stale_pins(stale_below) {
+            if slot == SLOT_RANGE_REMOVED {
+                if st.removed.contains(&range) {
+                    records.push(RaftRecord::RangeRemoved { range });
+                }
+                continue;
+            }
             let Some(log) = st.ranges.get(&range) else {
                 continue;
             };
