@@ -1,4 +1,6 @@
-//! The bank, end to end: a real `teller` process with two shards, eight
+//! The bank, end to end: a real `teller` process with two shards and
+//! small ranges (split at [`SPLIT_BYTES`], rebalanced every
+//! [`REBALANCE_MS`], so the accounts spread over both shards), eight
 //! tokio-postgres clients moving money between [`ACCOUNTS`] accounts in
 //! SERIALIZABLE transactions, readers summing every balance meanwhile, and
 //! a SIGKILL of the node in the middle of the load.
@@ -16,25 +18,28 @@
 //!   the client sent it;
 //! - after SIGKILL and a restart on the same data directory, all of the
 //!   above still holds (transfers in flight at the kill are either whole
-//!   or absent), and the bank goes on.
-//!
-//! TODO(ranges): with static placement all rows of a table live on one
-//! shard; once ranges split, the node should run with a small split size
-//! so that accounts spread over both shards.
+//!   or absent), and the bank goes on;
+//! - the accounts table lies on both shards (from the node's log of range
+//!   splits and moves) before the kill and after the restart, so transfers
+//!   commit across shards.
+
+mod ranges_common;
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use ranges_common::{owners_of, replay, table_id, table_span, test_dir, write_config, Node};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 const SHARDS: usize = 2;
+/// Range size: a few KiB, so that the accounts table splits into ranges.
+const SPLIT_BYTES: u64 = 4096;
+/// How often the node moves a range to its least loaded shard.
+const REBALANCE_MS: u64 = 20;
 const ACCOUNTS: i64 = 200;
 const INITIAL_BALANCE: i64 = 1_000;
 const TOTAL: i64 = ACCOUNTS * INITIAL_BALANCE;
@@ -49,88 +54,10 @@ const ACKS_BEFORE_KILL: usize = 150;
 const PHASE_THREE_ACKS: usize = 40;
 /// How long a phase may take to reach its acknowledgements.
 const PHASE_MAX: Duration = Duration::from_secs(120);
-/// How long the node may take to start listening (recovery included).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Retries of one transfer before the test gives up on it (a livelock).
 const RETRIES_MAX: u32 = 1_000;
 
-// ----- the node ----------------------------------------------------------------
-
-struct Node {
-    child: Child,
-    log: PathBuf,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("address").port()
-}
-
-impl Node {
-    /// Starts `teller` with [`SHARDS`] shards on `dir/data`; its log goes
-    /// to `dir/<name>.log`. Returns once every shard listens.
-    fn start(dir: &Path, name: &str) -> Node {
-        let port = free_port();
-        let config = dir.join("teller.toml");
-        std::fs::write(&config, teller_node::config::DEFAULT_CONFIG).expect("config");
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_teller"))
-            .args(["start", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--shards", &SHARDS.to_string()])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--config")
-            .arg(&config)
-            .env("TELLER_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawning teller");
-        let mut node = Node { child, log, port };
-        node.wait_listening();
-        node
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("teller exited early ({status}):\n{}", self.log());
-            }
-            let listening = self.log().matches("shard listening").count();
-            if listening >= SHARDS && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        panic!("teller did not start:\n{}", self.log());
-    }
-
-    /// Sends `signal` and waits for the process to exit.
-    fn stop(mut self, signal: i32) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own, not yet reaped child with a valid signal.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, signal);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("teller did not exit after signal {signal}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
+// ----- clients ----------------------------------------------------------------
 
 async fn connect(port: u16) -> Result<Client, tokio_postgres::Error> {
     let url = format!("host=127.0.0.1 port={port} user=teller dbname=teller");
@@ -363,16 +290,23 @@ async fn reader(port: u16, r: u64, ledger: Arc<Ledger>, stop: Arc<AtomicBool>, e
 
 // ----- phases and checks -------------------------------------------------------
 
-/// Runs writers and readers until `acks` more transfers are acknowledged;
-/// then either stops them or SIGKILLs the node (returning `None`).
+/// Whether the accounts table has ranges on every shard, by the node's log.
+fn accounts_spread(node: &Node, accounts: &(Vec<u8>, Vec<u8>)) -> bool {
+    owners_of(&replay(&node.log()), &accounts.0, &accounts.1).len() == SHARDS
+}
+
+/// Runs writers and readers until `acks` more transfers are acknowledged
+/// and the accounts are spread over every shard; then either stops them or
+/// SIGKILLs the node.
 fn run_phase(
     runtime: &tokio::runtime::Runtime,
-    node: Node,
+    node: &mut Node,
+    accounts: &(Vec<u8>, Vec<u8>),
     phase: u64,
     acks: usize,
     kill: bool,
     ledger: &Arc<Ledger>,
-) -> Option<Node> {
+) {
     let port = node.port;
     let stop = Arc::new(AtomicBool::new(false));
     let start_acks = ledger.acked();
@@ -384,42 +318,45 @@ fn run_phase(
         tasks.push(runtime.spawn(reader(port, r, ledger.clone(), stop.clone(), kill)));
     }
     let started = Instant::now();
-    while ledger.acked() < start_acks + acks && ledger.failure.lock().expect("failure").is_none() {
+    loop {
+        if ledger.failure.lock().expect("failure").is_some() {
+            break;
+        }
+        if ledger.acked() >= start_acks + acks && accounts_spread(node, accounts) {
+            break;
+        }
         assert!(
             started.elapsed() < PHASE_MAX,
-            "phase {phase}: only {} transfers in {PHASE_MAX:?}",
-            ledger.acked() - start_acks
+            "phase {phase}: {} transfers in {PHASE_MAX:?}, accounts on shards {:?}",
+            ledger.acked() - start_acks,
+            owners_of(&replay(&node.log()), &accounts.0, &accounts.1)
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let node = if kill {
-        let status = node.stop(libc::SIGKILL);
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(libc::SIGKILL)
-        );
-        None
+    if kill {
+        node.kill();
     } else {
         stop.store(true, Ordering::SeqCst);
-        Some(node)
-    };
+    }
     runtime.block_on(async {
         for t in tasks {
             t.await.expect("a client task panicked");
         }
     });
     eprintln!(
-        "phase {phase}: {} transfers acknowledged in {:?}{}; {} retries, {} sums so far",
+        "phase {phase}: {} transfers acknowledged in {:?}{}; {} retries, {} sums so far; \
+         {} splits, {} moves",
         ledger.acked() - start_acks,
         started.elapsed(),
         if kill { ", then SIGKILL" } else { "" },
         ledger.retries.load(Ordering::Relaxed),
         ledger.sums.load(Ordering::Relaxed),
+        node.log().matches("range split").count(),
+        node.log().matches("range moved").count(),
     );
     if let Some(why) = ledger.failure.lock().expect("failure").clone() {
         panic!("phase {phase}: {why}");
     }
-    node
 }
 
 /// Checks the whole bank in one REPEATABLE READ snapshot: the total, each
@@ -478,19 +415,18 @@ async fn check_bank(port: u16, ledger: &Ledger) -> usize {
 
 #[test]
 fn bank_transfers_stay_exact_through_sigkill_and_restart() {
-    let dir = std::env::temp_dir().join(format!("teller-txn-sql-bank-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("test directory");
+    let dir = test_dir("txn-sql-bank");
+    write_config(&dir, SPLIT_BYTES, REBALANCE_MS);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let node = Node::start(&dir, "first");
-    runtime.block_on(async {
+    let mut node = Node::start(&dir, "first", SHARDS, &[]);
+    let accounts = runtime.block_on(async {
         let client = connect(node.port).await.expect("connecting");
         let values: Vec<String> = (1..=ACCOUNTS)
-            .map(|a| format!("({a}, {INITIAL_BALANCE})"))
+            .map(|a| format!("({a}, {INITIAL_BALANCE}, '{:0>60}')", a))
             .collect();
         client
             .batch_execute(&format!(
-                "CREATE TABLE accounts (id int8 PRIMARY KEY, balance int8 NOT NULL); \
+                "CREATE TABLE accounts (id int8 PRIMARY KEY, balance int8 NOT NULL, pad text); \
                  CREATE TABLE transfers (id int8 PRIMARY KEY, src int8 NOT NULL, \
                  dst int8 NOT NULL, amount int8 NOT NULL); \
                  INSERT INTO accounts VALUES {}",
@@ -498,17 +434,38 @@ fn bank_transfers_stay_exact_through_sigkill_and_restart() {
             ))
             .await
             .expect("creating the bank");
+        table_span(table_id(&client, "accounts").await)
     });
     let ledger = Arc::new(Ledger::default());
 
-    // Phase 1: load, stop, check.
-    let node = run_phase(&runtime, node, 1, PHASE_ONE_ACKS, false, &ledger).expect("running");
+    // Phase 1: load until the accounts lie on both shards, stop, check.
+    run_phase(
+        &runtime,
+        &mut node,
+        &accounts,
+        1,
+        PHASE_ONE_ACKS,
+        false,
+        &ledger,
+    );
     let logged = runtime.block_on(check_bank(node.port, &ledger));
     eprintln!("after phase 1: {logged} transfers logged");
 
     // Phase 2: load, SIGKILL mid-run, restart on the same directory, check.
-    assert!(run_phase(&runtime, node, 2, ACKS_BEFORE_KILL, true, &ledger).is_none());
-    let node = Node::start(&dir, "second");
+    run_phase(
+        &runtime,
+        &mut node,
+        &accounts,
+        2,
+        ACKS_BEFORE_KILL,
+        true,
+        &ledger,
+    );
+    let mut node = Node::start(&dir, "second", SHARDS, &[]);
+    assert!(
+        accounts_spread(&node, &accounts),
+        "the restarted node keeps the accounts on both shards"
+    );
     let logged = runtime.block_on(check_bank(node.port, &ledger));
     eprintln!(
         "after SIGKILL and restart: {logged} transfers logged, {} acknowledged",
@@ -516,9 +473,16 @@ fn bank_transfers_stay_exact_through_sigkill_and_restart() {
     );
 
     // Phase 3: the bank goes on over the recovered node.
-    let node = run_phase(&runtime, node, 3, PHASE_THREE_ACKS, false, &ledger).expect("running");
+    run_phase(
+        &runtime,
+        &mut node,
+        &accounts,
+        3,
+        PHASE_THREE_ACKS,
+        false,
+        &ledger,
+    );
     runtime.block_on(check_bank(node.port, &ledger));
-    let status = node.stop(libc::SIGTERM);
-    assert!(status.success(), "a graceful stop exits cleanly");
+    node.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

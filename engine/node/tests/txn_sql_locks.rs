@@ -1,14 +1,13 @@
 //! Row locks through the SQL front door of a real `teller` process:
-//! deadlocks between sessions that lock rows in opposite order end with
-//! exactly one `40P01` victim within [`DEADLOCK_MAX`] while the others
-//! commit and their writes are visible — two sessions at every isolation
-//! level, and a cycle of three.
+//! deadlocks between sessions that lock rows in opposite order (with
+//! UPDATE and with SELECT ... FOR UPDATE, at every isolation level, and a
+//! cycle of three sessions) end with exactly one `40P01` victim within
+//! [`DEADLOCK_MAX`] while the others commit and their writes are visible;
+//! `lock_timeout` gives up with `55P03` and `statement_timeout` cancels with
+//! `57014`, each after its time and not much later.
 //!
-//! Not here yet: `SELECT ... FOR UPDATE/SHARE` (with NOWAIT and SKIP
-//! LOCKED), because the node's SQL adapter (`kv_client.rs`) drops the row
-//! lock of a scan, so those reads lock nothing; and `lock_timeout` /
-//! `statement_timeout`, which the SQL layer accepts as settings but does
-//! not act on (no `55P03` from a lock timeout, no `57014`).
+//! (NOWAIT, SKIP LOCKED and FOR SHARE are in the golden
+//! `anomalies/row_locks_for_update`, run by `txn_sql_anomalies.rs`.)
 //!
 //! A blocked statement is a spawned future checked to be still pending
 //! after [`BLOCK_CONFIRM`]; completions are awaited with generous bounds,
@@ -184,6 +183,61 @@ async fn opposite_order_updates_deadlock_one_victim_the_other_commits() {
     for level in LEVELS {
         two_session_deadlock(&server, true, level).await;
     }
+}
+
+#[tokio::test]
+async fn opposite_order_select_for_update_deadlock_one_victim_the_other_commits() {
+    let server = TestServer::start(2);
+    for level in LEVELS {
+        two_session_deadlock(&server, false, level).await;
+    }
+}
+
+/// How far past its timeout a timed-out statement may end, on a loaded
+/// machine (the timers themselves are exact to a tick).
+const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn lock_timeout_and_statement_timeout_fire_after_their_time() {
+    let server = TestServer::start(2);
+    setup(&server, 1).await;
+    let s = sessions(&server, 2).await;
+    sql(&s[0], "BEGIN").await.expect("BEGIN");
+    sql(&s[0], &lock_row(1, true))
+        .await
+        .expect("s1 locks row 1");
+    sql(&s[1], "SET lock_timeout = 300").await.expect("SET");
+    let started = Instant::now();
+    let timed_out = sql(&s[1], &lock_row(1, true)).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        sqlstate(&timed_out),
+        Some(&SqlState::LOCK_NOT_AVAILABLE),
+        "{timed_out:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_millis(300) + TIMEOUT_SLACK,
+        "lock_timeout 300 ms fired after {waited:?}"
+    );
+    sql(&s[1], "SET lock_timeout = 0; SET statement_timeout = 300")
+        .await
+        .expect("SET");
+    let started = Instant::now();
+    let cancelled = sql(&s[1], "SELECT pg_sleep(30)").await;
+    let ran = started.elapsed();
+    assert_eq!(
+        sqlstate(&cancelled),
+        Some(&SqlState::QUERY_CANCELED),
+        "{cancelled:?}"
+    );
+    assert!(
+        ran >= Duration::from_millis(300) && ran < Duration::from_millis(300) + TIMEOUT_SLACK,
+        "statement_timeout 300 ms fired after {ran:?}"
+    );
+    // The holder was never disturbed.
+    sql(&s[0], "COMMIT").await.expect("COMMIT");
+    assert_eq!(rows(&server).await, vec![(1, 110)]);
+    eprintln!("lock_timeout 300 ms fired after {waited:?}; statement_timeout 300 ms after {ran:?}");
 }
 
 #[tokio::test]
