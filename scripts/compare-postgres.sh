@@ -28,13 +28,17 @@
 #     --pg-url URL        use a running PostgreSQL instead of starting one
 #     --profile P         build profile of the drivers and the node (default release)
 #     --progress-every S  print the last progress line of a running step every S s (default 5)
+#     --load-timeout S    a load still running after S s is killed and fails (default 3600)
+#     --round-grace S     a round is killed when it runs S s past ramp-up + duration (default 120);
+#                         a check, after S s plus the load timeout / 4
 #     --smoke             quick check of the whole harness: tiny scale, 2 s runs, 1 round,
 #                         debug build (options given after it still apply)
 #
 # Per workload: each side is loaded once (YCSB, pgbench and sysbench loads
 # are shared by their workloads), then the rounds run alternating the sides,
 # then each side's consistency check runs. Results:
-#   $OUT/runs/<workload>/<side>-r<N>.{json,status,log}, <side>-check.{status,log}
+#   $OUT/runs/<workload>/<side>-r<N>.{json,status,log}, <side>-check.{status,log},
+#   <side>-load.{log,seconds} (the load's wall time, also in the table)
 #   $OUT/table.md and $OUT/table.json: median (min..max) per side of the
 #   throughput, p50 and p99, and the ratios TellerDB / PostgreSQL.
 # Throughput is ops/s (teller-workload), tps (pgbench, sysbench) or tpmC
@@ -57,7 +61,7 @@ rounds=3 duration=30 ramp_up=5 concurrency=16
 records=100000 accounts=10000 warehouses=10 tpcc_items="" tpcc_customers=""
 pgbench_scale=10 pgbench_init_steps="" sysbench_tables=4 sysbench_table_size=100000
 bank_isolation=serializable tpcc_isolation_pg=read-committed tpcc_isolation_teller=serializable
-seed=1 profile=release progress_every=5 loaders=4
+seed=1 profile=release progress_every=5 loaders=4 load_timeout=3600 round_grace=120
 out="perf/results/$(date -u +%Y%m%dT%H%M%SZ)"
 postgres_only=0 teller_url="" pg_url=""
 
@@ -96,13 +100,15 @@ while [[ $# -gt 0 ]]; do
     --pg-url) pg_url="$2"; shift 2 ;;
     --profile) profile="$2"; shift 2 ;;
     --progress-every) progress_every="$2"; shift 2 ;;
+    --load-timeout) load_timeout="$2"; shift 2 ;;
+    --round-grace) round_grace="$2"; shift 2 ;;
     --smoke) shift ;;
-    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 for n in rounds duration concurrency records accounts warehouses pgbench_scale \
-         sysbench_tables sysbench_table_size seed progress_every; do
+         sysbench_tables sysbench_table_size seed progress_every load_timeout round_grace; do
   [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || { echo "--${n//_/-} must be a positive integer" >&2; exit 2; }
 done
 [[ $ramp_up =~ ^[0-9]+$ ]] || { echo "--ramp-up must be a whole number of seconds" >&2; exit 2; }
@@ -143,22 +149,40 @@ as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; f
 
 step_pid=""
 cleanup() {
-  if [[ -n "$step_pid" ]]; then kill "$step_pid" 2>/dev/null || true; fi
+  if [[ -n "$step_pid" ]]; then kill -- "-$step_pid" 2>/dev/null || true; fi
   if [[ -n "${pg_dir:-}" ]]; then as_pg "$(pg_bin)/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null 2>&1 || true; fi
   if [[ -n "${teller_pid:-}" ]]; then kill "$teller_pid" 2>/dev/null || true; wait "$teller_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
 # Runs "$@" with its output in $log; every $progress_every seconds prints
-# the last line the step wrote (the drivers report once per second).
+# the last line the step wrote (the drivers report once per second). A step
+# still running after $step_limit seconds is killed (its whole process
+# group: a load is a shell function running pgbench or the driver) and
+# fails with status 124, so a server that stops answering costs one step,
+# not the whole run; the log ends with "TIMEOUT".
+step_limit=3600
 run_step() {
   local label=$1 log=$2; shift 2
-  local start=$SECONDS rc=0
+  local start=$SECONDS next=$((SECONDS + progress_every)) rc=0
+  set -m  # the step gets its own process group
   "$@" >"$log" 2>&1 &
   step_pid=$!
+  set +m
   while kill -0 "$step_pid" 2>/dev/null; do
-    sleep 1
-    if (( (SECONDS - start) % progress_every == 0 )) && kill -0 "$step_pid" 2>/dev/null; then
+    sleep 0.1
+    if (( SECONDS - start >= step_limit )); then
+      kill -TERM -- "-$step_pid" 2>/dev/null || true
+      sleep 1
+      kill -KILL -- "-$step_pid" 2>/dev/null || true
+      wait "$step_pid" 2>/dev/null || true
+      step_pid=""
+      echo "TIMEOUT: killed after ${step_limit} s" >>"$log"
+      printf '      %-28s %4ds  TIMEOUT: killed after %s s\n' "$label" $((SECONDS - start)) "$step_limit"
+      return 124
+    fi
+    if (( SECONDS >= next )) && kill -0 "$step_pid" 2>/dev/null; then
+      next=$((SECONDS + progress_every))
       printf '      %-28s %4ds  %s\n' "$label" $((SECONDS - start)) \
         "$(tail -n 1 "$log" 2>/dev/null | tr -d '\r' | cut -c1-140)"
     fi
@@ -265,6 +289,7 @@ run_round() {  # side url workload round dir
   local s=$((seed + r)) threads=$(( concurrency < $(nproc) ? concurrency : $(nproc) ))
   local common=(--url "$url" --concurrency "$concurrency" --duration "$duration" --ramp-up "$ramp_up" --seed "$s" --json "$json")
   local label="$side $w r$r/$rounds"
+  step_limit=$((ramp_up + duration + round_grace))
   case $w in
     ycsb-?) run_step "$label" "$log" "$driver" ycsb run --workload "${w#ycsb-}" "${common[@]}" ;;
     bank) run_step "$label" "$log" "$driver" bank run --isolation "$(isolation_of "$side" bank)" "${common[@]}" ;;
@@ -324,12 +349,14 @@ for w in $workloads; do
   echo "== $w"
   for s in "${sides[@]}"; do
     side=${s%%=*} url=${s#*=}
-    fam=$(family "$w") t=$SECONDS
+    fam=$(family "$w") t=$EPOCHREALTIME
     if [[ -n "${loaded[$side:$fam]:-}" ]]; then
       echo "   $side: $fam tables already loaded"
-    elif run_step "$side $w load" "$dir/$side-load.log" load "$url" "$fam"; then
+    elif step_limit=$load_timeout; run_step "$side $w load" "$dir/$side-load.log" load "$url" "$fam"; then
       loaded[$side:$fam]=1
-      echo "   $side: loaded in $((SECONDS - t)) s"
+      awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }' >"$dir/$side-load.seconds"
+      echo "   $side: loaded in $(cat "$dir/$side-load.seconds") s" \
+        "$(grep -m1 -E '^done in |: loaded ' "$dir/$side-load.log" || true)"
     else
       echo "   $side: load FAILED (log $dir/$side-load.log)"; echo failed >"$dir/$side-load.status"; failures=$((failures + 1))
     fi
@@ -347,7 +374,8 @@ for w in $workloads; do
   for s in "${sides[@]}"; do
     side=${s%%=*} url=${s#*=}
     if [[ -e "$dir/$side-load.status" ]]; then echo failed >"$dir/$side-check.status"; continue; fi
-    if check "$side" "$url" "$w" >"$dir/$side-check.log" 2>&1; then status=ok; else status=failed; failures=$((failures + 1)); fi
+    step_limit=$((round_grace + load_timeout / 4))
+    if run_step "$side $w check" "$dir/$side-check.log" check "$side" "$url" "$w"; then status=ok; else status=failed; failures=$((failures + 1)); fi
     echo "$status" >"$dir/$side-check.status"
     echo "   $side check: $status (log $dir/$side-check.log)"
   done

@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # The storage engine beside RocksDB's own db_bench, same parameters, same disk.
 #
-#   scripts/compare-rocksdb.sh [--keys N] [--sync 0|1] [--batch N] [--dir PATH]
+#   scripts/compare-rocksdb.sh [--keys N] [--ops N] [--sync 0|1] [--batch N]
+#                              [--dir PATH] [--benchmarks a,b,...]
 #
 # Runs fillseq, fillrandom, readrandom, seekrandom and overwrite with 16-byte
 # keys and 100-byte values, single-threaded, no compression, direct I/O for
 # RocksDB too (both engines bypass the page cache), WAL synced per batch with
-# --sync 1. Installs Debian's rocksdb-tools if db_bench is missing. Prints both
-# result sets and a side-by-side table (ops/s, p50/p99/p99.9 in microseconds).
-# Defaults: 5,000,000 keys (the figure of record), sync 0, batch 1.
+# --sync 1. As db_bench does, each fill starts from an empty database and
+# writes --keys entries (overwrite too); reads do --ops operations. Installs
+# Debian's rocksdb-tools if db_bench is missing. Prints both result sets and a
+# side-by-side table (ops/s, p50/p99/p99.9 in microseconds). Both run on the
+# same directory's device; our side is built with `cargo bench` (release).
+# Defaults: 5,000,000 keys (the figure of record), ops = keys, sync 0, batch 1.
 set -euo pipefail
 
 keys=5000000
+ops=""
 sync=0
 batch=1
+benchmarks=fillseq,fillrandom,readrandom,seekrandom,overwrite
 dir="${TMPDIR:-/tmp}/teller-compare-rocksdb"
 while [ $# -gt 0 ]; do
   case "$1" in
     --keys) keys="$2"; shift 2 ;;
+    --ops) ops="$2"; shift 2 ;;
+    --benchmarks) benchmarks="$2"; shift 2 ;;
     --sync) sync="$2"; shift 2 ;;
     --batch) batch="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
@@ -26,7 +34,6 @@ while [ $# -gt 0 ]; do
 done
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-benchmarks=fillseq,fillrandom,readrandom,seekrandom,overwrite
 
 find_db_bench() {
   for b in db_bench rocksdb_db_bench; do
@@ -43,6 +50,7 @@ if ! db_bench="$(find_db_bench)"; then
   db_bench="$(find_db_bench)" || { echo "rocksdb-tools has no db_bench" >&2; exit 1; }
 fi
 
+ops="${ops:-$keys}"
 out="$root/target/compare-rocksdb"
 mkdir -p "$out" "$dir"
 ours="$out/teller-keys$keys-sync$sync-batch$batch.txt"
@@ -50,13 +58,15 @@ theirs="$out/rocksdb-keys$keys-sync$sync-batch$batch.txt"
 
 echo "== teller-storage ($keys keys, sync $sync, batch $batch)"
 cargo bench -q -p teller-benches --bench storage_engine -- \
-  --keys "$keys" --sync "$sync" --batch "$batch" --dir "$dir/teller" | tee "$ours"
+  --keys "$keys" --ops "$ops" --sync "$sync" --batch "$batch" \
+  --benchmarks "$benchmarks" --dir "$dir/teller" | tee "$ours"
 rm -rf "$dir/teller"
 
 echo "== rocksdb db_bench ($("$db_bench" --version 2>/dev/null | head -1 || true))"
 rm -rf "$dir/rocksdb"
-# Each benchmark on the database the previous ones left, as ours does.
-"$db_bench" --benchmarks="$benchmarks" --num="$keys" --reads="$keys" \
+# Fills start from an empty database (use_existing_db=0); the rest use what
+# the previous benchmarks left — ours does the same.
+"$db_bench" --benchmarks="$benchmarks" --num="$keys" --reads="$ops" \
   --key_size=16 --value_size=100 --batch_size="$batch" --sync="$sync" \
   --threads=1 --compression_type=none --histogram=1 --statistics=0 \
   --use_direct_reads=1 --use_direct_io_for_flush_and_compaction=1 \

@@ -130,6 +130,42 @@ struct Block<K: Kv> {
     generation: u64,
 }
 
+/// The executor's environment for a started portal. A macro rather than a
+/// method: the environment borrows single fields of the session while the
+/// caller also borrows the session's transaction mutably.
+macro_rules! exec_env {
+    ($session:expr, $portal:expr, $running:expr, $bound:expr) => {
+        Env {
+            params: &$portal.params,
+            vars: &$session.vars,
+            catalog: &$bound.catalog,
+            database: &$session.database,
+            user: &$session.user,
+            process_id: $session.process_id,
+            now_micros: $running.now_micros,
+            shard: $session.host.sql_shard(),
+            shard_id: $session.host.shard(),
+            sleep: std::cell::Cell::new(0.0),
+            rng: &$session.rng,
+        }
+    };
+}
+
+/// The transaction a started statement runs in: its own (outside a block)
+/// or the block's.
+fn statement_txn<'a, K: Kv>(
+    implicit: &'a mut Option<K::Txn>,
+    block: &'a mut Option<Block<K>>,
+) -> PgResult<&'a mut K::Txn> {
+    match implicit.as_mut() {
+        Some(t) => Ok(t),
+        None => block
+            .as_mut()
+            .and_then(|b| b.txn.as_mut())
+            .ok_or_else(|| PgError::internal("no transaction")),
+    }
+}
+
 pub struct SqlSession<H: Host> {
     host: H,
     user: String,
@@ -735,27 +771,8 @@ impl<H: Host> SqlSession<H> {
     async fn run_to_end(&mut self, portal: &mut Portal<H::Kv>) -> PgResult<()> {
         let running = portal.running.as_mut().expect("started");
         let bound = running.bound.clone();
-        let env = Env {
-            params: &portal.params,
-            vars: &self.vars,
-            catalog: &bound.catalog,
-            database: &self.database,
-            user: &self.user,
-            process_id: self.process_id,
-            now_micros: running.now_micros,
-            shard: self.host.sql_shard(),
-            shard_id: self.host.shard(),
-            sleep: std::cell::Cell::new(0.0),
-            rng: &self.rng,
-        };
-        let txn = match running.implicit.as_mut() {
-            Some(t) => t,
-            None => self
-                .block
-                .as_mut()
-                .and_then(|b| b.txn.as_mut())
-                .ok_or_else(|| PgError::internal("no transaction"))?,
-        };
+        let env = exec_env!(self, portal, running, bound);
+        let txn = statement_txn(&mut running.implicit, &mut self.block)?;
         let mut cx = Cx {
             kv: self.host.kv(),
             txn,
@@ -881,27 +898,8 @@ impl<H: Host> SqlSession<H> {
             ));
         }
         let bound = running.bound.clone();
-        let env = Env {
-            params: &portal.params,
-            vars: &self.vars,
-            catalog: &bound.catalog,
-            database: &self.database,
-            user: &self.user,
-            process_id: self.process_id,
-            now_micros: running.now_micros,
-            shard: self.host.sql_shard(),
-            shard_id: self.host.shard(),
-            sleep: std::cell::Cell::new(0.0),
-            rng: &self.rng,
-        };
-        let txn = match running.implicit.as_mut() {
-            Some(t) => t,
-            None => self
-                .block
-                .as_mut()
-                .and_then(|b| b.txn.as_mut())
-                .ok_or_else(|| PgError::internal("no transaction"))?,
-        };
+        let env = exec_env!(self, portal, running, bound);
+        let txn = statement_txn(&mut running.implicit, &mut self.block)?;
         let mut cx = Cx {
             kv: self.host.kv(),
             txn,
@@ -930,14 +928,7 @@ impl<H: Host> SqlSession<H> {
         }
         if !done && running.pending.is_empty() {
             // The limit was reached exactly: look ahead for the end.
-            let txn = match running.implicit.as_mut() {
-                Some(t) => t,
-                None => self
-                    .block
-                    .as_mut()
-                    .and_then(|b| b.txn.as_mut())
-                    .ok_or_else(|| PgError::internal("no transaction"))?,
-            };
+            let txn = statement_txn(&mut running.implicit, &mut self.block)?;
             let mut cx = Cx {
                 kv: self.host.kv(),
                 txn,
@@ -996,27 +987,8 @@ impl<H: Host> SqlSession<H> {
         let Command::CopyIn { insert, .. } = &bound.bound.command else {
             return Err(PgError::internal("COPY FROM rows for another statement"));
         };
-        let env = Env {
-            params: &portal.params,
-            vars: &self.vars,
-            catalog: &bound.catalog,
-            database: &self.database,
-            user: &self.user,
-            process_id: self.process_id,
-            now_micros: running.now_micros,
-            shard: self.host.sql_shard(),
-            shard_id: self.host.shard(),
-            sleep: std::cell::Cell::new(0.0),
-            rng: &self.rng,
-        };
-        let txn = match running.implicit.as_mut() {
-            Some(t) => t,
-            None => self
-                .block
-                .as_mut()
-                .and_then(|b| b.txn.as_mut())
-                .ok_or_else(|| PgError::internal("no transaction"))?,
-        };
+        let env = exec_env!(self, portal, running, bound);
+        let txn = statement_txn(&mut running.implicit, &mut self.block)?;
         let mut cx = Cx {
             kv: self.host.kv(),
             txn,

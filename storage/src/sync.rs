@@ -4,10 +4,11 @@
 //! task goes next. Runtime-agnostic (glommio in production, any local executor
 //! or `block_on` in tests).
 //!
-//! Wake-ups go to *every* waiter; each re-checks its condition. That is simpler
-//! than a fair queue and cannot lose a wake-up when a waiting future is dropped.
+//! Wake-ups go to *every* waiter; each re-checks its condition (its ticket, for
+//! the mutex). That cannot lose a wake-up when a waiting future is dropped.
 
 use std::cell::{Cell, RefCell, RefMut};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -26,10 +27,23 @@ fn wake_all(wakers: &RefCell<Vec<Waker>>) {
     }
 }
 
-/// A mutual-exclusion lock for tasks of one thread.
+/// A mutual-exclusion lock for tasks of one thread, granted in arrival order.
+///
+/// Fairness matters here: a task that unlocks and at once locks again (a
+/// writer committing back to back) would otherwise win every time against a
+/// waiter that must first be scheduled (the background task truncating the
+/// WAL), starving it. Each `lock()` takes a ticket at its first poll; the lock
+/// goes to the lowest ticket still waiting. A waiting `Lock` that is dropped
+/// gives its turn up.
 #[derive(Debug, Default)]
 pub struct LocalMutex<T> {
     locked: Cell<bool>,
+    /// The next ticket to hand out.
+    next_ticket: Cell<u64>,
+    /// The ticket whose turn it is (the holder's while locked).
+    serving: Cell<u64>,
+    /// Tickets of waiters dropped before their turn.
+    abandoned: RefCell<BTreeSet<u64>>,
     waiters: RefCell<Vec<Waker>>,
     value: RefCell<T>,
 }
@@ -38,46 +52,92 @@ impl<T> LocalMutex<T> {
     pub fn new(value: T) -> Self {
         LocalMutex {
             locked: Cell::new(false),
+            next_ticket: Cell::new(0),
+            serving: Cell::new(0),
+            abandoned: RefCell::new(BTreeSet::new()),
             waiters: RefCell::new(Vec::new()),
             value: RefCell::new(value),
         }
     }
 
     pub fn lock(&self) -> Lock<'_, T> {
-        Lock { mutex: self }
+        Lock {
+            mutex: self,
+            ticket: None,
+        }
     }
 
-    /// The lock if it is free now.
+    /// The lock if it is free now and nobody waits for it.
     pub fn try_lock(&self) -> Option<LocalGuard<'_, T>> {
-        if self.locked.get() {
+        if self.locked.get() || self.serving.get() != self.next_ticket.get() {
             return None;
         }
-        self.locked.set(true);
-        Some(LocalGuard {
-            mutex: self,
-            value: Some(self.value.borrow_mut()),
-        })
+        let ticket = self.take_ticket();
+        Some(self.acquire(ticket))
     }
 
     pub fn is_locked(&self) -> bool {
         self.locked.get()
     }
+
+    fn take_ticket(&self) -> u64 {
+        let t = self.next_ticket.get();
+        self.next_ticket.set(t + 1);
+        t
+    }
+
+    fn acquire(&self, ticket: u64) -> LocalGuard<'_, T> {
+        assert!(!self.locked.get() && self.serving.get() == ticket);
+        self.locked.set(true);
+        LocalGuard {
+            mutex: self,
+            value: Some(self.value.borrow_mut()),
+        }
+    }
+
+    /// Passes the turn to the next ticket still waiting, and wakes waiters.
+    fn advance(&self) {
+        let mut next = self.serving.get() + 1;
+        let mut abandoned = self.abandoned.borrow_mut();
+        while abandoned.remove(&next) {
+            next += 1;
+        }
+        drop(abandoned);
+        self.serving.set(next);
+        wake_all(&self.waiters);
+    }
 }
 
 pub struct Lock<'a, T> {
     mutex: &'a LocalMutex<T>,
+    /// Taken at the first poll; `None` again once the lock is granted.
+    ticket: Option<u64>,
 }
 
 impl<'a, T> Future for Lock<'a, T> {
     type Output = LocalGuard<'a, T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LocalGuard<'a, T>> {
-        match self.mutex.try_lock() {
-            Some(guard) => Poll::Ready(guard),
-            None => {
-                register(&self.mutex.waiters, cx.waker());
-                Poll::Pending
-            }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LocalGuard<'a, T>> {
+        let mutex = self.mutex;
+        let ticket = *self.ticket.get_or_insert_with(|| mutex.take_ticket());
+        if !mutex.locked.get() && mutex.serving.get() == ticket {
+            self.ticket = None;
+            return Poll::Ready(mutex.acquire(ticket));
+        }
+        register(&mutex.waiters, cx.waker());
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Lock<'_, T> {
+    fn drop(&mut self) {
+        let Some(ticket) = self.ticket else { return };
+        if self.mutex.serving.get() == ticket {
+            // Its turn came (the lock is free) but it will never take it.
+            assert!(!self.mutex.locked.get(), "a waiter's turn while locked");
+            self.mutex.advance();
+        } else {
+            self.mutex.abandoned.borrow_mut().insert(ticket);
         }
     }
 }
@@ -104,7 +164,7 @@ impl<T> Drop for LocalGuard<'_, T> {
     fn drop(&mut self) {
         self.value = None;
         self.mutex.locked.set(false);
-        wake_all(&self.mutex.waiters);
+        self.mutex.advance();
     }
 }
 
@@ -237,6 +297,57 @@ mod tests {
         block_on(zip(task(1), task(2)));
         let log = m.try_lock().unwrap().clone();
         assert_eq!(log, [(1, 0), (1, 1), (2, 0), (2, 1)]);
+    }
+
+    #[test]
+    fn mutex_is_granted_in_arrival_order_and_a_relock_waits_its_turn() {
+        let m = Rc::new(LocalMutex::new(Vec::new()));
+        // Task 1 locks twice in a row; task 2 queued meanwhile goes between.
+        let t1 = {
+            let m = Rc::clone(&m);
+            async move {
+                let mut g = m.lock().await;
+                g.push(1);
+                yield_now().await;
+                yield_now().await;
+                drop(g);
+                m.lock().await.push(1);
+            }
+        };
+        let t2 = {
+            let m = Rc::clone(&m);
+            async move {
+                yield_now().await;
+                m.lock().await.push(2);
+            }
+        };
+        block_on(zip(t1, t2));
+        assert_eq!(*m.try_lock().unwrap(), [1, 2, 1]);
+    }
+
+    #[test]
+    fn a_dropped_waiter_gives_up_its_turn() {
+        let m = LocalMutex::new(0);
+        let held = m.try_lock().unwrap();
+        let mut dropped = Box::pin(m.lock());
+        let mut waiting = Box::pin(m.lock());
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            Poll::Ready(cx.waker().clone())
+        }));
+        let mut cx = Context::from_waker(&waker);
+        assert!(dropped.as_mut().poll(&mut cx).is_pending());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        assert!(m.try_lock().is_none(), "waiters go first");
+        drop(dropped);
+        drop(held);
+        assert!(matches!(waiting.as_mut().poll(&mut cx), Poll::Ready(_)));
+        // Its turn came while it was dropped: the next one still gets the lock.
+        let g = m.try_lock().unwrap();
+        let mut late = Box::pin(m.lock());
+        assert!(late.as_mut().poll(&mut cx).is_pending());
+        drop(g);
+        drop(late);
+        assert!(m.try_lock().is_some());
     }
 
     #[test]

@@ -28,11 +28,32 @@ use teller_kv::engine::lsm::LsmEngine;
 use teller_kv::env::Env;
 use teller_kv::replication::raft::{RaftConfig, RaftReplication};
 use teller_kv::replication::recovery::RaftRecovery;
-use teller_storage::disk::DmaDisk;
+use teller_storage::disk::{DmaDisk, FaultSwitch};
 use teller_storage::wal::WalConfig;
 use teller_storage::{Engine as Lsm, EngineConfig};
 
 use crate::config::StorageConfig;
+
+/// Test-only: names a file whose contents (`eio`, `enospc`) make every shard's
+/// disk writes fail while it says so (see `teller_storage::disk::FaultSwitch`;
+/// `engine/node/tests/storage_faults.rs`). Never set in production.
+pub const DISK_FAULT_FILE_ENV: &str = "TELLER_TEST_DISK_FAULT_FILE";
+
+/// The shard's disk: the real one, with the test-only fault switch if the
+/// environment names one.
+fn shard_disk(dir: &Path) -> DmaDisk {
+    match std::env::var_os(DISK_FAULT_FILE_ENV) {
+        Some(path) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                switch = %Path::new(&path).display(),
+                "test-only disk fault injection is armed"
+            );
+            DmaDisk::with_fault_switch(FaultSwitch::new(path.into()))
+        }
+        None => DmaDisk::new(),
+    }
+}
 
 /// One shard's LSM, its MVCC view, and the Raft host writing to it.
 pub struct ShardStorage {
@@ -72,7 +93,7 @@ impl ShardStorage {
             .map_err(|e| format!("probing the data device at {}: {e}", dir.display()))?;
         let config = engine_config(settings, env.random_u64());
         let mut recovery = RaftRecovery::new();
-        let (lsm, recovered) = Lsm::open(DmaDisk::new(), dir, config, |r| recovery.visit(r))
+        let (lsm, recovered) = Lsm::open(shard_disk(dir), dir, config, |r| recovery.visit(r))
             .await
             .map_err(|e| format!("opening the storage engine in {}: {e}", dir.display()))?;
         let lsm = Rc::new(lsm);

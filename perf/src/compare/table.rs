@@ -8,6 +8,8 @@
 //! runs/<workload>/<side>-r<N>.status   `ok` or `failed` (the run's exit)
 //! runs/<workload>/<side>-check.status  `ok` or `failed`
 //! runs/<workload>/<side>-load.status   `failed` when loading failed (else absent)
+//! runs/<workload>/<side>-load.seconds  wall time of the load (in the directory of
+//!                                      the first workload that needed it)
 //! context.txt                          lines describing the run (optional)
 //! ```
 //!
@@ -73,6 +75,8 @@ pub struct SideRounds {
     pub check: Option<String>,
     /// Loading the workload's tables failed: no round could run.
     pub load_failed: bool,
+    /// Seconds the load took, when this workload loaded the tables.
+    pub load_seconds: Option<f64>,
 }
 
 impl SideRounds {
@@ -145,12 +149,16 @@ fn read_side(dir: &Path, side: &str) -> Option<SideRounds> {
             .map(|s| s.trim().to_string())
     };
     let load = status("load");
+    let load_seconds = fs::read_to_string(dir.join(format!("{side}-load.seconds")))
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok());
     let mut rounds = SideRounds {
         check: status("check"),
         load_failed: load.as_deref().is_some_and(|s| s != "ok"),
+        load_seconds,
         ..SideRounds::default()
     };
-    let mut any = rounds.check.is_some() || load.is_some();
+    let mut any = rounds.check.is_some() || load.is_some() || load_seconds.is_some();
     for n in 1.. {
         let round = format!("r{n}");
         let Some(st) = status(&round) else { break };
@@ -183,6 +191,11 @@ pub fn read(out: &Path, workloads: &[String]) -> Vec<Row> {
             }
         })
         .collect()
+}
+
+/// The tables a workload runs on: workloads of one family share a load.
+pub fn family(workload: &str) -> &str {
+    workload.split('-').next().unwrap_or(workload)
 }
 
 /// A figure with about four significant digits, no exponent.
@@ -284,6 +297,27 @@ pub fn markdown(rows: &[Row], context: &[String]) -> String {
             ));
         }
     }
+    let loads: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.sides.values().any(|s| s.load_seconds.is_some()))
+        .collect();
+    if !loads.is_empty() {
+        out.push_str("\nLoad times (wall seconds, loaded once per side and shared by a family's workloads):\n\n");
+        out.push_str("| tables | PostgreSQL s | TellerDB s | ratio |\n|---|--:|--:|--:|\n");
+        for row in loads {
+            let secs = |side: &str| row.sides.get(side).and_then(|s| s.load_seconds);
+            let (pg, teller) = (secs(BASELINE), secs(CANDIDATE));
+            let show = |v: Option<f64>| v.map_or("-".into(), figure);
+            let ratio = pg.zip(teller).filter(|(p, _)| *p > 0.0).map(|(p, t)| t / p);
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                family(&row.workload),
+                show(pg),
+                show(teller),
+                ratio_cell(ratio)
+            ));
+        }
+    }
     out
 }
 
@@ -307,6 +341,7 @@ pub fn to_json(rows: &[Row], context: &[String]) -> Value {
                         "rounds_failed": s.failed,
                         "check": s.check,
                         "load_failed": s.load_failed,
+                        "load_seconds": s.load_seconds,
                         "throughput": opt(s.throughput()),
                         "p50_ms": opt(s.p50()),
                         "p99_ms": opt(s.p99()),
@@ -384,6 +419,8 @@ mod tests {
         write(&dir, "teller-r4.status", "failed\n");
         write(&dir, "postgres-check.status", "ok\n");
         write(&dir, "teller-check.status", "failed\n");
+        write(&dir, "postgres-load.seconds", "6.3\n");
+        write(&dir, "teller-load.seconds", "25.2\n");
         let bank = out.join("runs").join("bank");
         fs::create_dir_all(&bank).expect("mkdir");
         write(&bank, "teller-load.status", "failed\n");
@@ -419,6 +456,7 @@ mod tests {
             md.contains("| bank | TellerDB | 0/1 | 0 | 0 | load failed |"),
             "{md}"
         );
+        assert!(md.contains("| ycsb | 6.30 | 25.2 | 4.00 |"), "{md}");
 
         let v = to_json(&rows, &[]);
         assert_eq!(v["workloads"][0]["ratio"]["throughput"], 2.5);
@@ -428,6 +466,7 @@ mod tests {
             90.0
         );
         assert_eq!(v["workloads"][1]["ratio"]["throughput"], Value::Null);
+        assert_eq!(v["workloads"][0]["sides"]["teller"]["load_seconds"], 25.2);
         fs::remove_dir_all(&out).expect("clean up");
     }
 }

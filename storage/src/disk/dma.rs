@@ -9,30 +9,33 @@
 //!   data directory once per executor, before any other I/O on that device.
 //! - Executors must set `io_memory` explicitly (e.g. 4 MiB) since the default
 //!   locked-memory limit (8 MiB) is shared by everything locked in the process.
-//!   I/O is split into chunks of at most [`DMA_IO_CHUNK_BYTES`] to stay well within it.
+//!   Reads are split into chunks of at most [`DMA_READ_CHUNK_BYTES`] (glommio
+//!   allocates each read's buffer from that arena).
 //!
-//! Each read and write copies once between the caller's [`AlignedBuf`] and a
-//! glommio `DmaBuffer` (which glommio requires it owns); memcpy is cheap beside
-//! the device, and it keeps the trait free of glommio types.
+//! Writes copy nothing: an [`AlignedBuf`] *is* a glommio `DmaBuffer` (behind an
+//! `Rc`), handed to io_uring as it is, one I/O per call whatever its size (the
+//! block layer splits it across the device queue). Only
+//! [`DiskFile::write_range_at`] of a part of a buffer copies that part, into a
+//! buffer from glommio's registered arena. Reads copy once, from glommio's
+//! buffer into the caller's.
 //!
 //! `list` and `probe_device` use blocking `std::fs` calls: they are for startup and
 //! recovery only, never the request path.
 
-use super::{assert_aligned, AlignedBuf, Disk, DiskError, DiskFile, OpenMode};
-use crate::sync::join_all;
+use super::{assert_aligned, AlignedBuf, Disk, DiskError, DiskFile, FaultSwitch, OpenMode};
 use glommio::io::{DmaFile, OpenOptions};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-/// Largest single I/O submitted to glommio, in bytes.
-pub const DMA_IO_CHUNK_BYTES: usize = 1024 * 1024;
-/// Chunks of one large read or write in flight at once (bounded so that their
-/// DMA buffers fit the executor's `io_memory`).
-pub const DMA_CHUNKS_IN_FLIGHT: usize = 4;
+/// Largest single read submitted to glommio, in bytes (its buffer comes from
+/// the executor's `io_memory` arena).
+pub const DMA_READ_CHUNK_BYTES: usize = 1024 * 1024;
 /// The file [`probe_device`] creates in the data directory.
 pub const PROBE_FILE_NAME: &str = "probe";
 const PROBE_FILE_BYTES: usize = 4096;
 
-const _: () = assert!(DMA_IO_CHUNK_BYTES.is_multiple_of(super::BLOCK_SIZE));
+const _: () = assert!(DMA_READ_CHUNK_BYTES.is_multiple_of(super::BLOCK_SIZE));
 
 /// Makes glommio's per-device polled-I/O detection see a non-empty file: ensures
 /// `dir/probe` exists with 4 KiB of data, then opens it with O_DIRECT.
@@ -62,13 +65,28 @@ fn glommio_err(op: &'static str, path: &Path, e: glommio::GlommioError<()>) -> D
     }
 }
 
-/// The real disk. Stateless: every file carries its own descriptor.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DmaDisk;
+/// The real disk. Every file carries its own descriptor; the disk itself only
+/// holds the optional test-only [`FaultSwitch`].
+#[derive(Clone, Debug, Default)]
+pub struct DmaDisk {
+    faults: Option<Rc<FaultSwitch>>,
+}
 
 impl DmaDisk {
     pub fn new() -> Self {
-        DmaDisk
+        DmaDisk { faults: None }
+    }
+
+    /// A disk whose writes fail while `switch` says so (tests only: see
+    /// [`FaultSwitch`]).
+    pub fn with_fault_switch(switch: FaultSwitch) -> Self {
+        DmaDisk {
+            faults: Some(Rc::new(switch)),
+        }
+    }
+
+    fn check(faults: &Option<Rc<FaultSwitch>>, op: &'static str) -> Result<(), DiskError> {
+        faults.as_ref().map_or(Ok(()), |f| f.check(op))
     }
 }
 
@@ -79,6 +97,7 @@ impl Disk for DmaDisk {
         let mut options = OpenOptions::new();
         options.read(true).write(true);
         if mode == OpenMode::CreateNew {
+            Self::check(&self.faults, "create")?;
             options.create_new(true);
         }
         let file = options
@@ -88,6 +107,7 @@ impl Disk for DmaDisk {
         Ok(DmaDiskFile {
             file,
             path: path.to_path_buf(),
+            faults: self.faults.clone(),
         })
     }
 
@@ -98,6 +118,7 @@ impl Disk for DmaDisk {
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> Result<(), DiskError> {
+        Self::check(&self.faults, "rename")?;
         glommio::io::rename(from, to)
             .await
             .map_err(|e| glommio_err("rename", from, e))
@@ -117,6 +138,7 @@ impl Disk for DmaDisk {
     }
 
     async fn sync_dir(&self, dir: &Path) -> Result<(), DiskError> {
+        Self::check(&self.faults, "sync_dir")?;
         let d = glommio::io::Directory::open(dir)
             .await
             .map_err(|e| glommio_err("sync_dir open", dir, e))?;
@@ -133,25 +155,35 @@ impl Disk for DmaDisk {
 pub struct DmaDiskFile {
     file: DmaFile,
     path: PathBuf,
+    faults: Option<Rc<FaultSwitch>>,
 }
 
 impl DmaDiskFile {
-    async fn write_chunk(&self, at: u64, chunk: &[u8]) -> Result<(), DiskError> {
-        let mut dma = self.file.alloc_dma_buffer(chunk.len());
-        dma.as_bytes_mut().copy_from_slice(chunk);
-        let written = self
-            .file
-            .write_at(dma, at)
-            .await
-            .map_err(self.err("write_at"))?;
-        if written != chunk.len() {
+    /// After a write of `buf[range]` at `at` that wrote `written` bytes:
+    /// writes the rest. The kernel ends a direct write short when the file
+    /// system fills up midway; writing the rest then reports why (ENOSPC),
+    /// instead of a bare short write. A write of nothing, or of a part that
+    /// is not block-aligned, is a [`DiskError::ShortWrite`].
+    async fn finish_write(
+        &self,
+        at: u64,
+        buf: &AlignedBuf,
+        range: Range<usize>,
+        written: usize,
+    ) -> Result<(), DiskError> {
+        if written == range.len() {
+            return Ok(());
+        }
+        let len = range.len();
+        if written == 0 || !written.is_multiple_of(super::BLOCK_SIZE) || written > len {
             return Err(DiskError::ShortWrite {
                 offset: at,
-                len: chunk.len(),
+                len,
                 written,
             });
         }
-        Ok(())
+        let rest = range.start + written..range.end;
+        Box::pin(self.write_range_at(at + written as u64, buf, rest)).await
     }
 
     fn err(&self, op: &'static str) -> impl FnOnce(glommio::GlommioError<()>) -> DiskError + '_ {
@@ -165,10 +197,10 @@ impl DiskFile for DmaDiskFile {
         let len = buf.len();
         for (i, chunk) in buf
             .as_mut_slice()
-            .chunks_mut(DMA_IO_CHUNK_BYTES)
+            .chunks_mut(DMA_READ_CHUNK_BYTES)
             .enumerate()
         {
-            let at = offset + (i * DMA_IO_CHUNK_BYTES) as u64;
+            let at = offset + (i * DMA_READ_CHUNK_BYTES) as u64;
             let read = self
                 .file
                 .read_at_aligned(at, chunk.len())
@@ -189,24 +221,46 @@ impl DiskFile for DmaDiskFile {
 
     async fn write_at(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
         assert_aligned(offset, buf.len());
-        let chunks: Vec<(u64, &[u8])> = buf
-            .as_slice()
-            .chunks(DMA_IO_CHUNK_BYTES)
-            .enumerate()
-            .map(|(i, c)| (offset + (i * DMA_IO_CHUNK_BYTES) as u64, c))
-            .collect();
-        // A few chunks in flight at once: large appends (WAL batches, table
-        // writes) overlap their I/O instead of waiting for each megabyte.
-        for group in chunks.chunks(DMA_CHUNKS_IN_FLIGHT) {
-            let writes = group.iter().map(|&(at, chunk)| self.write_chunk(at, chunk));
-            for result in join_all(writes).await {
-                result?;
-            }
+        DmaDisk::check(&self.faults, "write_at")?;
+        let Some(dma) = buf.dma() else {
+            return Ok(());
+        };
+        let written = self
+            .file
+            .write_rc_at(Rc::clone(dma), offset)
+            .await
+            .map_err(self.err("write_at"))?;
+        self.finish_write(offset, buf, 0..buf.len(), written).await
+    }
+
+    async fn write_range_at(
+        &self,
+        offset: u64,
+        buf: &AlignedBuf,
+        range: Range<usize>,
+    ) -> Result<(), DiskError> {
+        assert_aligned(offset, range.len());
+        assert_aligned(range.start as u64, range.len());
+        if range == (0..buf.len()) {
+            return self.write_at(offset, buf).await;
         }
-        Ok(())
+        if range.is_empty() {
+            return Ok(());
+        }
+        DmaDisk::check(&self.faults, "write_at")?;
+        let mut part = self.file.alloc_dma_buffer(range.len());
+        part.as_bytes_mut()
+            .copy_from_slice(&buf.as_slice()[range.clone()]);
+        let written = self
+            .file
+            .write_at(part, offset)
+            .await
+            .map_err(self.err("write_at"))?;
+        self.finish_write(offset, buf, range, written).await
     }
 
     async fn sync(&self) -> Result<(), DiskError> {
+        DmaDisk::check(&self.faults, "fdatasync")?;
         self.file.fdatasync().await.map_err(self.err("fdatasync"))
     }
 
@@ -214,6 +268,7 @@ impl DiskFile for DmaDiskFile {
         if self.len().await? >= len {
             return Ok(());
         }
+        DmaDisk::check(&self.faults, "allocate")?;
         self.file
             .pre_allocate(len, false)
             .await

@@ -26,15 +26,16 @@
 
 mod aligned;
 pub(crate) mod dma;
+mod fault;
 mod sim;
 
 pub use aligned::AlignedBuf;
-pub use dma::{
-    probe_device, DmaDisk, DmaDiskFile, DMA_CHUNKS_IN_FLIGHT, DMA_IO_CHUNK_BYTES, PROBE_FILE_NAME,
-};
+pub use dma::{probe_device, DmaDisk, DmaDiskFile, DMA_READ_CHUNK_BYTES, PROBE_FILE_NAME};
+pub use fault::{FaultSwitch, InjectedFault};
 pub use sim::{Fault, SimDisk, SimDiskFile, SimDiskOptions};
 
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Unit of O_DIRECT I/O and of buffer alignment, in bytes.
@@ -172,7 +173,7 @@ impl std::error::Error for DiskError {}
 // generics only, so the missing `Send` bound the lint warns about is intended.
 #[allow(async_fn_in_trait)]
 pub trait Disk: Clone {
-    type File: DiskFile;
+    type File: DiskFile + 'static;
 
     /// Opens (or creates) a file for reading and writing.
     async fn open(&self, path: &Path, mode: OpenMode) -> Result<Self::File, DiskError>;
@@ -194,6 +195,23 @@ pub trait DiskFile {
     async fn read_at(&self, offset: u64, buf: &mut AlignedBuf) -> Result<(), DiskError>;
     /// Writes all of `buf` at `offset`, extending the file if needed.
     async fn write_at(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError>;
+    /// Writes `buf[range]` at `offset` (`range` block-aligned). The real disk
+    /// writes a whole buffer without copying it; a part of one costs a copy
+    /// (this default: into a new buffer).
+    async fn write_range_at(
+        &self,
+        offset: u64,
+        buf: &AlignedBuf,
+        range: Range<usize>,
+    ) -> Result<(), DiskError> {
+        assert_aligned(range.start as u64, range.len());
+        if range == (0..buf.len()) {
+            return self.write_at(offset, buf).await;
+        }
+        let mut part = AlignedBuf::zeroed(range.len());
+        part.as_mut_slice().copy_from_slice(&buf.as_slice()[range]);
+        self.write_at(offset, &part).await
+    }
     /// fdatasync: makes every completed write (and the file length) durable.
     async fn sync(&self) -> Result<(), DiskError>;
     /// Preallocates the file to at least `len` bytes (reads there return zeros).

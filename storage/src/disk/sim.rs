@@ -27,6 +27,7 @@ use super::{
 use crate::rng::SimRng;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -372,6 +373,22 @@ pub struct SimDiskFile {
     inode: InodeId,
 }
 
+impl SimDiskFile {
+    fn write_bytes(&self, offset: u64, bytes: &[u8]) -> Result<(), DiskError> {
+        assert_aligned(offset, bytes.len());
+        let mut s = self.state.borrow_mut();
+        s.check("write_at", OpKind::Write)?;
+        let inode = s.inode(self.inode);
+        let (start, end) = (offset as usize, offset as usize + bytes.len());
+        if inode.current.len() < end {
+            inode.current.resize(end, 0);
+        }
+        inode.current[start..end].copy_from_slice(bytes);
+        inode.unsynced.push((offset, bytes.to_vec()));
+        Ok(())
+    }
+}
+
 impl DiskFile for SimDiskFile {
     async fn read_at(&self, offset: u64, buf: &mut AlignedBuf) -> Result<(), DiskError> {
         assert_aligned(offset, buf.len());
@@ -392,17 +409,17 @@ impl DiskFile for SimDiskFile {
     }
 
     async fn write_at(&self, offset: u64, buf: &AlignedBuf) -> Result<(), DiskError> {
-        assert_aligned(offset, buf.len());
-        let mut s = self.state.borrow_mut();
-        s.check("write_at", OpKind::Write)?;
-        let inode = s.inode(self.inode);
-        let (start, end) = (offset as usize, offset as usize + buf.len());
-        if inode.current.len() < end {
-            inode.current.resize(end, 0);
-        }
-        inode.current[start..end].copy_from_slice(buf.as_slice());
-        inode.unsynced.push((offset, buf.as_slice().to_vec()));
-        Ok(())
+        self.write_bytes(offset, buf.as_slice())
+    }
+
+    async fn write_range_at(
+        &self,
+        offset: u64,
+        buf: &AlignedBuf,
+        range: Range<usize>,
+    ) -> Result<(), DiskError> {
+        assert_aligned(range.start as u64, range.len());
+        self.write_bytes(offset, &buf.as_slice()[range])
     }
 
     async fn sync(&self) -> Result<(), DiskError> {

@@ -20,7 +20,7 @@ use crate::sst::format::table_name;
 use crate::sst::table::owned;
 use crate::sst::{Table, TableBuilder, TableMeta};
 use crate::sync::yield_now;
-use crate::wal::Lsn;
+use crate::wal::{create_segment_file, Lsn};
 use std::rc::Rc;
 
 impl<D: Disk> Engine<D> {
@@ -39,7 +39,7 @@ impl<D: Disk> Engine<D> {
         self.check_writable()?;
         let _bg = self.background.lock().await;
         let result = async {
-            if self.flush_oldest().await? {
+            if self.flush_oldest().await? || self.make_wal_spare().await {
                 return Ok(true);
             }
             self.compact_once().await
@@ -48,7 +48,42 @@ impl<D: Disk> Engine<D> {
         if result.is_err() {
             self.metric(|m| m.background_errors += 1);
         }
+        self.background_failing.set(result.is_err());
         result
+    }
+
+    /// Makes the WAL's next segment file if the log wants one (its active
+    /// segment is past half full and no recycled file waits), without holding
+    /// the log: writers go on meanwhile, and the roll only renames the file.
+    /// A failure (e.g. ENOSPC) is logged and counted, not retried until the
+    /// log reaches its next segment (that roll then makes the file itself).
+    /// Returns whether a spare was made. The caller holds the background lock.
+    async fn make_wal_spare(&self) -> bool {
+        let path = {
+            let mut wal = self.wal.lock().await;
+            let failed_here = self.spare_failed_seq.get() == Some(wal.active_seq());
+            if failed_here || !wal.wants_spare() || self.check_writable().is_err() {
+                return false;
+            }
+            wal.reserve_spare()
+        };
+        match create_segment_file(&self.disk, &path, &self.config.wal).await {
+            Ok(file) => {
+                self.wal.lock().await.adopt_spare(path, file);
+                self.metric(|m| m.wal_spares += 1);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not make a WAL spare segment");
+                self.metric(|m| m.background_errors += 1);
+                self.spare_failed_seq
+                    .set(Some(self.wal.lock().await.active_seq()));
+                if let Err(e) = self.disk.remove(&path).await {
+                    tracing::warn!(error = %e, "could not remove a partial WAL spare");
+                }
+                false
+            }
+        }
     }
 
     /// Whether a flush or a compaction is due.
@@ -58,11 +93,12 @@ impl<D: Disk> Engine<D> {
 
     /// Runs background work forever: spawn it in the shard's background task
     /// queue. Sleeps until a memtable is frozen or a flush or compaction ends.
-    /// Errors are logged and counted; the step is retried at the next wake-up.
+    /// Errors are logged and counted; the step is retried at the first wake-up
+    /// *after* the failure (e.g. the next memtable frozen), never in a loop.
     /// Returns when the engine becomes read-only.
     pub async fn run_background(&self) {
         loop {
-            let seen = self.work.generation();
+            let mut seen = self.work.generation();
             match self.background_step().await {
                 Ok(true) => {
                     yield_now().await;
@@ -74,6 +110,7 @@ impl<D: Disk> Engine<D> {
                     if self.read_only_reason().is_some() {
                         return;
                     }
+                    seen = self.work.generation();
                 }
             }
             self.work.wait(seen).await;

@@ -107,6 +107,12 @@ pub const L0_STALL_TABLES_DEFAULT: usize = 16;
 /// Default target size of L1, in bytes; deeper levels grow by the multiplier.
 pub const LEVEL1_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
 pub const LEVEL_MULTIPLIER_DEFAULT: u64 = 10;
+/// Bound on the WAL space one memtable keeps alive, in segments: past it the
+/// memtable is frozen and flushed early, so that the log is truncated and its
+/// segments recycled (small synced writes take a 4 KiB block of log each, so
+/// the log can outgrow the memtable twentyfold). Equal to the default pool of
+/// recycled segments, so that steady state never creates a segment file.
+pub const WAL_SEGMENTS_PER_MEMTABLE_MAX: u64 = 4;
 /// Default target size of a compaction output table, in bytes.
 pub const TARGET_FILE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
@@ -194,6 +200,13 @@ pub struct EngineMetrics {
     /// Versions dropped by compaction (shadowed, deleted, or below the GC horizon).
     pub compaction_versions_dropped: u64,
     pub ingests: u64,
+    /// WAL segment files made ahead of need in the background.
+    pub wal_spares: u64,
+    /// WAL segments begun (each a rename or a creation, and a directory
+    /// fsync, on a commit's path).
+    pub wal_rolls: u64,
+    /// Of those, segment files created on the commit path (no spare ready).
+    pub wal_segments_created_inline: u64,
     pub background_errors: u64,
     pub block_cache_hits: u64,
     pub block_cache_misses: u64,
@@ -252,6 +265,12 @@ pub struct Engine<D: Disk> {
     /// Raised when background work may be due.
     work: Notify,
     metrics: RefCell<EngineMetrics>,
+    /// The active WAL segment when making a spare last failed: no retry until
+    /// the log moves to the next segment.
+    spare_failed_seq: Cell<Option<u64>>,
+    /// The last background step failed (Raft applies then stop waiting for
+    /// one; see [`Engine::apply`]).
+    background_failing: Cell<bool>,
     mem_seed: Cell<u64>,
     record_payload_max: usize,
 }
@@ -465,6 +484,11 @@ impl<D: Disk> Engine<D> {
     /// The oldest LSN the WAL still holds (truncation moves it up).
     pub async fn wal_first_lsn(&self) -> Lsn {
         self.wal.lock().await.first_lsn()
+    }
+
+    /// Whether a flush, compaction or other background step is running.
+    pub fn background_busy(&self) -> bool {
+        self.background.is_locked()
     }
 
     /// Whether writes are refused after a write-path failure (see module docs).

@@ -134,6 +134,8 @@ impl<D: Disk> Engine<D> {
             background: LocalMutex::new(()),
             work: Notify::new(),
             metrics: RefCell::new(EngineMetrics::default()),
+            spare_failed_seq: Cell::new(None),
+            background_failing: Cell::new(false),
             record_payload_max,
         }
     }

@@ -422,3 +422,207 @@ fn bad_requests_are_refused_before_anything_is_written() {
         assert!(e.to_string().contains("I/O"), "{e}");
     });
 }
+
+#[test]
+fn wal_spares_are_made_in_the_background_and_rolls_only_rename() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 9 });
+        let mut config = small_config(9);
+        config.memtable_bytes = 1 << 20;
+        // Raft mode with the floor at 0: the WAL is never truncated, so every
+        // new segment needs a spare (nothing is recycled).
+        config.raft_log = true;
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        let segment = config.wal.segment_bytes as usize;
+        let spares = |d: &SimDisk| {
+            d.peek_names(Path::new(DIR))
+                .iter()
+                .filter(|n| n.starts_with("wal-spare"))
+                .count()
+        };
+        let mut written = 0;
+        let mut i = 0u64;
+        while written < 3 * segment {
+            let value = vec![i as u8; 1000];
+            engine
+                .write(put(format!("k{i:05}").as_bytes(), 5, &value), true)
+                .await
+                .unwrap();
+            written += 1100;
+            i += 1;
+            // The background queue's turn: a spare whenever the active segment
+            // is past half full and nothing waits in the pool.
+            while engine.background_step().await.unwrap() {}
+            assert!(spares(&disk) <= 1, "at most one spare ahead");
+        }
+        let m = engine.metrics();
+        assert!(m.wal_spares >= 2, "{m:?}");
+        assert_eq!(m.background_errors, 0);
+        // ENOSPC while making one: logged and counted, not retried in the same
+        // segment, and writes go on (the roll then makes the file itself).
+        let wants = || async { engine.wal.lock().await.wants_spare() };
+        while !wants().await {
+            let key = format!("k{i:05}");
+            engine
+                .write(put(key.as_bytes(), 5, &[1; 1000]), true)
+                .await
+                .unwrap();
+            i += 1;
+        }
+        disk.fail_after(0, Fault::NoSpace);
+        let errors = engine.metrics().background_errors;
+        assert!(
+            !engine.background_step().await.unwrap(),
+            "nothing else to do"
+        );
+        assert_eq!(engine.metrics().background_errors, errors + 1);
+        assert_eq!(spares(&disk), 0, "a partial spare is removed");
+        engine.background_step().await.unwrap();
+        assert_eq!(engine.metrics().background_errors, errors + 1, "no retry");
+        disk.clear_fault();
+        let seq = engine.wal.lock().await.active_seq();
+        while engine.wal.lock().await.active_seq() == seq {
+            let key = format!("k{i:05}");
+            engine
+                .write(put(key.as_bytes(), 5, &[2; 1000]), true)
+                .await
+                .unwrap();
+            i += 1;
+        }
+        while !wants().await {
+            let key = format!("k{i:05}");
+            engine
+                .write(put(key.as_bytes(), 5, &[3; 1000]), true)
+                .await
+                .unwrap();
+            i += 1;
+        }
+        let made = engine.metrics().wal_spares;
+        while engine.background_step().await.unwrap() {}
+        assert_eq!(
+            engine.metrics().wal_spares,
+            made + 1,
+            "retried in the next segment"
+        );
+    });
+}
+
+#[test]
+fn large_groups_write_ahead_and_survive_a_reopen() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 10 });
+        let mut config = small_config(10);
+        config.memtable_bytes = 1 << 20;
+        config.wal.batch_bytes_max = 1 << 20;
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        // Unsynced writes accumulate in one WAL batch; whole chunks are written
+        // ahead of the sync (chunks are a segment here, 64 KiB).
+        for i in 0..200u64 {
+            let value = vec![i as u8; 2000];
+            engine
+                .write(put(format!("k{i:05}").as_bytes(), 5, &value), false)
+                .await
+                .unwrap();
+        }
+        engine.sync_wal().await.unwrap();
+        let early = engine.wal.lock().await.early_writes();
+        assert!(early >= 4, "chunks written ahead: {early}");
+        drop(engine);
+        disk.crash();
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        for i in 0..200u64 {
+            let got = engine
+                .get(format!("k{i:05}").as_bytes(), ts(9))
+                .await
+                .unwrap();
+            assert_eq!(got, Some((ts(5), vec![i as u8; 2000])), "key {i}");
+        }
+    });
+}
+
+#[test]
+fn a_memtable_holding_too_much_log_is_flushed_early_and_segments_recycle() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 11 });
+        let mut config = small_config(11);
+        config.memtable_bytes = 1 << 20; // never full by size here
+        config.wal.segments_free_max = 4;
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        // Small synced writes: each takes a whole 4 KiB block of log.
+        for i in 0..600u64 {
+            let key = format!("k{:05}", i % 97);
+            engine
+                .write(put(key.as_bytes(), i + 1, b"v"), true)
+                .await
+                .unwrap();
+            while engine.background_step().await.unwrap() {}
+            let segments = engine.wal.lock().await.segment_count();
+            assert!(segments <= 6, "the log stays bounded: {segments} segments");
+        }
+        let m = engine.metrics();
+        assert!(m.flushes >= 5, "{m:?}");
+        // After the first flushes, rolls reuse recycled or spare files.
+        assert!(m.wal_rolls > 30, "{m:?}");
+        assert!(m.wal_segments_created_inline <= 2, "{m:?}");
+        for i in 0..97u64 {
+            let key = format!("k{i:05}");
+            assert!(engine
+                .get(key.as_bytes(), ts(1000))
+                .await
+                .unwrap()
+                .is_some());
+        }
+    });
+}
+
+#[test]
+fn raft_applies_go_on_past_the_bound_while_flushes_fail_then_catch_up() {
+    block_on(async {
+        let disk = SimDisk::new(SimDiskOptions { seed: 12 });
+        let mut config = small_config(12);
+        config.raft_log = true;
+        config.immutable_memtables_max = 1;
+        let (engine, _) = open(&disk, &config).await.unwrap();
+        // Plenty of WAL room: preallocated segments take the entries while
+        // tables cannot be written.
+        let entry = |i: u64| RecordMeta {
+            kind: 1,
+            range_id: 3,
+            term: 1,
+            index: i,
+        };
+        for i in 1..=10u64 {
+            engine.append_raft(&[(entry(i), b"e")], true).await.unwrap();
+            engine
+                .apply(&put(format!("k{i:03}").as_bytes(), i, &[1; 200]), 3, i)
+                .await
+                .unwrap();
+        }
+        disk.fail_after(0, Fault::NoSpace);
+        let mut i = 11;
+        while engine.level_stats().immutable_memtables < 4 {
+            engine
+                .apply(&put(format!("k{i:03}").as_bytes(), i, &[2; 200]), 3, i)
+                .await
+                .unwrap();
+            i += 1;
+            assert!(i < 2000, "memtables never piled up");
+        }
+        assert!(engine.metrics().background_errors >= 1);
+        assert!(engine.read_only_reason().is_none());
+        for j in (1..i).step_by(7) {
+            let got = engine
+                .get(format!("k{j:03}").as_bytes(), ts(9999))
+                .await
+                .unwrap();
+            assert_eq!(got.map(|v| v.0), Some(ts(j)), "key {j} readable");
+        }
+        // Space returns: the background catches up and the applied index is
+        // persisted with the flushes.
+        disk.clear_fault();
+        while engine.background_step().await.unwrap() {}
+        assert_eq!(engine.level_stats().immutable_memtables, 0);
+        engine.flush().await.unwrap();
+        assert_eq!(engine.applied_index(3), Some(i - 1));
+    });
+}

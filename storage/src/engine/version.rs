@@ -32,6 +32,11 @@ pub struct MemState {
     /// LSNs of the engine write batches applied here (a contiguous run).
     pub first_lsn: Cell<Option<Lsn>>,
     pub last_lsn: Cell<Option<Lsn>>,
+    /// The WAL's consumed log space ([`WalCounters::log_bytes`]) when the first
+    /// batch was applied here: how much log this memtable keeps alive.
+    ///
+    /// [`WalCounters::log_bytes`]: crate::wal::WalCounters::log_bytes
+    pub first_log_bytes: Cell<Option<u64>>,
 }
 
 impl MemState {
@@ -41,6 +46,7 @@ impl MemState {
             applied: RefCell::new(BTreeMap::new()),
             first_lsn: Cell::new(None),
             last_lsn: Cell::new(None),
+            first_log_bytes: Cell::new(None),
         }
     }
 

@@ -4,7 +4,9 @@
 
 use super::batch::{Op, WriteBatch};
 use super::commit::Request;
-use super::{Engine, EngineError, ENGINE_KIND_MIN, KIND_WRITE_BATCH};
+use super::{
+    Engine, EngineError, ENGINE_KIND_MIN, KIND_WRITE_BATCH, WAL_SEGMENTS_PER_MEMTABLE_MAX,
+};
 use crate::disk::Disk;
 use crate::memtable::{Value, MEMTABLE_BYTES_MAX};
 use crate::wal::{Lsn, RecordMeta, WalError};
@@ -33,6 +35,13 @@ impl<D: Disk> Engine<D> {
     /// Raft mode: applies a committed batch of `range` at Raft index `index` to
     /// the memtable only (its bytes are already in the WAL as a Raft entry).
     /// The index becomes durable with the next flush (see [`Engine::open`]).
+    ///
+    /// A committed entry must be applied: when the background work it waits
+    /// for fails (a flush hitting ENOSPC), it is applied anyway, past the
+    /// memtable bound. Memory stays bounded by the log: nothing is truncated
+    /// while memtables wait, so the WAL soon needs a new segment, and if the
+    /// disk is still full that fails the next append (writes stop there, with
+    /// the error, before anything more is committed).
     pub async fn apply(
         &self,
         batch: &WriteBatch,
@@ -41,7 +50,13 @@ impl<D: Disk> Engine<D> {
     ) -> Result<(), EngineError> {
         self.check_batch(batch)?;
         self.check_writable()?;
-        self.wait_for_room().await?;
+        // While background steps fail, do not retry one per entry.
+        if !self.background_failing.get() {
+            if let Err(e) = self.wait_for_room().await {
+                self.check_writable()?;
+                tracing::warn!(error = %e, range_id, index, "applying past the memtable bound: background work failed");
+            }
+        }
         self.apply_to_memtable(batch, None, Some((range_id, index)));
         Ok(())
     }
@@ -132,6 +147,9 @@ impl<D: Disk> Engine<D> {
                         other => other?,
                     };
                     lsns[i] = Some(lsn);
+                    // Large groups: full chunks go to the device while the
+                    // rest is encoded (a no-op for small ones).
+                    wal.write_ahead().await?;
                 }
             }
             if sync {
@@ -141,10 +159,16 @@ impl<D: Disk> Engine<D> {
             Ok(())
         }
         .await;
+        let counters = wal.counters();
         self.metric(|m| {
             m.write_groups += 1;
             m.wal_syncs += syncs;
+            m.wal_rolls = counters.segments_prepared;
+            m.wal_segments_created_inline = counters.segments_created;
         });
+        if wal.wants_spare() && self.spare_failed_seq.get() != Some(wal.active_seq()) {
+            self.work.notify_all();
+        }
         if let Err(e) = logged {
             let error = EngineError::from(e);
             self.poison(format!("WAL write failed: {error}"));
@@ -155,9 +179,17 @@ impl<D: Disk> Engine<D> {
         }
         // Still holding the WAL: nothing can truncate records not yet applied.
         let durable = wal.durable_lsn();
+        let log_bytes = wal.counters().log_bytes;
         for (request, lsn) in group.iter().zip(lsns) {
             if let (Some(batch), Some(lsn)) = (&request.batch, lsn) {
                 self.apply_to_memtable(batch, Some(lsn), None);
+                let active = Rc::clone(&self.state.borrow().active);
+                let first = active.first_log_bytes.get().unwrap_or(log_bytes);
+                active.first_log_bytes.set(Some(first));
+                let max = WAL_SEGMENTS_PER_MEMTABLE_MAX * self.config.wal.segment_bytes;
+                if log_bytes - first > max {
+                    self.freeze_active();
+                }
             }
             self.metric(|m| m.writes += u64::from(!request.records.is_empty()));
             request.finish(Ok(lsn.unwrap_or(durable)));

@@ -8,9 +8,10 @@
 //!
 //! # Group commit
 //! [`Wal::append`] only encodes into the in-memory batch and returns the record's
-//! LSN. [`Wal::sync`] writes the whole batch with one aligned write per segment
-//! touched (normally one) and one `fdatasync` per segment, then reports the durable
-//! LSN. The shard loop appends everything its ranges produced in one pass, syncs
+//! LSN: header and payload go straight into reused DMA chunks ([`batch`]), the
+//! only copy of the payload. [`Wal::sync`] writes the batch — every chunk of it
+//! in flight at once, whole chunks without a copy — and issues one `fdatasync`
+//! per segment touched (normally one), then reports the durable LSN. The shard loop appends everything its ranges produced in one pass, syncs
 //! once, and acknowledges every record with `lsn <= durable`. `sync` takes
 //! `&mut self`, so batches are strictly sequential: a batch is never written before
 //! the previous one is durable. Recovery relies on that (see [`recovery`]).
@@ -41,6 +42,7 @@
 //! trusting the retry is the "fsyncgate" bug.) Records acknowledged before the
 //! error stay durable; the owner recovers by reopening ([`Wal::recover`]).
 
+pub mod batch;
 pub mod bench;
 pub mod format;
 pub mod recovery;
@@ -50,10 +52,15 @@ pub use retention::Retention;
 mod tests;
 
 use crate::disk::{AlignedBuf, Disk, DiskError, DiskFile, OpenMode, BLOCK_SIZE};
+use crate::sync::join_all;
+use batch::{BatchBuf, WAL_CHUNK_BYTES};
 use format::{block_ceil, segment_name, RecordHeader, FORMAT_V1, HEADER_BYTES};
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::IntoBytes;
 
@@ -63,6 +70,10 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 /// Default bound on the bytes appended between two syncs.
 pub const BATCH_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
+/// Most writes of one batch started ahead of its sync and not yet complete
+/// ([`Wal::write_ahead`]): enough chunks queued to keep the device busy while
+/// the next one is encoded.
+pub const WRITES_IN_FLIGHT_MAX: usize = 8;
 /// Default number of truncated segments kept for recycling.
 pub const SEGMENTS_FREE_MAX_DEFAULT: usize = 4;
 /// Size of the zero writes that fill a new segment file, in bytes.
@@ -70,6 +81,9 @@ const ZERO_FILL_CHUNK_BYTES: usize = 1024 * 1024;
 const _: () = assert!(ZERO_FILL_CHUNK_BYTES.is_multiple_of(BLOCK_SIZE));
 /// Largest record payload, in bytes (further bounded by the segment size).
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// A write of the current batch in flight (owns its file and buffer handles).
+type WriteFuture = Pin<Box<dyn Future<Output = Result<(), DiskError>>>>;
 
 /// Log sequence number: the position of a record in the log. The first record of a
 /// new log is `Lsn(1)`; `Lsn(0)` means "none".
@@ -205,15 +219,8 @@ struct Segment<F> {
     /// segment the next LSN to append.
     next_lsn: Lsn,
     /// `None` until prepared on disk by the sync that first writes to it.
-    file: Option<F>,
-}
-
-/// Bytes appended since the last sync, destined for one segment.
-struct Pending {
-    seq: u64,
-    /// Block-aligned offset in the segment where `bytes` go.
-    offset: u64,
-    bytes: Vec<u8>,
+    /// Shared with the writes in flight.
+    file: Option<Rc<F>>,
 }
 
 /// The write-ahead log. See the module docs.
@@ -225,16 +232,37 @@ pub struct Wal<D: Disk> {
     segments: VecDeque<Segment<D::File>>,
     /// Files ready to become the next segment, oldest first: truncated segments
     /// under their old names, and spares.
-    free: VecDeque<(PathBuf, D::File)>,
+    free: VecDeque<(PathBuf, Rc<D::File>)>,
     /// Number for the next spare file's name.
     spare_next: u64,
     /// Offset in the active segment where the next record goes.
     tail: u64,
-    pending: Vec<Pending>,
-    pending_bytes: usize,
+    /// Records appended since the last sync.
+    batch: BatchBuf,
+    /// Buffer position up to which the batch's writes were started.
+    written: usize,
+    /// Writes of this batch started ahead of `sync`, oldest first.
+    in_flight: VecDeque<WriteFuture>,
+    counters: WalCounters,
     batch_lsn: Option<Lsn>,
     durable_lsn: Lsn,
     failed: bool,
+}
+
+/// Counters since the log was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalCounters {
+    /// Segment files put in place for new segments (renamed or created);
+    /// each costs a directory fsync on the way.
+    pub segments_prepared: u64,
+    /// Of those, files created then and there (nothing pooled): a whole
+    /// segment of zero-fill on the path of the sync that needed it.
+    pub segments_created: u64,
+    /// Chunk writes started ahead of their sync ([`Wal::write_ahead`]).
+    pub early_writes: u64,
+    /// Log space consumed: records, and the padding and unused segment tails
+    /// around them (a synced batch rounds up to a block).
+    pub log_bytes: u64,
 }
 
 /// What [`Wal::recover`] found.
@@ -273,7 +301,8 @@ impl<D: Disk> Wal<D> {
         for name in disk.list(dir).await? {
             if let Some(n) = format::parse_spare_name(&name) {
                 let path = dir.join(&name);
-                free.push_back((path.clone(), disk.open(&path, OpenMode::Existing).await?));
+                let file = disk.open(&path, OpenMode::Existing).await?;
+                free.push_back((path, Rc::new(file)));
                 spare_next = spare_next.max(n + 1);
             }
         }
@@ -318,7 +347,7 @@ impl<D: Disk> Wal<D> {
                 seq,
                 first_lsn,
                 next_lsn,
-                file: Some(file),
+                file: Some(Rc::new(file)),
             });
         }
         report.garbage_segments = garbage.len();
@@ -327,6 +356,7 @@ impl<D: Disk> Wal<D> {
             disk.remove(path).await?;
         }
         let next_lsn = replay.next_lsn();
+        let batch = BatchBuf::new(chunk_bytes(&config));
         let mut wal = Wal {
             disk,
             dir: dir.to_path_buf(),
@@ -335,8 +365,10 @@ impl<D: Disk> Wal<D> {
             free,
             spare_next,
             tail: 0,
-            pending: Vec::new(),
-            pending_bytes: 0,
+            batch,
+            written: 0,
+            in_flight: VecDeque::new(),
+            counters: WalCounters::default(),
             batch_lsn: None,
             durable_lsn: Lsn(next_lsn.0 - 1),
             failed: false,
@@ -368,7 +400,7 @@ impl<D: Disk> Wal<D> {
         }
         let record_bytes = HEADER_BYTES + payload.len();
         // Worst case adds a block of padding before the record and one after it.
-        let need = self.pending_bytes + record_bytes + 2 * BLOCK_SIZE;
+        let need = self.batch.used() + record_bytes + 2 * BLOCK_SIZE;
         if need > self.config.batch_bytes_max {
             let max = self.config.batch_bytes_max;
             return Err(WalError::BatchFull { bytes: need, max });
@@ -378,24 +410,28 @@ impl<D: Disk> Wal<D> {
             at = block_ceil(at as usize) as u64;
         }
         if at + record_bytes as u64 > self.config.segment_bytes {
+            self.counters.log_bytes += self.config.segment_bytes - self.tail;
             self.roll();
             at = 0;
         }
+        self.counters.log_bytes += at - self.tail + record_bytes as u64;
         let active = self.segments.back_mut().expect("wal has an active segment");
         let lsn = active.next_lsn;
         active.next_lsn = Lsn(lsn.0 + 1);
         let seq = active.seq;
         let batch_lsn = *self.batch_lsn.get_or_insert(lsn);
         let header = encode_header(meta, payload, seq, lsn, batch_lsn);
-        let pending = self.pending_for(seq);
-        let start = pending.offset as usize + pending.bytes.len();
-        pending
-            .bytes
-            .resize(pending.bytes.len() + (at as usize - start), 0);
-        pending.bytes.extend_from_slice(header.as_bytes());
-        pending.bytes.extend_from_slice(payload);
+        if self.batch.parts().last().is_none_or(|p| p.seq != seq) {
+            // After a sync the tail is block-aligned; after a roll it is 0.
+            assert!(
+                self.tail.is_multiple_of(BLOCK_SIZE as u64),
+                "batch starts off a block boundary"
+            );
+            self.batch.ensure_part(seq, self.tail);
+        }
+        self.batch.put(at, header.as_bytes());
+        self.batch.put(at + HEADER_BYTES as u64, payload);
         self.tail = at + record_bytes as u64;
-        self.pending_bytes = self.pending.iter().map(|p| p.bytes.len()).sum();
         self.assert_invariants();
         Ok(lsn)
     }
@@ -405,16 +441,18 @@ impl<D: Disk> Wal<D> {
         if self.failed {
             return Err(WalError::Failed);
         }
-        if self.pending.is_empty() {
+        if self.batch.is_empty() {
             return Ok(self.durable_lsn);
         }
         let result = self.write_batch().await;
         self.poison_on_error(result)?;
         let active = self.segments.back().expect("wal has an active segment");
         self.durable_lsn = Lsn(active.next_lsn.0 - 1);
-        self.tail = block_ceil(self.tail as usize) as u64;
-        self.pending.clear();
-        self.pending_bytes = 0;
+        let synced_tail = block_ceil(self.tail as usize) as u64;
+        self.counters.log_bytes += synced_tail - self.tail;
+        self.tail = synced_tail;
+        self.batch.clear();
+        self.written = 0;
         self.batch_lsn = None;
         self.assert_invariants();
         Ok(self.durable_lsn)
@@ -434,8 +472,10 @@ impl<D: Disk> Wal<D> {
 
     /// Makes sure a file is ready for the next segment roll, so that the `sync`
     /// that rolls only renames it: if no recyclable file is pooled, creates a spare
-    /// (preallocated, zero-filled if configured). Call it off the commit path, e.g.
-    /// from the shard's background queue when the active segment is half full.
+    /// (preallocated, zero-filled if configured). Holds the log meanwhile; an
+    /// owner with concurrent writers makes the spare without it instead
+    /// ([`Wal::wants_spare`], [`Wal::reserve_spare`], [`create_segment_file`],
+    /// [`Wal::adopt_spare`]).
     pub async fn prepare_spare(&mut self) -> Result<(), WalError> {
         if self.failed {
             return Err(WalError::Failed);
@@ -443,12 +483,38 @@ impl<D: Disk> Wal<D> {
         if !self.free.is_empty() {
             return Ok(());
         }
+        let path = self.reserve_spare();
+        let result = create_segment_file(&self.disk, &path, &self.config).await;
+        let file = self.poison_on_error(result)?;
+        self.adopt_spare(path, file);
+        Ok(())
+    }
+
+    /// Whether a spare should be made now: the active segment is past half
+    /// full and no file waits for the next roll (so that roll would create one
+    /// on the commit path).
+    pub fn wants_spare(&self) -> bool {
+        !self.failed
+            && self.free.is_empty()
+            && self.active_segment_free_bytes() < self.config.segment_bytes / 2
+    }
+
+    /// A fresh name for a spare file (not part of the log until adopted and
+    /// renamed by a roll; recovery adopts spares it finds).
+    pub fn reserve_spare(&mut self) -> PathBuf {
         let path = self.dir.join(format::spare_name(self.spare_next));
         self.spare_next += 1;
-        let result = self.new_segment_file(&path).await;
-        let file = self.poison_on_error(result)?;
-        self.free.push_back((path, file));
-        Ok(())
+        path
+    }
+
+    /// Pools a spare made by [`create_segment_file`] at a reserved name.
+    pub fn adopt_spare(&mut self, path: PathBuf, file: D::File) {
+        self.free.push_back((path, Rc::new(file)));
+    }
+
+    /// The log's configuration.
+    pub fn config(&self) -> &WalConfig {
+        &self.config
     }
 
     /// The largest payload `append` accepts into an empty batch.
@@ -490,12 +556,17 @@ impl<D: Disk> Wal<D> {
     /// Whether records were appended since the last sync (the shard loop syncs
     /// at the end of a pass only if so).
     pub fn has_unsynced(&self) -> bool {
-        !self.pending.is_empty()
+        !self.batch.is_empty()
     }
 
     /// Whether an I/O error has poisoned the log.
     pub fn is_failed(&self) -> bool {
         self.failed
+    }
+
+    /// Sequence number of the active segment.
+    pub fn active_seq(&self) -> u64 {
+        self.segments.back().expect("wal has an active segment").seq
     }
 
     /// Number of live segments (for tests and metrics).
@@ -523,11 +594,12 @@ impl<D: Disk> Wal<D> {
             "tail beyond the segment"
         );
         assert!(self
-            .pending
+            .batch
+            .parts()
             .iter()
             .all(|p| p.offset % BLOCK_SIZE as u64 == 0));
-        assert_eq!(self.pending.is_empty(), self.batch_lsn.is_none());
-        if self.pending.is_empty() && !self.failed {
+        assert_eq!(self.batch.is_empty(), self.batch_lsn.is_none());
+        if self.batch.is_empty() && !self.failed {
             assert!(
                 self.tail.is_multiple_of(BLOCK_SIZE as u64),
                 "a synced tail is block-aligned"
@@ -559,22 +631,6 @@ impl<D: Disk> Wal<D> {
         self.tail = 0;
     }
 
-    fn pending_for(&mut self, seq: u64) -> &mut Pending {
-        if self.pending.last().is_none_or(|p| p.seq != seq) {
-            // After a sync the tail is block-aligned; after a roll it is 0.
-            assert!(
-                self.tail.is_multiple_of(BLOCK_SIZE as u64),
-                "batch starts off a block boundary"
-            );
-            self.pending.push(Pending {
-                seq,
-                offset: self.tail,
-                bytes: Vec::new(),
-            });
-        }
-        self.pending.last_mut().expect("just pushed")
-    }
-
     fn segment_path(&self, seq: u64, first_lsn: Lsn) -> PathBuf {
         self.dir.join(segment_name(seq, first_lsn))
     }
@@ -592,9 +648,13 @@ impl<D: Disk> Wal<D> {
                     self.disk.rename(&old, &path).await?;
                     file
                 }
-                None => self.new_segment_file(&path).await?,
+                None => {
+                    self.counters.segments_created += 1;
+                    Rc::new(create_segment_file(&self.disk, &path, &self.config).await?)
+                }
             };
             self.segments[i].file = Some(file);
+            self.counters.segments_prepared += 1;
             prepared = true;
         }
         if prepared {
@@ -603,44 +663,92 @@ impl<D: Disk> Wal<D> {
         Ok(())
     }
 
-    /// Creates a file of `segment_bytes`, preallocated, zero-filled if configured,
-    /// and synced. Its name is durable only after a `sync_dir`.
-    async fn new_segment_file(&self, path: &Path) -> Result<D::File, WalError> {
-        let file = self.disk.open(path, OpenMode::CreateNew).await?;
-        file.allocate(self.config.segment_bytes).await?;
-        if self.config.zero_fill {
-            let chunk = self.config.segment_bytes.min(ZERO_FILL_CHUNK_BYTES as u64);
-            let zeros = AlignedBuf::zeroed(chunk as usize);
-            let mut at = 0;
-            while at < self.config.segment_bytes {
-                let len = (self.config.segment_bytes - at).min(chunk);
-                if len == chunk {
-                    file.write_at(at, &zeros).await?;
-                } else {
-                    file.write_at(at, &AlignedBuf::zeroed(len as usize)).await?;
-                }
-                at += len;
-            }
+    /// Starts the writes of the batch's chunks that are complete (no later
+    /// record can change them) while the caller goes on appending: the
+    /// encoding of the rest overlaps the device. At most
+    /// [`WRITES_IN_FLIGHT_MAX`] writes are in flight; past that this waits for
+    /// the oldest. Cheap when no chunk completed since the last call (small
+    /// batches never get here). Errors poison the log, as in `sync`.
+    pub async fn write_ahead(&mut self) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
         }
-        file.sync().await?;
-        Ok(file)
+        let upto = self.batch.final_upto();
+        if upto <= self.written {
+            return Ok(());
+        }
+        let result = self.start_writes(upto).await;
+        self.poison_on_error(result)
     }
 
-    async fn write_batch(&mut self) -> Result<(), WalError> {
+    /// Writes started by [`Wal::write_ahead`] since the log was opened.
+    pub fn early_writes(&self) -> u64 {
+        self.counters.early_writes
+    }
+
+    /// Counters since the log was opened (for metrics).
+    pub fn counters(&self) -> WalCounters {
+        self.counters
+    }
+
+    /// Starts the writes of buffer positions `[written, upto)` and waits for
+    /// the oldest writes while more than [`WRITES_IN_FLIGHT_MAX`] are in flight.
+    async fn start_writes(&mut self, upto: usize) -> Result<(), WalError> {
         self.prepare_segments().await?;
-        for pending in &self.pending {
-            let buf = AlignedBuf::from_padded(&pending.bytes);
-            self.file_of(pending.seq)
-                .write_at(pending.offset, &buf)
-                .await?;
+        for piece in self.batch.pieces(self.written, upto) {
+            self.counters.early_writes += 1;
+            let file = Rc::clone(self.file_of(piece.seq));
+            let buf = self.batch.chunk(piece.chunk).share();
+            let mut write: WriteFuture =
+                Box::pin(async move { file.write_range_at(piece.offset, &buf, piece.range).await });
+            // One poll queues the I/O with the runtime; it is submitted to the
+            // device as soon as this task next waits.
+            if let Some(done) = futures_lite::future::poll_once(&mut write).await {
+                done?;
+            } else {
+                self.in_flight.push_back(write);
+            }
+            while self.in_flight.len() > WRITES_IN_FLIGHT_MAX {
+                let oldest = self.in_flight.pop_front().expect("len > max");
+                oldest.await?;
+            }
         }
-        for pending in &self.pending {
-            self.file_of(pending.seq).sync().await?;
+        self.written = upto.max(self.written);
+        Ok(())
+    }
+
+    /// Writes the rest of the batch (every piece in flight at once), waits for
+    /// every write, then fdatasyncs each segment touched.
+    async fn write_batch(&mut self) -> Result<(), WalError> {
+        self.batch.seal();
+        let end = self.batch.used().next_multiple_of(BLOCK_SIZE);
+        self.start_writes_all(end).await?;
+        let writes: Vec<WriteFuture> = self.in_flight.drain(..).collect();
+        for result in join_all(writes).await {
+            result?;
+        }
+        for part in self.batch.parts() {
+            self.file_of(part.seq).sync().await?;
         }
         Ok(())
     }
 
-    fn file_of(&self, seq: u64) -> &D::File {
+    /// Starts every remaining write without a bound on those in flight (the
+    /// batch itself is bounded by `batch_bytes_max`).
+    async fn start_writes_all(&mut self, end: usize) -> Result<(), WalError> {
+        self.prepare_segments().await?;
+        for piece in self.batch.pieces(self.written, end) {
+            let file = Rc::clone(self.file_of(piece.seq));
+            let buf = self.batch.chunk(piece.chunk).share();
+            self.in_flight.push_back(Box::pin(async move {
+                file.write_range_at(piece.offset, &buf, piece.range).await
+            }));
+        }
+        self.written = end;
+        Ok(())
+    }
+
+    fn file_of(&self, seq: u64) -> &Rc<D::File> {
         let segment = self.segments.iter().rev().find(|s| s.seq == seq);
         segment
             .and_then(|s| s.file.as_ref())
@@ -670,6 +778,38 @@ impl<D: Disk> Wal<D> {
         }
         Ok(())
     }
+}
+
+/// Creates a segment file of `segment_bytes` at `path`: preallocated,
+/// zero-filled if configured, and synced. Its name is durable only after a
+/// `sync_dir`. Needs no access to the log, so an owner can make a spare
+/// while writers use the log ([`Wal::adopt_spare`]).
+pub async fn create_segment_file<D: Disk>(
+    disk: &D,
+    path: &Path,
+    config: &WalConfig,
+) -> Result<D::File, WalError> {
+    let file = disk.open(path, OpenMode::CreateNew).await?;
+    file.allocate(config.segment_bytes).await?;
+    if config.zero_fill {
+        let chunk = config.segment_bytes.min(ZERO_FILL_CHUNK_BYTES as u64);
+        let zeros = AlignedBuf::zeroed(chunk as usize);
+        let mut at = 0;
+        while at < config.segment_bytes {
+            let len = (config.segment_bytes - at).min(chunk);
+            file.write_range_at(at, &zeros, 0..len as usize).await?;
+            at += len;
+        }
+    }
+    file.sync().await?;
+    Ok(file)
+}
+
+/// The batch chunk size: [`WAL_CHUNK_BYTES`], or a segment if smaller.
+fn chunk_bytes(config: &WalConfig) -> usize {
+    usize::try_from(config.segment_bytes)
+        .unwrap_or(usize::MAX)
+        .min(WAL_CHUNK_BYTES)
 }
 
 /// Opens a segment and reads all of it (its length rounded down to a block).

@@ -214,6 +214,8 @@ struct CrashStats {
     errors: u64,
     /// Recoveries cut short by a device failure (then crashed and redone).
     recoveries_interrupted: u64,
+    /// Chunk writes started by `write_ahead` before their batch's sync.
+    early_writes: u64,
 }
 
 impl Model {
@@ -329,6 +331,12 @@ fn crash_run(seed: u64) -> CrashStats {
                             );
                             assert!(lsn > model.acked);
                             model.records.insert(lsn.0, (m, p));
+                            if rng.chance(60) {
+                                if let Err(e) = wal.write_ahead().await {
+                                    assert!(wal.is_failed(), "seed {seed}: write_ahead {e}");
+                                    model.stats.errors += u64::from(matches!(e, WalError::Disk(_)));
+                                }
+                            }
                         }
                         Err(WalError::BatchFull { .. }) => {}
                         Err(WalError::Failed) => assert!(wal.is_failed()),
@@ -383,6 +391,12 @@ fn crash_run(seed: u64) -> CrashStats {
                     if let Ok(lsn) = wal.append(m, &p) {
                         model.records.insert(lsn.0, (m, p));
                     }
+                    if rng.chance(50) && wal.write_ahead().await.is_err() {
+                        assert!(
+                            wal.is_failed(),
+                            "seed {seed}: write_ahead error must poison"
+                        );
+                    }
                 }
                 disk.fail_after(rng.below(8), Fault::Eio);
                 if let Ok(durable) = wal.sync().await {
@@ -392,6 +406,7 @@ fn crash_run(seed: u64) -> CrashStats {
             if trace {
                 eprintln!("crash; failed {}", wal.is_failed());
             }
+            model.stats.early_writes += wal.early_writes();
             drop(wal);
             disk.crash();
         }
@@ -418,6 +433,7 @@ fn crash_recovery_seeded() {
         total.garbage_segments += stats.garbage_segments;
         total.errors += stats.errors;
         total.recoveries_interrupted += stats.recoveries_interrupted;
+        total.early_writes += stats.early_writes;
     }
     eprintln!("crash runs exercised: {total:?}");
     assert!(
@@ -429,6 +445,7 @@ fn crash_recovery_seeded() {
         "{total:?}"
     );
     assert!(total.recoveries_interrupted > 100, "{total:?}");
+    assert!(total.early_writes > 50, "{total:?}");
 }
 
 /// Many batches across segments, all synced.

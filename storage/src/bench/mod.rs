@@ -12,13 +12,15 @@
 //!
 //! [`DmaDisk`]: crate::disk::DmaDisk
 
-use crate::disk::{AlignedBuf, Disk, DiskFile, OpenMode};
+pub mod driver;
+pub mod fixtures;
+mod sequential;
+pub use sequential::{sequential, sync_floor, SequentialReport};
+
+use crate::disk::Disk;
 use crate::engine::{Engine, EngineError, EngineMetrics, WriteBatch};
 use crate::rng::SimRng;
 use crate::timestamp::Timestamp;
-use crate::wal::bench::{wal_throughput, BenchParams};
-use crate::wal::{WalConfig, WalError};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The timestamp every benchmark write uses.
@@ -66,9 +68,9 @@ impl Workload {
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
-    /// Keys in the key space (and writes per fill).
+    /// Keys in the key space, and writes per write workload.
     pub keys: u64,
-    /// Operations of a read workload (and of overwrite).
+    /// Operations of a read workload.
     pub ops: u64,
     pub value_bytes: usize,
     /// Writes per batch (one `write` call).
@@ -109,6 +111,12 @@ impl Latencies {
         self.nanos.len()
     }
 
+    /// How many latencies exceed `d`.
+    pub fn count_over(&self, d: Duration) -> usize {
+        let limit = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.iter().filter(|&&n| n > limit).count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.nanos.is_empty()
     }
@@ -124,7 +132,99 @@ pub struct Report {
     pub found: u64,
     /// Engine counters accumulated during the workload.
     pub metrics: EngineMetrics,
+    /// Write latencies by what else happened during the write.
+    pub breakdown: Breakdown,
 }
+
+/// What a write shared its time with, for the latency breakdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// It stalled: too many immutable memtables or L0 tables (backpressure).
+    Stall,
+    /// Its group began a WAL segment (rename or creation, directory fsync).
+    WalRoll,
+    /// A flush or compaction ran at its start or end, or finished during it.
+    Background,
+    /// Nothing of the above: the device and the commit path alone.
+    Quiet,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 4] = [
+        Cause::Stall,
+        Cause::WalRoll,
+        Cause::Background,
+        Cause::Quiet,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Stall => "stall",
+            Cause::WalRoll => "wal roll",
+            Cause::Background => "flush/compaction",
+            Cause::Quiet => "quiet",
+        }
+    }
+
+    fn of(before: &EngineMetrics, after: &EngineMetrics, busy: bool) -> Cause {
+        if after.write_stalls > before.write_stalls {
+            Cause::Stall
+        } else if after.wal_rolls > before.wal_rolls {
+            Cause::WalRoll
+        } else if busy
+            || after.flushes > before.flushes
+            || after.compactions + after.trivial_moves > before.compactions + before.trivial_moves
+        {
+            Cause::Background
+        } else {
+            Cause::Quiet
+        }
+    }
+}
+
+/// Write latencies per [`Cause`].
+#[derive(Clone, Debug, Default)]
+pub struct Breakdown {
+    by_cause: [Latencies; 4],
+}
+
+impl Breakdown {
+    pub fn record(&mut self, cause: Cause, d: Duration) {
+        self.by_cause[cause as usize].record(d);
+    }
+
+    pub fn latencies(&mut self, cause: Cause) -> &mut Latencies {
+        &mut self.by_cause[cause as usize]
+    }
+
+    /// One line per cause that occurred: count, p50/p99/p99.9/max (µs), and
+    /// how many of the writes over 1 ms it holds.
+    pub fn lines(&mut self) -> Vec<String> {
+        let slow_total: usize = self.by_cause.iter().map(|l| l.count_over(MS)).sum();
+        let mut out = Vec::new();
+        for cause in Cause::ALL {
+            let l = self.latencies(cause);
+            if l.is_empty() {
+                continue;
+            }
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            out.push(format!(
+                "  {:<17} {:>9} writes  p50 {:>8.1} us  p99 {:>8.1} us  p99.9 {:>9.1} us  max {:>9.1} us  over 1 ms: {} of {}",
+                cause.name(),
+                l.len(),
+                us(l.percentile(50.0)),
+                us(l.percentile(99.0)),
+                us(l.percentile(99.9)),
+                us(l.percentile(100.0)),
+                l.count_over(MS),
+                slow_total,
+            ));
+        }
+        out
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
 
 impl Report {
     pub fn ops_per_sec(&self) -> f64 {
@@ -177,9 +277,28 @@ fn delta(after: &EngineMetrics, before: &EngineMetrics) -> EngineMetrics {
         compaction_versions_dropped: after.compaction_versions_dropped
             - before.compaction_versions_dropped,
         ingests: after.ingests - before.ingests,
+        wal_spares: after.wal_spares - before.wal_spares,
+        wal_rolls: after.wal_rolls - before.wal_rolls,
+        wal_segments_created_inline: after.wal_segments_created_inline
+            - before.wal_segments_created_inline,
         background_errors: after.background_errors - before.background_errors,
         block_cache_hits: after.block_cache_hits - before.block_cache_hits,
         block_cache_misses: after.block_cache_misses - before.block_cache_misses,
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let mid = s.len() / 2;
+    if s.len().is_multiple_of(2) {
+        (s[mid - 1] + s[mid]) / 2.0
+    } else {
+        s[mid]
     }
 }
 
@@ -198,10 +317,13 @@ pub async fn run<D: Disk>(
     rng.fill(&mut value);
     let before = engine.metrics();
     let mut latencies = Latencies::default();
+    let mut breakdown = Breakdown::default();
     let mut found = 0;
-    let total = match workload {
-        Workload::FillSeq | Workload::FillRandom => config.keys,
-        _ => config.ops,
+    // As db_bench: every write workload writes `keys` entries; reads do `ops`.
+    let total = if workload.writes() {
+        config.keys
+    } else {
+        config.ops
     };
     let start = Instant::now();
     let mut done = 0;
@@ -219,9 +341,13 @@ pub async fn run<D: Disk>(
                 };
                 batch.put(&key(k), BENCH_TS, &value);
             }
+            let (m0, busy0) = (engine.metrics(), engine.background_busy());
             let t = Instant::now();
             engine.write(batch, config.sync).await?;
-            latencies.record(t.elapsed());
+            let took = t.elapsed();
+            latencies.record(took);
+            let busy = busy0 || engine.background_busy();
+            breakdown.record(Cause::of(&m0, &engine.metrics(), busy), took);
             done += n;
         } else {
             let k = key(rng.below(config.keys));
@@ -246,168 +372,8 @@ pub async fn run<D: Disk>(
         latencies,
         found,
         metrics: delta(&engine.metrics(), &before),
+        breakdown,
     })
-}
-
-/// WAL appends of large records beside raw O_DIRECT writes of the same disk.
-#[derive(Clone, Debug)]
-pub struct SequentialReport {
-    /// Raw: 1 MiB O_DIRECT writes, one fdatasync at the end.
-    pub raw_bytes_per_sec: f64,
-    /// Raw with an fdatasync after every `record_bytes * records_per_sync`
-    /// bytes: the durable bandwidth at the WAL's sync cadence.
-    pub raw_synced_bytes_per_sec: f64,
-    /// WAL: records of `record_bytes`, synced every `records_per_sync`.
-    pub wal_bytes_per_sec: f64,
-}
-
-impl SequentialReport {
-    /// WAL throughput over the raw bandwidth at the same sync cadence.
-    pub fn ratio(&self) -> f64 {
-        self.wal_bytes_per_sec / self.raw_synced_bytes_per_sec.max(f64::MIN_POSITIVE)
-    }
-}
-
-/// Writes `total_bytes` to a new file in 1 MiB O_DIRECT writes, with an
-/// fdatasync every `sync_every` bytes and at the end; returns bytes/s.
-async fn raw_write<D: Disk>(
-    disk: &D,
-    path: &Path,
-    total_bytes: u64,
-    sync_every: u64,
-) -> Result<f64, WalError> {
-    const CHUNK: usize = 1024 * 1024;
-    let file = disk.open(path, OpenMode::CreateNew).await?;
-    let mut buf = AlignedBuf::zeroed(CHUNK);
-    SimRng::new(1).fill(buf.as_mut_slice());
-    let start = Instant::now();
-    let mut at = 0;
-    while at < total_bytes {
-        file.write_at(at, &buf).await?;
-        at += CHUNK as u64;
-        if at.is_multiple_of(sync_every) {
-            file.sync().await?;
-        }
-    }
-    file.sync().await?;
-    let rate = at as f64 / start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
-    drop(file);
-    disk.remove(path).await?;
-    Ok(rate)
-}
-
-/// Measures raw sequential write bandwidth (files `raw-bench*` in `dir`),
-/// unsynced and at the WAL's sync cadence, and WAL append throughput (a fresh
-/// log in `wal_dir`) over `total_bytes`.
-pub async fn sequential<D: Disk>(
-    disk: D,
-    dir: &Path,
-    wal_dir: &Path,
-    total_bytes: u64,
-    record_bytes: usize,
-    records_per_sync: u64,
-) -> Result<SequentialReport, WalError> {
-    let sync_bytes = record_bytes as u64 * records_per_sync;
-    let raw = raw_write(&disk, &dir.join("raw-bench"), total_bytes, u64::MAX).await?;
-    let raw_synced = raw_write(
-        &disk,
-        &dir.join("raw-bench-synced"),
-        total_bytes,
-        sync_bytes.next_multiple_of(1 << 20),
-    )
-    .await?;
-    let records = total_bytes / record_bytes as u64;
-    let config = WalConfig {
-        segment_bytes: 64 * 1024 * 1024,
-        batch_bytes_max: (sync_bytes as usize + (2 << 20)).max(8 * 1024 * 1024),
-        ..WalConfig::default()
-    };
-    let params = BenchParams {
-        records,
-        payload_bytes: record_bytes,
-        records_per_sync,
-        // Truncate about every segment, so segments recycle (steady state).
-        truncate_every_syncs: (64 << 20) / sync_bytes.max(1) + 1,
-        prepare_spares: true,
-    };
-    let report = wal_throughput(disk, wal_dir, config, &params).await?;
-    Ok(SequentialReport {
-        raw_bytes_per_sec: raw,
-        raw_synced_bytes_per_sec: raw_synced,
-        wal_bytes_per_sec: report.records_per_sec() * record_bytes as f64,
-    })
-}
-
-/// Inputs for the micro-benchmarks (`benches/benches/storage_micro.rs` and
-/// `storage_callgrind.rs`), shared so both measure the same thing.
-pub mod fixtures {
-    use super::key;
-    use crate::memtable::{Memtable, Value, MEMTABLE_BYTES_DEFAULT};
-    use crate::rng::SimRng;
-    use crate::sst::block::{Block, BlockBuilder};
-    use crate::sst::bloom::{key_hash, Bloom, BloomBuilder, BITS_PER_KEY_DEFAULT};
-    use crate::sst::RESTART_INTERVAL_DEFAULT;
-    use crate::timestamp::Timestamp;
-
-    /// `n` distinct 16-byte keys in random order.
-    pub fn random_keys(n: u64, seed: u64) -> Vec<[u8; 16]> {
-        let mut rng = SimRng::new(seed);
-        let mut nums: Vec<u64> = (0..n).collect();
-        for i in (1..nums.len()).rev() {
-            let j = rng.below(i as u64 + 1) as usize;
-            nums.swap(i, j);
-        }
-        nums.into_iter().map(key).collect()
-    }
-
-    /// A memtable holding `keys` with 100-byte values.
-    pub fn memtable_with(keys: &[[u8; 16]]) -> Memtable {
-        let mut m = Memtable::new(MEMTABLE_BYTES_DEFAULT, 1);
-        for k in keys {
-            m.insert(k, Timestamp::new(1, 0), Value::Put(&[7; 100]))
-                .expect("fits");
-        }
-        m
-    }
-
-    /// Sorted versions that fill one 4 KiB data block (16-byte keys, 100-byte values).
-    pub fn block_versions() -> Vec<([u8; 16], Timestamp)> {
-        (0..32)
-            .map(|i| (key(i * 7), Timestamp::new(5, 0)))
-            .collect()
-    }
-
-    pub fn encode_block(versions: &[([u8; 16], Timestamp)]) -> Vec<u8> {
-        let mut b = BlockBuilder::new(RESTART_INTERVAL_DEFAULT);
-        for (k, t) in versions {
-            b.add(k, *t, Value::Put(&[7; 100]));
-        }
-        b.finish()
-    }
-
-    /// Decodes (validates) a block and walks every entry; returns the count.
-    pub fn decode_block(bytes: Vec<u8>) -> usize {
-        let block = std::rc::Rc::new(Block::decode(bytes).expect("a valid block"));
-        let mut it = crate::sst::block::BlockIter::new(block);
-        it.seek_to_first();
-        let mut n = 0;
-        while it.valid() {
-            n += 1;
-            it.next();
-        }
-        n
-    }
-
-    /// A filter over `n` keys and the hashes of `n` other keys to probe.
-    pub fn bloom_with(n: u64) -> (Bloom, Vec<u64>) {
-        let mut b = BloomBuilder::new();
-        for k in random_keys(n, 1) {
-            b.add(&k);
-        }
-        let bloom = Bloom::decode(b.finish(BITS_PER_KEY_DEFAULT)).expect("a valid filter");
-        let probes = (n..2 * n).map(|i| key_hash(&key(i))).collect();
-        (bloom, probes)
-    }
 }
 
 #[cfg(test)]
@@ -416,6 +382,7 @@ mod tests {
     use crate::disk::{SimDisk, SimDiskOptions};
     use crate::engine::EngineConfig;
     use futures_lite::future::block_on;
+    use std::path::Path;
 
     #[test]
     fn workloads_run_tiny() {
@@ -457,10 +424,15 @@ mod tests {
                 4 << 20,
                 64 * 1024,
                 8,
+                2,
             )
             .await
             .unwrap();
             assert!(seq.raw_bytes_per_sec > 0.0 && seq.ratio() > 0.0);
+            assert_eq!(seq.ratios.len(), 2);
+            assert!(disk.peek_names(Path::new("/w")).is_empty(), "emptied");
+            assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+            assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         });
     }
 

@@ -1,0 +1,183 @@
+//! WAL appends of large records beside the raw O_DIRECT sequential write
+//! bandwidth of the same disk, in the same run.
+
+use super::median;
+use crate::disk::{AlignedBuf, Disk, DiskFile, OpenMode, BLOCK_SIZE};
+use crate::rng::SimRng;
+use crate::sync::join_all;
+use crate::wal::batch::WAL_CHUNK_BYTES;
+use crate::wal::bench::{wal_throughput, BenchParams};
+use crate::wal::{create_segment_file, WalConfig, WalError};
+use std::path::Path;
+use std::time::Instant;
+
+/// WAL appends of large records beside raw O_DIRECT writes of the same disk:
+/// medians over rounds, the three measurements interleaved within each round
+/// so that a change in the device's state (its cache, other tenants) hits
+/// them alike.
+#[derive(Clone, Debug)]
+pub struct SequentialReport {
+    pub rounds: usize,
+    /// Raw: the same writes as the WAL's (chunks of [`WAL_CHUNK_BYTES`], a
+    /// sync's worth in flight at once) to a fresh file, one fdatasync at the
+    /// end; bytes/s, median.
+    pub raw_bytes_per_sec: f64,
+    /// Raw with an fdatasync after every sync's worth: the durable bandwidth
+    /// of the disk at the WAL's cadence; bytes/s, median.
+    pub raw_synced_bytes_per_sec: f64,
+    /// WAL: records of `record_bytes`, synced every `records_per_sync`,
+    /// segments recycled; payload bytes/s, median.
+    pub wal_bytes_per_sec: f64,
+    /// Per round: WAL over raw synced, to show the spread.
+    pub ratios: Vec<f64>,
+}
+
+impl SequentialReport {
+    /// WAL throughput over the raw bandwidth at the same sync cadence (of the
+    /// medians).
+    pub fn ratio(&self) -> f64 {
+        self.wal_bytes_per_sec / self.raw_synced_bytes_per_sec.max(f64::MIN_POSITIVE)
+    }
+}
+
+impl std::fmt::Display for SequentialReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: f64| b / (1 << 20) as f64;
+        let (lo, hi) = self
+            .ratios
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        write!(
+            f,
+            "medians of {} rounds: raw O_DIRECT {:.0} MiB/s unsynced, {:.0} MiB/s synced at that cadence; WAL {:.0} MiB/s = {:.0} % of raw synced (rounds {:.0}-{:.0} %)",
+            self.rounds,
+            mib(self.raw_bytes_per_sec),
+            mib(self.raw_synced_bytes_per_sec),
+            mib(self.wal_bytes_per_sec),
+            self.ratio() * 100.0,
+            lo * 100.0,
+            hi * 100.0,
+        )
+    }
+}
+
+/// Writes `total_bytes` to a new file as the WAL does: rounds of `sync_bytes`,
+/// each written as chunks of [`WAL_CHUNK_BYTES`] all in flight at once, with
+/// an fdatasync after each round if `sync_each` and at the end. Returns bytes/s.
+async fn raw_write<D: Disk>(
+    disk: &D,
+    path: &Path,
+    total_bytes: u64,
+    sync_bytes: u64,
+    sync_each: bool,
+) -> Result<f64, WalError> {
+    let file = disk.open(path, OpenMode::CreateNew).await?;
+    let chunks_per_round = (sync_bytes as usize).div_ceil(WAL_CHUNK_BYTES).max(1);
+    let mut bufs = Vec::with_capacity(chunks_per_round);
+    let mut rng = SimRng::new(1);
+    for _ in 0..chunks_per_round {
+        let mut buf = AlignedBuf::zeroed(WAL_CHUNK_BYTES);
+        rng.fill(buf.as_mut_slice());
+        bufs.push(buf);
+    }
+    let round_bytes = (chunks_per_round * WAL_CHUNK_BYTES) as u64;
+    let start = Instant::now();
+    let mut at = 0;
+    while at < total_bytes {
+        let writes = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| file.write_at(at + (i * WAL_CHUNK_BYTES) as u64, b));
+        for r in join_all(writes).await {
+            r?;
+        }
+        at += round_bytes;
+        if sync_each {
+            file.sync().await?;
+        }
+    }
+    file.sync().await?;
+    let rate = at as f64 / start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
+    drop(file);
+    disk.remove(path).await?;
+    Ok(rate)
+}
+
+/// Measures, `rounds` times, raw sequential write bandwidth (files
+/// `raw-*` in `dir`) unsynced and at the WAL's sync cadence, and WAL append
+/// throughput (a fresh log in `wal_dir`, which must exist and be empty; it is
+/// emptied after each round) over `total_bytes` each; reports the medians.
+pub async fn sequential<D: Disk>(
+    disk: D,
+    dir: &Path,
+    wal_dir: &Path,
+    total_bytes: u64,
+    record_bytes: usize,
+    records_per_sync: u64,
+    rounds: usize,
+) -> Result<SequentialReport, WalError> {
+    assert!(rounds > 0);
+    let sync_bytes = record_bytes as u64 * records_per_sync;
+    let (mut raw, mut raw_synced, mut wal, mut ratios) = (vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let (raw_path, synced_path) = (dir.join("raw-bench"), dir.join("raw-synced"));
+        raw.push(raw_write(&disk, &raw_path, total_bytes, sync_bytes, false).await?);
+        raw_synced.push(raw_write(&disk, &synced_path, total_bytes, sync_bytes, true).await?);
+        let records = total_bytes / record_bytes as u64;
+        let config = WalConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            batch_bytes_max: (sync_bytes as usize + (2 << 20)).max(8 * 1024 * 1024),
+            ..WalConfig::default()
+        };
+        let params = BenchParams {
+            records,
+            payload_bytes: record_bytes,
+            records_per_sync,
+            // Truncate behind every sync: segments recycle (the steady state).
+            truncate_every_syncs: 1,
+            prepare_spares: true,
+        };
+        let report = wal_throughput(disk.clone(), wal_dir, config, &params).await?;
+        wal.push(report.records_per_sec() * record_bytes as f64);
+        ratios.push(wal[round] / raw_synced[round].max(f64::MIN_POSITIVE));
+        for name in disk.list(wal_dir).await? {
+            disk.remove(&wal_dir.join(name)).await?;
+        }
+    }
+    Ok(SequentialReport {
+        rounds,
+        raw_bytes_per_sec: median(&raw),
+        raw_synced_bytes_per_sec: median(&raw_synced),
+        wal_bytes_per_sec: median(&wal),
+        ratios,
+    })
+}
+
+/// The device's own synced-write latency, the floor under every synced
+/// engine write: `writes` times, a 4 KiB write at the next block of a
+/// preallocated, zero-filled file (as the WAL writes its segments) and an
+/// fdatasync. The file (`sync-floor` in `dir`) is removed afterwards.
+pub async fn sync_floor<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    writes: u64,
+) -> Result<super::Latencies, WalError> {
+    let path = dir.join("sync-floor");
+    let config = WalConfig {
+        segment_bytes: (writes.max(2) * BLOCK_SIZE as u64).next_multiple_of(1 << 20),
+        ..WalConfig::default()
+    };
+    let file = create_segment_file(disk, &path, &config).await?;
+    let mut block = AlignedBuf::zeroed(BLOCK_SIZE);
+    SimRng::new(2).fill(block.as_mut_slice());
+    let mut latencies = super::Latencies::default();
+    for i in 0..writes {
+        let t = Instant::now();
+        file.write_at(i * BLOCK_SIZE as u64, &block).await?;
+        file.sync().await?;
+        latencies.record(t.elapsed());
+    }
+    drop(file);
+    disk.remove(&path).await?;
+    Ok(latencies)
+}
