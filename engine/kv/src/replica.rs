@@ -99,6 +99,55 @@ pub struct Replica {
     pub(crate) waits_for: RefCell<HashMap<TxnId, TxnMeta>>,
     gc_threshold: Cell<Timestamp>,
     approx_bytes: Cell<u64>,
+    load: RefCell<LoadWindow>,
+}
+
+/// Length of a load window: a range splits by load when a whole window's
+/// request rate passes the threshold.
+pub const LOAD_WINDOW_NANOS: u64 = 1_000_000_000;
+/// Keys of a window's requests kept to choose a load split point.
+pub const LOAD_SAMPLE_KEYS: usize = 32;
+
+/// The requests a range served in the current load window, with a uniform
+/// sample of their keys (a deterministic reservoir: no randomness needed).
+#[derive(Debug, Default)]
+struct LoadWindow {
+    start_nanos: u64,
+    requests: u64,
+    keys: Vec<Bytes>,
+}
+
+impl LoadWindow {
+    fn add(&mut self, key: &Bytes) {
+        let n = self.requests;
+        self.requests += 1;
+        if self.keys.len() < LOAD_SAMPLE_KEYS {
+            self.keys.push(key.clone());
+            return;
+        }
+        let slot = (mix(n) % (n + 1)) as usize;
+        if slot < LOAD_SAMPLE_KEYS {
+            self.keys[slot] = key.clone();
+        }
+    }
+
+    /// The sampled key with half the sampled requests below it, if the
+    /// sample holds two distinct keys and it lies inside `span` (after its
+    /// start).
+    fn middle(&mut self, span: &Span) -> Option<Bytes> {
+        self.keys.sort();
+        let key = self.keys.get(self.keys.len() / 2)?.clone();
+        let distinct = self.keys.first() != self.keys.last();
+        (distinct && key > span.start && span.contains(&key)).then_some(key)
+    }
+}
+
+/// SplitMix64: a well-mixed hash of a counter.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Replica {
@@ -126,6 +175,7 @@ impl Replica {
             waits_for: RefCell::new(HashMap::new()),
             gc_threshold: Cell::new(gc_threshold),
             approx_bytes: Cell::new(0),
+            load: RefCell::new(LoadWindow::default()),
         }
     }
 
@@ -165,6 +215,29 @@ impl Replica {
     /// Marks a split as started; `false` if one already is.
     pub(crate) fn begin_split(&self) -> bool {
         !self.splitting.replace(true)
+    }
+
+    /// Counts a request touching `key` at physical time `now`. When a load
+    /// window ends with more than `per_sec` requests a second, returns the
+    /// key that splits the window's sampled requests in half (if any).
+    pub(crate) fn note_load(&self, now: u64, key: &Bytes, per_sec: u64) -> Option<Bytes> {
+        let mut load = self.load.borrow_mut();
+        if load.requests == 0 || now < load.start_nanos {
+            load.start_nanos = now;
+        }
+        load.add(key);
+        let elapsed = now - load.start_nanos;
+        if elapsed < LOAD_WINDOW_NANOS {
+            return None;
+        }
+        let rate = u128::from(load.requests) * 1_000_000_000 / u128::from(elapsed);
+        let split = if rate > u128::from(per_sec) {
+            load.middle(&self.span())
+        } else {
+            None
+        };
+        *load = LoadWindow::default();
+        split
     }
 
     pub(crate) fn end_split(&self) {
@@ -268,6 +341,44 @@ pub(crate) fn latch_txn_record(anchor: &[u8], id: TxnId) -> LatchSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_splits_at_the_middle_of_sampled_requests_only_when_busy() {
+        let r = Replica::new(
+            RangeDesc {
+                id: 1,
+                span: Span::new(&b"a"[..], &b"z"[..]),
+            },
+            Timestamp::ZERO,
+            Timestamp::ZERO,
+        );
+        let ms = 1_000_000;
+        let key = |i: u32| Bytes::from(format!("k{:04}", i % 1000));
+        // 500 requests over a second: below 1000/s, no split.
+        for i in 0..500u32 {
+            assert_eq!(r.note_load(u64::from(i) * 2 * ms, &key(i), 1000), None);
+        }
+        assert_eq!(r.note_load(1001 * ms, &key(0), 1000), None);
+        // 3000 requests a second over 1000 keys: split near the middle.
+        let start = 2000 * ms;
+        let mut split = None;
+        for i in 0..=3000u32 {
+            if let Some(k) = r.note_load(start + u64::from(i) * ms / 3, &key(i * 7), 1000) {
+                split = Some(k);
+            }
+        }
+        let k = split.expect("a busy range splits");
+        assert!(
+            k > Bytes::from_static(b"k0200") && k < Bytes::from_static(b"k0800"),
+            "{k:?}"
+        );
+        // One hot key cannot be split by load.
+        let start = 5000 * ms;
+        for i in 0..=3000u32 {
+            let at = start + u64::from(i) * ms / 3;
+            assert_eq!(r.note_load(at, &key(5), 1000), None);
+        }
+    }
 
     #[test]
     fn descriptor_round_trips() {

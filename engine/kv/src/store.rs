@@ -30,7 +30,7 @@
 //! generation up, then removed here. A closed range refuses every request as
 //! addressed to the wrong range, so clients re-route.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -90,6 +90,8 @@ pub struct Store {
     cfg: KvConfig,
     replicas: RefCell<BTreeMap<u64, Rc<Replica>>>,
     transport: RefCell<Option<Weak<dyn Transport>>>,
+    /// Requests a second past which a range splits by load (0: never).
+    load_split_per_sec: Cell<u64>,
 }
 
 impl Store {
@@ -131,6 +133,7 @@ impl Store {
             cfg,
             replicas: RefCell::new(BTreeMap::new()),
             transport: RefCell::new(None),
+            load_split_per_sec: Cell::new(0),
         };
         let low_water = store.now().add_nanos(max_offset_nanos(&store.cfg));
         let (start, end) = (keys::meta_key("desc", 0), keys::meta_key("desc", u64::MAX));
@@ -196,6 +199,12 @@ impl Store {
             self.replicas.borrow_mut().insert(d.id, Rc::new(replica));
         }
         Ok(())
+    }
+
+    /// Splits ranges that serve more than `per_sec` requests a second over a
+    /// whole load window (0 turns splitting by load off).
+    pub fn set_load_split(&self, per_sec: u64) {
+        self.load_split_per_sec.set(per_sec);
     }
 
     /// Connects the store to the transport it uses to reach other ranges
@@ -265,11 +274,22 @@ impl Store {
             .ok_or_else(|| KvError::RangeKeyMismatch {
                 key: first_key(&batch).unwrap_or_default(),
             })?;
+        let per_sec = self.load_split_per_sec.get();
+        let load_split = match first_key(&batch) {
+            Some(key) if per_sec > 0 => replica.note_load(self.env.now_nanos(), &key, per_sec),
+            _ => None,
+        };
         let result = if batch.requests.iter().all(RangeRequest::is_in_memory) {
             in_memory(&replica, &batch.requests)
         } else {
             self.execute_on(&replica, &batch).await
         };
+        if let Some(key) = load_split {
+            // The batch is done: a failed split is the range's business.
+            if let Err(e) = self.split_at(&replica, key).await {
+                tracing::warn!(range = replica.id(), error = %e, "range split by load failed");
+            }
+        }
         result.map(|(responses, write_ts)| RangeBatchResponse {
             responses,
             write_ts,

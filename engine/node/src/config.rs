@@ -151,7 +151,8 @@ impl StorageConfig {
 
 /// How the node splits ranges and spreads them over its shards. The keys
 /// live in the `[storage]` table of the file (`storage.range_split_bytes`,
-/// `storage.rebalance_interval_ms`); they are kept apart from
+/// `storage.rebalance_interval_ms`, `storage.range_split_requests_per_sec`);
+/// they are kept apart from
 /// [`StorageConfig`] because they configure ranges, not a shard's engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangesConfig {
@@ -160,6 +161,9 @@ pub struct RangesConfig {
     /// How often shard 0 looks for a range to move between shards, in
     /// milliseconds; at most one move per interval. 0 disables moves.
     pub rebalance_interval_ms: u64,
+    /// A range serving more requests a second than this over a whole
+    /// second splits by load. 0 disables splitting by load.
+    pub range_split_requests_per_sec: u64,
 }
 
 /// Bounds of the range settings.
@@ -171,6 +175,7 @@ impl Default for RangesConfig {
         RangesConfig {
             range_split_bytes: teller_kv::config::RANGE_SPLIT_BYTES_DEFAULT,
             rebalance_interval_ms: 1000,
+            range_split_requests_per_sec: 2500,
         }
     }
 }
@@ -200,6 +205,9 @@ impl RangesConfig {
         }
         if let Some(n) = take("rebalance_interval_ms")? {
             config.rebalance_interval_ms = n;
+        }
+        if let Some(n) = take("range_split_requests_per_sec")? {
+            config.range_split_requests_per_sec = n;
         }
         Ok(config)
     }
@@ -380,10 +388,15 @@ mod tests {
     fn range_settings_are_read_from_the_storage_table_and_checked() {
         let text = DEFAULT_CONFIG
             .replace("range_split_bytes = 67108864", "range_split_bytes = 4096")
-            .replace("rebalance_interval_ms = 1000", "rebalance_interval_ms = 0");
+            .replace("rebalance_interval_ms = 1000", "rebalance_interval_ms = 0")
+            .replace(
+                "range_split_requests_per_sec = 2500",
+                "range_split_requests_per_sec = 0",
+            );
         let mut config = Config::parse(&text).unwrap();
         config.validate(2).unwrap();
         assert_eq!(config.ranges.range_split_bytes, 4096);
+        assert_eq!(config.ranges.range_split_requests_per_sec, 0);
         assert_eq!(config.ranges.rebalance_interval(), None);
         let small =
             DEFAULT_CONFIG.replace("range_split_bytes = 67108864", "range_split_bytes = 10");

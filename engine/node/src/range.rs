@@ -148,6 +148,8 @@ pub struct KvShard {
     ready: Cell<bool>,
     /// Shutting down: no new moves.
     closing: Cell<bool>,
+    /// Requests a second past which a range splits by load (0: never).
+    load_split_per_sec: Cell<u64>,
 }
 
 impl KvShard {
@@ -171,6 +173,7 @@ impl KvShard {
             incoming: RefCell::new(HashMap::new()),
             ready: Cell::new(false),
             closing: Cell::new(false),
+            load_split_per_sec: Cell::new(0),
         }
     }
 
@@ -227,6 +230,7 @@ impl KvShard {
                 .await
                 .map_err(|e| format!("shard {shard}: creating ranges: {e}"))?;
         }
+        store.set_load_split(self.load_split_per_sec.get());
         self.transport.set_local(&store);
         let dyn_transport: Rc<dyn Transport> = self.transport.clone();
         store.set_transport(Rc::downgrade(&dyn_transport));
@@ -238,6 +242,15 @@ impl KvShard {
         );
         *self.store.borrow_mut() = Some(store);
         Ok(())
+    }
+
+    /// Ranges serving more than `per_sec` requests a second split by load
+    /// (0: never; the default). Call before [`KvShard::open`].
+    pub fn set_load_split(&self, per_sec: u64) {
+        self.load_split_per_sec.set(per_sec);
+        if let Some(store) = self.store() {
+            store.set_load_split(per_sec);
+        }
     }
 
     /// The shard's store, once open.

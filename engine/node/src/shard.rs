@@ -234,6 +234,7 @@ pub async fn run(id: ShardId, node: Arc<NodeShared>, mesh: NodeMeshBuilder) -> R
     // The store opens after the mesh join and the device probe (below).
     let kv_config = node_kv_config_with(&config.ranges);
     let kv = Rc::new(KvShard::new(id, config.server.shards, kv_config));
+    kv.set_load_split(config.ranges.range_split_requests_per_sec);
     let shard = Rc::new(Shard {
         id,
         shards: config.server.shards,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use ranges_common::{
     assert_tiles_keyspace, check_ledger, load, owners_of, pad, replay, table_id, table_span,
-    test_dir, total, transfer, wait_for_placement, write_config, Node,
+    test_dir, total, transfer, wait_for_placement, write_config, write_config_with, Node,
 };
 
 const SHARDS: usize = 2;
@@ -159,6 +159,87 @@ async fn transfers_stay_exact_while_ranges_split_and_move() {
         log.matches("range split").count(),
         log.matches("range moved").count(),
         ranges.len()
+    );
+    drop(client);
+    if let Ok(node) = Arc::try_unwrap(node) {
+        node.stop();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_small_table_splits_by_load_and_spreads() {
+    let dir = test_dir("ranges-load");
+    // The default split size: 100 accounts never split by size.
+    write_config_with(&dir, 64 << 20, REBALANCE_MS, 300);
+    let node = Arc::new(Node::start(&dir, "first", SHARDS, &[]));
+    let client = node.connect().await;
+    client
+        .batch_execute(
+            "create table accounts (id bigint primary key, balance bigint, pad text); \
+             create table ledger (id bigint primary key, src bigint, dst bigint, amount bigint)",
+        )
+        .await
+        .unwrap();
+    const ACCOUNTS: i64 = 100;
+    const INITIAL: i64 = 1000;
+    load(&client, "accounts", ACCOUNTS, INITIAL).await;
+    let (start, end) = table_span(table_id(&client, "accounts").await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let node = node.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut client = node.connect().await;
+                let mut state = w * 104729 + 3;
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = ((state >> 33) % ACCOUNTS as u64) as i64;
+                    let to = (from + 1 + ((state >> 17) % (ACCOUNTS as u64 - 1)) as i64) % ACCOUNTS;
+                    let entry = w as i64 * 1_000_000 + n;
+                    transfer(&mut client, entry, from, to, 1 + (state % 9) as i64).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let ranges = wait_for_placement(&node, Duration::from_secs(60), |r| {
+        owners_of(r, &start, &end) == vec![0, 1]
+    });
+    stop.store(true, Ordering::Relaxed);
+    let mut transfers = 0;
+    for w in writers {
+        transfers += w.await.expect("writer");
+    }
+    let log = node.log();
+    let load_splits = log
+        .lines()
+        .filter(|l| l.contains("range split") && l.contains("reason=load"))
+        .count();
+    assert!(load_splits >= 1, "no split by load:\n{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("range split") && l.contains("reason=size"))
+            .count(),
+        0,
+        "a 100-row table split by size"
+    );
+    assert_eq!(
+        total(&client, "accounts").await,
+        (ACCOUNTS, ACCOUNTS * INITIAL)
+    );
+    let ledger = check_ledger(&client, ACCOUNTS, INITIAL).await;
+    assert_eq!(ledger.len() as i64, transfers);
+    assert_tiles_keyspace(&ranges);
+    eprintln!(
+        "{transfers} transfers; {load_splits} splits by load, {} moves, the table in {} ranges",
+        log.matches("range moved").count(),
+        ranges.values().filter(|r| r.overlaps(&start, &end)).count()
     );
     drop(client);
     if let Ok(node) = Arc::try_unwrap(node) {

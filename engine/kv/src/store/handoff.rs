@@ -275,6 +275,16 @@ impl Store {
         if self.replica(id).is_some() {
             return Err(KvError::Internal(format!("range {id} exists already")));
         }
+        let clash = self
+            .ranges()
+            .into_iter()
+            .find(|d| d.span.overlaps(&handoff.desc.span));
+        if let Some(d) = clash {
+            return Err(KvError::Internal(format!(
+                "range {id} {:?} overlaps range {} {:?} of this store",
+                handoff.desc.span, d.id, d.span
+            )));
+        }
         let _ = self
             .clock
             .borrow_mut()

@@ -15,6 +15,12 @@
 //! all versions of a key (and its lock record) stay on one side; a
 //! transaction record sorts next to its anchor key and follows it.
 //!
+//! A range also splits **by load**: when a whole one-second window of
+//! requests on it passes the store's threshold (`set_load_split`), at the
+//! middle of a uniform sample of those requests' keys (so the halves share
+//! the load, not the bytes). A range whose requests all go to one key does
+//! not split.
+//!
 //! Both halves get the parent's generation plus one.
 
 use std::rc::Rc;
@@ -94,20 +100,61 @@ impl Store {
         if !replica.begin_split() {
             return Ok(());
         }
-        let result = self.split_once(replica).await;
+        let result = self.split_by_size(replica).await;
         replica.end_split();
         result
     }
 
-    async fn split_once(&self, replica: &Rc<Replica>) -> Result<(), KvError> {
+    /// Splits `replica` at `key` (a range busier than the load threshold),
+    /// if no split or move of it is under way.
+    pub(super) async fn split_at(&self, replica: &Rc<Replica>, key: Bytes) -> Result<(), KvError> {
+        if !replica.begin_split() {
+            return Ok(());
+        }
+        let bytes = replica.approx_bytes();
+        let result = self
+            .split_once(
+                replica,
+                &replica.span(),
+                key,
+                bytes / 2,
+                bytes - bytes / 2,
+                "load",
+            )
+            .await;
+        replica.end_split();
+        result
+    }
+
+    async fn split_by_size(&self, replica: &Rc<Replica>) -> Result<(), KvError> {
         let span = replica.span();
         let sample = self.sample(&span).await?;
         let Some((split_key, left_bytes)) = sample.middle() else {
             replica.set_approx_bytes(sample.total);
             return Ok(());
         };
-        let guard = replica.latches.acquire(split_latches(&span)).await;
-        if replica.is_closed() || replica.span() != span {
+        let right_bytes = sample.total.saturating_sub(left_bytes);
+        self.split_once(replica, &span, split_key, left_bytes, right_bytes, "size")
+            .await
+    }
+
+    /// Splits `replica`, whose span was `span` when `split_key` was chosen,
+    /// at `split_key`: nothing happens if the range changed meanwhile or the
+    /// key is not strictly inside it.
+    async fn split_once(
+        &self,
+        replica: &Rc<Replica>,
+        span: &Span,
+        split_key: Bytes,
+        left_bytes: u64,
+        right_bytes: u64,
+        reason: &'static str,
+    ) -> Result<(), KvError> {
+        let guard = replica.latches.acquire(split_latches(span)).await;
+        if replica.is_closed() || replica.span() != *span {
+            return Ok(());
+        }
+        if split_key <= span.start || !span.contains(&split_key) {
             return Ok(());
         }
         let generation = replica.generation() + 1;
@@ -149,7 +196,7 @@ impl Store {
             replica.gc_threshold(),
         );
         *right_replica.tscache.borrow_mut() = replica.tscache.borrow().split_off(&split_key);
-        right_replica.set_approx_bytes(sample.total.saturating_sub(left_bytes));
+        right_replica.set_approx_bytes(right_bytes);
         replica.set_approx_bytes(left_bytes);
         move_waits_for(replica, &right_replica, &split_key);
         replica.set_span(left.span.clone());
@@ -166,7 +213,8 @@ impl Store {
             split_key = %super::key_hex(&split_key),
             right_end = %span.end.as_deref().map_or("max".to_string(), super::key_hex),
             left_bytes,
-            right_bytes = sample.total.saturating_sub(left_bytes),
+            right_bytes,
+            reason = %reason,
             "range split"
         );
         if let Ok(transport) = self.transport() {

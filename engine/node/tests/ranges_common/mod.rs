@@ -171,6 +171,17 @@ fn free_port() -> u16 {
 /// The configuration file of the range tests: `split_bytes` splits, moves
 /// every `rebalance_ms`, small WAL segments.
 pub fn write_config(dir: &Path, split_bytes: u64, rebalance_ms: u64) -> PathBuf {
+    write_config_with(dir, split_bytes, rebalance_ms, 2500)
+}
+
+/// [`write_config`], with ranges splitting by load past `load_per_sec`
+/// requests a second.
+pub fn write_config_with(
+    dir: &Path,
+    split_bytes: u64,
+    rebalance_ms: u64,
+    load_per_sec: u64,
+) -> PathBuf {
     let path = dir.join("teller.toml");
     let text = teller_node::config::DEFAULT_CONFIG
         .replace(
@@ -184,6 +195,10 @@ pub fn write_config(dir: &Path, split_bytes: u64, rebalance_ms: u64) -> PathBuf 
         .replace(
             "rebalance_interval_ms = 1000",
             &format!("rebalance_interval_ms = {rebalance_ms}"),
+        )
+        .replace(
+            "range_split_requests_per_sec = 2500",
+            &format!("range_split_requests_per_sec = {load_per_sec}"),
         );
     std::fs::write(&path, text).expect("config");
     path
