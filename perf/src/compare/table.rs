@@ -75,6 +75,8 @@ pub struct SideRounds {
     pub check: Option<String>,
     /// Loading the workload's tables failed: no round could run.
     pub load_failed: bool,
+    /// The load was killed by the harness's timeout (`timeout` status).
+    pub load_timed_out: bool,
     /// Seconds the load took, when this workload loaded the tables.
     pub load_seconds: Option<f64>,
 }
@@ -155,6 +157,7 @@ fn read_side(dir: &Path, side: &str) -> Option<SideRounds> {
     let mut rounds = SideRounds {
         check: status("check"),
         load_failed: load.as_deref().is_some_and(|s| s != "ok"),
+        load_timed_out: load.as_deref() == Some("timeout"),
         load_seconds,
         ..SideRounds::default()
     };
@@ -289,7 +292,9 @@ pub fn markdown(rows: &[Row], context: &[String]) -> String {
                 s.outcomes.len() + s.failed,
                 counts(&s.errors()),
                 counts(&s.retries()),
-                if s.load_failed {
+                if s.load_timed_out {
+                    "load timed out"
+                } else if s.load_failed {
                     "load failed"
                 } else {
                     s.check.as_deref().unwrap_or("not run")
@@ -299,7 +304,11 @@ pub fn markdown(rows: &[Row], context: &[String]) -> String {
     }
     let loads: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.sides.values().any(|s| s.load_seconds.is_some()))
+        .filter(|r| {
+            r.sides
+                .values()
+                .any(|s| s.load_seconds.is_some() || s.load_failed)
+        })
         .collect();
     if !loads.is_empty() {
         out.push_str("\nLoad times (wall seconds, loaded once per side and shared by a family's workloads):\n\n");
@@ -307,13 +316,18 @@ pub fn markdown(rows: &[Row], context: &[String]) -> String {
         for row in loads {
             let secs = |side: &str| row.sides.get(side).and_then(|s| s.load_seconds);
             let (pg, teller) = (secs(BASELINE), secs(CANDIDATE));
-            let show = |v: Option<f64>| v.map_or("-".into(), figure);
+            let show = |side: &str| match row.sides.get(side) {
+                Some(s) if s.load_timed_out => "timed out".to_string(),
+                Some(s) if s.load_failed => "failed".to_string(),
+                Some(s) => s.load_seconds.map_or("-".into(), figure),
+                None => "-".into(),
+            };
             let ratio = pg.zip(teller).filter(|(p, _)| *p > 0.0).map(|(p, t)| t / p);
             out.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
                 family(&row.workload),
-                show(pg),
-                show(teller),
+                show(BASELINE),
+                show(CANDIDATE),
                 ratio_cell(ratio)
             ));
         }
@@ -423,7 +437,7 @@ mod tests {
         write(&dir, "teller-load.seconds", "25.2\n");
         let bank = out.join("runs").join("bank");
         fs::create_dir_all(&bank).expect("mkdir");
-        write(&bank, "teller-load.status", "failed\n");
+        write(&bank, "teller-load.status", "timeout\n");
         write(&bank, "teller-r1.status", "failed\n");
 
         let rows = read(&out, &["ycsb-c".to_string(), "bank".to_string()]);
@@ -453,9 +467,10 @@ mod tests {
         );
         assert!(md.contains("| bank | ops/s | - | failed | - |"), "{md}");
         assert!(
-            md.contains("| bank | TellerDB | 0/1 | 0 | 0 | load failed |"),
+            md.contains("| bank | TellerDB | 0/1 | 0 | 0 | load timed out |"),
             "{md}"
         );
+        assert!(md.contains("| bank | - | timed out | - |"), "{md}");
         assert!(md.contains("| ycsb | 6.30 | 25.2 | 4.00 |"), "{md}");
 
         let v = to_json(&rows, &[]);
