@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ranges_common::{
-    assert_tiles_keyspace, check_ledger, load, replay, test_dir, total, write_config, Node,
+    assert_tiles_keyspace, check_ledger, load, replay, test_dir, total, transfer_once,
+    write_config, Node,
 };
 
 const SHARDS: usize = 2;
@@ -214,41 +215,6 @@ async fn bank_totals_stay_exact_across_a_sigkill_while_ranges_move() {
     );
     node.stop();
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// One transfer with its ledger row; `Err(true)` when it may be retried
-/// (40001/40P01), `Err(false)` on any other error.
-async fn transfer_once(
-    client: &mut tokio_postgres::Client,
-    entry: i64,
-    from: i64,
-    to: i64,
-    amount: i64,
-) -> Result<(), bool> {
-    let result = async {
-        let txn = client.transaction().await?;
-        txn.execute(
-            "insert into ledger (id, src, dst, amount) values ($1, $2, $3, $4)",
-            &[&entry, &from, &to, &amount],
-        )
-        .await?;
-        txn.execute(
-            "update accounts set balance = balance - $1 where id = $2",
-            &[&amount, &from],
-        )
-        .await?;
-        txn.execute(
-            "update accounts set balance = balance + $1 where id = $2",
-            &[&amount, &to],
-        )
-        .await?;
-        txn.commit().await
-    }
-    .await;
-    result.map_err(|e: tokio_postgres::Error| {
-        e.code()
-            .is_some_and(|c| c.code() == "40001" || c.code() == "40P01")
-    })
 }
 
 /// Starts a node that aborts at `point` of its first move, loads rows until

@@ -405,7 +405,7 @@ pub async fn total(client: &tokio_postgres::Client, table: &str) -> (i64, i64) {
 }
 
 /// One transfer between two accounts with its ledger row `entry`, retried
-/// on 40001/40P01.
+/// on 40001/40P01; returns the retries.
 pub async fn transfer(
     client: &mut tokio_postgres::Client,
     entry: i64,
@@ -415,38 +415,53 @@ pub async fn transfer(
 ) -> u64 {
     let mut retries = 0;
     loop {
-        let result = async {
-            let txn = client.transaction().await?;
-            txn.execute(
-                "insert into ledger (id, src, dst, amount) values ($1, $2, $3, $4)",
-                &[&entry, &from, &to, &amount],
-            )
-            .await?;
-            txn.execute(
-                "update accounts set balance = balance - $1 where id = $2",
-                &[&amount, &from],
-            )
-            .await?;
-            txn.execute(
-                "update accounts set balance = balance + $1 where id = $2",
-                &[&amount, &to],
-            )
-            .await?;
-            txn.commit().await
-        }
-        .await;
-        match result {
+        match transfer_once(client, entry, from, to, amount).await {
             Ok(()) => return retries,
-            Err(e) => {
-                let code = e.code().map(|c| c.code().to_string());
-                match code.as_deref() {
-                    Some("40001") | Some("40P01") => retries += 1,
-                    _ => panic!("transfer {from} -> {to}: {e}"),
-                }
-                assert!(retries < 500, "transfer {from} -> {to} retried 500 times");
-            }
+            Err(true) => retries += 1,
+            Err(false) => panic!("transfer {from} -> {to} failed"),
         }
+        assert!(retries < 500, "transfer {from} -> {to} retried 500 times");
     }
+}
+
+/// One transfer with its ledger row; `Err(true)` when it may be retried
+/// (40001/40P01), `Err(false)` on any other error (logged).
+pub async fn transfer_once(
+    client: &mut tokio_postgres::Client,
+    entry: i64,
+    from: i64,
+    to: i64,
+    amount: i64,
+) -> Result<(), bool> {
+    let result = async {
+        let txn = client.transaction().await?;
+        txn.execute(
+            "insert into ledger (id, src, dst, amount) values ($1, $2, $3, $4)",
+            &[&entry, &from, &to, &amount],
+        )
+        .await?;
+        txn.execute(
+            "update accounts set balance = balance - $1 where id = $2",
+            &[&amount, &from],
+        )
+        .await?;
+        txn.execute(
+            "update accounts set balance = balance + $1 where id = $2",
+            &[&amount, &to],
+        )
+        .await?;
+        txn.commit().await
+    }
+    .await;
+    result.map_err(|e: tokio_postgres::Error| {
+        let retryable = e
+            .code()
+            .is_some_and(|c| c.code() == "40001" || c.code() == "40P01");
+        if !retryable {
+            eprintln!("transfer {from} -> {to}: {e}");
+        }
+        retryable
+    })
 }
 
 /// Checks that the balances are exactly `initial` plus the ledger's
