@@ -185,6 +185,11 @@ pub trait Disk: Clone {
     async fn list(&self, dir: &Path) -> Result<Vec<String>, DiskError>;
     /// Makes the directory's entries (creates, renames, removes) durable.
     async fn sync_dir(&self, dir: &Path) -> Result<(), DiskError>;
+    /// Lets I/O that was started but not awaited reach the device now. The
+    /// real disk's runtime submits requests only when the task waits, so a
+    /// task that queues writes and goes on computing calls this to overlap
+    /// the two. The default does nothing (a disk whose I/O starts at once).
+    async fn kick(&self) {}
 }
 
 /// An open file. Offsets and lengths are multiples of [`BLOCK_SIZE`].

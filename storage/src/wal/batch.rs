@@ -130,10 +130,11 @@ impl BatchBuf {
         self.parts.last_mut().expect("a part").end = pos + bytes.len();
     }
 
-    /// Zeroes the rest of the last block of every part (before writing).
+    /// Zeroes the rest of the last part's last block (before writing). Earlier
+    /// parts were sealed when the next one began ([`BatchBuf::ensure_part`]),
+    /// and their chunks may be in flight already: they are not touched again.
     pub fn seal(&mut self) {
-        for i in 0..self.parts.len() {
-            let end = self.parts[i].end;
+        if let Some(end) = self.parts.last().map(|p| p.end) {
             self.zero(end..end.next_multiple_of(BLOCK_SIZE));
         }
     }

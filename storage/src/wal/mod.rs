@@ -695,6 +695,7 @@ impl<D: Disk> Wal<D> {
     /// the oldest writes while more than [`WRITES_IN_FLIGHT_MAX`] are in flight.
     async fn start_writes(&mut self, upto: usize) -> Result<(), WalError> {
         self.prepare_segments().await?;
+        let mut queued = false;
         for piece in self.batch.pieces(self.written, upto) {
             self.counters.early_writes += 1;
             let file = Rc::clone(self.file_of(piece.seq));
@@ -707,6 +708,7 @@ impl<D: Disk> Wal<D> {
                 done?;
             } else {
                 self.in_flight.push_back(write);
+                queued = true;
             }
             while self.in_flight.len() > WRITES_IN_FLIGHT_MAX {
                 let oldest = self.in_flight.pop_front().expect("len > max");
@@ -714,6 +716,9 @@ impl<D: Disk> Wal<D> {
             }
         }
         self.written = upto.max(self.written);
+        if queued {
+            self.disk.kick().await;
+        }
         Ok(())
     }
 
