@@ -13,7 +13,9 @@
 //! write bandwidth of the same disk, medians over rounds.
 //!
 //! Options: `--keys N` (key space, and writes of each fill and of
-//! overwrite), `--ops N` (operations of each read workload; default: keys), `--value-size B` (100), `--batch N` (writes per
+//! overwrite), `--writes N` (writes of each write workload instead; 0: keys),
+//! `--ops N` (operations of each read workload; default: keys),
+//! `--value-size B` (100), `--batch N` (writes per
 //! batch, 1), `--sync 0|1` (fdatasync per batch), `--benchmarks a,b,...`,
 //! `--dir PATH` (emptied first), `--memtable-mb N` (64), `--cache-mb N` (64),
 //! `--floor-writes N` (device sync-latency probe, 0 to skip; 2000),
@@ -54,6 +56,7 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
     let mut a = Args {
         bench: BenchConfig {
             keys: 1_000_000,
+            writes: 0,
             ops: 0,
             value_bytes: 100,
             batch: 1,
@@ -96,6 +99,7 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
         match flag {
             "--keys" => a.bench.keys = num()?,
             "--ops" => a.bench.ops = num()?,
+            "--writes" => a.bench.writes = num()?,
             "--value-size" => a.bench.value_bytes = num()? as usize,
             "--batch" => a.bench.batch = num()?.max(1),
             "--sync" => a.bench.sync = num()? != 0,
@@ -213,8 +217,10 @@ async fn run(args: Args) {
     }
     let b = &args.bench;
     println!(
-        "teller-storage: keys {} ops {} key 16 B value {} B batch {} sync {} memtable {} MiB cache {} MiB",
-        b.keys, b.ops, b.value_bytes, b.batch, b.sync, args.memtable_mb, args.cache_mb
+        "teller-storage: keys {} writes {} ops {} key 16 B value {} B batch {} sync {} memtable {} MiB cache {} MiB",
+        b.keys,
+        if b.writes > 0 { b.writes } else { b.keys },
+        b.ops, b.value_bytes, b.batch, b.sync, args.memtable_mb, args.cache_mb
     );
     let mut shard: Option<Shard> = None;
     for &w in &args.workloads {

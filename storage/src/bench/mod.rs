@@ -68,8 +68,13 @@ impl Workload {
 
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
-    /// Keys in the key space, and writes per write workload.
+    /// Keys in the key space, and writes per write workload unless `writes`
+    /// says otherwise.
     pub keys: u64,
+    /// Writes per write workload (0: `keys`), as db_bench's `--writes`: for
+    /// synced fills, which cannot write 5 M keys one fdatasync at a time in
+    /// reasonable time, over the same key space.
+    pub writes: u64,
     /// Operations of a read workload.
     pub ops: u64,
     pub value_bytes: usize,
@@ -319,9 +324,14 @@ pub async fn run<D: Disk>(
     let mut latencies = Latencies::default();
     let mut breakdown = Breakdown::default();
     let mut found = 0;
-    // As db_bench: every write workload writes `keys` entries; reads do `ops`.
+    // As db_bench: every write workload writes `keys` entries (or
+    // `writes`); reads do `ops`.
     let total = if workload.writes() {
-        config.keys
+        if config.writes > 0 {
+            config.writes
+        } else {
+            config.keys
+        }
     } else {
         config.ops
     };
@@ -400,6 +410,7 @@ mod tests {
                 .unwrap();
             let bench = BenchConfig {
                 keys: 2000,
+                writes: 0,
                 ops: 500,
                 value_bytes: 100,
                 batch: 4,
