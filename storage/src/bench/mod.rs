@@ -440,7 +440,9 @@ mod tests {
             .await
             .unwrap();
             assert!(seq.raw_bytes_per_sec > 0.0 && seq.ratio() > 0.0);
+            assert!(seq.raw_overwrite_bytes_per_sec > 0.0 && seq.overwrite_ratio() > 0.0);
             assert_eq!(seq.ratios.len(), 2);
+            assert_eq!(seq.overwrite_ratios.len(), 2);
             assert!(disk.peek_names(Path::new("/w")).is_empty(), "emptied");
             assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
             assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);

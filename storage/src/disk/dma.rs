@@ -21,6 +21,11 @@
 //!
 //! `list` and `probe_device` use blocking `std::fs` calls: they are for startup and
 //! recovery only, never the request path.
+//!
+//! glommio 0.9 opens paths with `openat(-1, ..)` rather than `AT_FDCWD`
+//! (`Directory::open` at least), so a relative path fails with EBADF:
+//! directories are made absolute (against the working directory) before they
+//! reach glommio.
 
 use super::{assert_aligned, AlignedBuf, Disk, DiskError, DiskFile, FaultSwitch, OpenMode};
 use glommio::io::{DmaFile, OpenOptions};
@@ -149,6 +154,7 @@ impl Disk for DmaDisk {
 
     async fn sync_dir(&self, dir: &Path) -> Result<(), DiskError> {
         Self::check(&self.faults, "sync_dir")?;
+        let dir = &std::path::absolute(dir).map_err(|e| DiskError::from_io("sync_dir", dir, e))?;
         let d = glommio::io::Directory::open(dir)
             .await
             .map_err(|e| glommio_err("sync_dir open", dir, e))?;
