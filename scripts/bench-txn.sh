@@ -27,10 +27,11 @@
 # How placement is made and kept. The node first runs with --split-bytes
 # ranges and a rebalancer every 50 ms, so that the loaded table is cut into
 # many small ranges spread over the shards (`txn placement` waits until every
-# shard owns at least two ranges of it). It is then restarted on the same data
-# with the default 64 MiB split size, no rebalancer and no load splits, so
-# that nothing moves while the matrix runs; every run still reads SHOW RANGES
-# again at its end and reports whether its rows stayed put.
+# shard owns at least two ranges of it and nothing has changed for 5 s). It
+# is then restarted on the same data with the default 64 MiB split size, no
+# rebalancer and no load splits, so that nothing moves while the matrix runs;
+# every run still reads SHOW RANGES again at its end and reports whether its
+# rows stayed put.
 #
 # Results: $OUT/runs/<op>-<placement>-c<N>-r<R>.{json,log}, $OUT/node-*.log,
 # $OUT/context.txt (command, machine, load averages, commit) and
@@ -152,9 +153,9 @@ echo "== cut the table into ranges over $shards shards ($split_bytes-byte splits
 config_with "$out/split.toml" range_split_bytes="$split_bytes" rebalance_interval_ms=50 range_split_requests_per_sec=0
 start_node split "$out/split.toml"
 "$teller" workload txn init --url "$url" --rows "$rows"
-"$teller" workload txn placement --url "$url" --min-shards "$shards" --min-ranges-per-shard 2 --timeout 180 >"$out/placement-split.txt"
+"$teller" workload txn placement --url "$url" --min-shards "$shards" --min-ranges-per-shard 2 \
+  --stable 5 --timeout 300 >"$out/placement-split.txt"
 tail -1 "$out/placement-split.txt"
-sleep 2   # let the rebalancer's last move finish before the restart
 stop_node
 
 echo "== restart without splits or moves; run the matrix"

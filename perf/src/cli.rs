@@ -251,7 +251,11 @@ enum TxnStep {
         min_shards: usize,
         #[arg(long, default_value_t = 1)]
         min_ranges_per_shard: usize,
-        /// Seconds to wait for that (0: look once).
+        /// Then wait until the table's ranges have not changed for this
+        /// many seconds (splits and moves settled).
+        #[arg(long, default_value_t = 0.0)]
+        stable: f64,
+        /// Seconds to wait for all that (0: look once).
         #[arg(long, default_value_t = 0.0)]
         timeout: f64,
     },
@@ -503,17 +507,23 @@ async fn txn_cmd(step: TxnStep) -> Result<(), CliError> {
             conn,
             min_shards,
             min_ranges_per_shard,
+            stable,
             timeout,
         } => {
-            if !(timeout.is_finite() && timeout >= 0.0) {
-                return Err(CliError::Setup(
-                    "--timeout must be a non-negative number".into(),
-                ));
-            }
+            let seconds = |name: &str, v: f64| {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Duration::from_secs_f64(v))
+                } else {
+                    Err(CliError::Setup(format!(
+                        "--{name} must be a non-negative number"
+                    )))
+                }
+            };
             let wait = txn::SpreadWait {
                 min_shards,
                 min_ranges_per_shard,
-                timeout: Duration::from_secs_f64(timeout),
+                stable: seconds("stable", stable)?,
+                timeout: seconds("timeout", timeout)?,
             };
             txn::show_placement(&conn.url, &wait).await
         }
@@ -623,7 +633,7 @@ mod tests {
             "txn init --url u --rows 100",
             "txn run --url u --op transfer --placement cross-shard --concurrency 2 --duration 1 --json f",
             "txn run --url u --op update --per-client 3 --shared-rows --isolation read-committed",
-            "txn placement --url u --min-shards 2 --timeout 30",
+            "txn placement --url u --min-shards 2 --stable 3 --timeout 30",
             "txn report a.json b.json",
         ] {
             let argv = std::iter::once("teller workload").chain(args.split(' '));

@@ -34,7 +34,7 @@ fn every_placement_runs_on_teller_and_reports_where_rows_live() {
     workload(&format!("txn init --url {url} --rows 1500")).expect("init");
     // Splits cut the table; the rebalancer spreads the ranges.
     workload(&format!(
-        "txn placement --url {url} --min-shards 2 --min-ranges-per-shard 2 --timeout 30"
+        "txn placement --url {url} --min-shards 2 --min-ranges-per-shard 2 --stable 1 --timeout 30"
     ))
     .expect("the table spreads over both shards");
 

@@ -198,11 +198,14 @@ pub async fn read_layout(client: &Client) -> Result<Where, CliError> {
 }
 
 /// What `txn placement` waits for: `min_shards` shards that each own at
-/// least `min_ranges_per_shard` ranges holding loaded rows.
+/// least `min_ranges_per_shard` ranges holding loaded rows, and then no
+/// change to the table's ranges for `stable` (splits and the rebalancer's
+/// moves have settled).
 #[derive(Clone, Debug)]
 pub struct SpreadWait {
     pub min_shards: usize,
     pub min_ranges_per_shard: usize,
+    pub stable: std::time::Duration,
     pub timeout: std::time::Duration,
 }
 
@@ -230,6 +233,7 @@ pub async fn show_placement(url: &str, wait: &SpreadWait) -> Result<(), CliError
     })?;
     let client = connect(url).await?;
     let deadline = tokio::time::Instant::now() + wait.timeout;
+    let mut last: Option<(Layout, tokio::time::Instant)> = None;
     loop {
         let layout = match read_layout(&client).await? {
             Where::Known(layout) => layout,
@@ -248,7 +252,13 @@ pub async fn show_placement(url: &str, wait: &SpreadWait) -> Result<(), CliError
             "txn: {} ranges hold the {rows} rows, per shard {per_shard:?}",
             per_shard.values().sum::<usize>()
         );
-        if spread >= wait.min_shards {
+        let now = tokio::time::Instant::now();
+        let since = match last.take() {
+            Some((previous, at)) if previous == layout => at,
+            _ => now,
+        };
+        last = Some((layout.clone(), since));
+        if spread >= wait.min_shards && now - since >= wait.stable {
             for r in &layout.ranges {
                 let bound = |b: Option<i64>| b.map_or("-".to_string(), |v| v.to_string());
                 println!(
@@ -264,8 +274,8 @@ pub async fn show_placement(url: &str, wait: &SpreadWait) -> Result<(), CliError
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(CliError::Setup(format!(
-                "{summary}: not {} shards with {} ranges each within {:?}",
-                wait.min_shards, wait.min_ranges_per_shard, wait.timeout
+                "{summary}: not {} shards with {} ranges each, unchanged for {:?}, within {:?}",
+                wait.min_shards, wait.min_ranges_per_shard, wait.stable, wait.timeout
             )));
         }
         tokio::time::sleep(SPREAD_POLL_INTERVAL).await;
