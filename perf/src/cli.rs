@@ -1,4 +1,4 @@
-//! Command line: `teller workload <bank|ycsb|tpcc> <init|run|check> ...`.
+//! Command line: `teller workload <bank|ycsb|tpcc|txn> <init|run|check> ...`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,12 +10,12 @@ use serde_json::{Map, Value};
 
 use crate::conn::{CheckReport, Isolation};
 use crate::driver::{self, RunOptions, Workload};
-use crate::{bank, tpcc, ycsb};
+use crate::{bank, tpcc, txn, ycsb};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "teller workload",
-    about = "Drive bank, YCSB or TPC-C workloads against a PostgreSQL-speaking database"
+    about = "Drive bank, YCSB, TPC-C or txn workloads against a PostgreSQL-speaking database"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +38,11 @@ enum WorkloadCmd {
     Tpcc {
         #[command(subcommand)]
         step: TpccStep,
+    },
+    /// Single-row updates and two-row transfers by where the rows live.
+    Txn {
+        #[command(subcommand)]
+        step: TxnStep,
     },
 }
 
@@ -198,6 +203,70 @@ enum TpccStep {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TxnStep {
+    /// Create and load `txn_accounts` (ids 0..rows).
+    Init {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[arg(long, default_value_t = 10_000)]
+        rows: u64,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Run updates or transfers with rows placed as asked.
+    Run {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, value_enum)]
+        op: txn::Op,
+        /// Where a transfer's two rows lie (update: any).
+        #[arg(long, value_enum, default_value_t = txn::Placement::Any)]
+        placement: txn::Placement,
+        /// Rows (update) or pairs (transfer) each client draws from.
+        #[arg(long, default_value_t = txn::PER_CLIENT_DEFAULT)]
+        per_client: usize,
+        /// Every client draws from the same rows (contention) instead of
+        /// its own.
+        #[arg(long)]
+        shared_rows: bool,
+        #[arg(long, value_enum, default_value_t = Isolation::Serializable)]
+        isolation: Isolation,
+    },
+    /// Verify the row count and the total balance.
+    Check {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Show where the table's ranges live; optionally wait until they
+    /// spread.
+    Placement {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Wait until this many shards each own --min-ranges-per-shard
+        /// ranges holding rows.
+        #[arg(long, default_value_t = 1)]
+        min_shards: usize,
+        #[arg(long, default_value_t = 1)]
+        min_ranges_per_shard: usize,
+        /// Then wait until the table's ranges have not changed for this
+        /// many seconds (splits and moves settled).
+        #[arg(long, default_value_t = 0.0)]
+        stable: f64,
+        /// Seconds to wait for all that (0: look once).
+        #[arg(long, default_value_t = 0.0)]
+        timeout: f64,
+    },
+    /// Medians of `txn run --json` results, as a markdown table.
+    Report {
+        /// Result files, in the order their configurations should appear.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
 /// Why a command failed.
 #[derive(Debug)]
 pub enum CliError {
@@ -252,6 +321,7 @@ async fn dispatch(cmd: WorkloadCmd) -> Result<(), CliError> {
         WorkloadCmd::Bank { step } => bank_cmd(step).await,
         WorkloadCmd::Ycsb { step } => ycsb_cmd(step).await,
         WorkloadCmd::Tpcc { step } => tpcc_cmd(step).await,
+        WorkloadCmd::Txn { step } => txn_cmd(step).await,
     }
 }
 
@@ -390,6 +460,87 @@ async fn tpcc_cmd(step: TpccStep) -> Result<(), CliError> {
     }
 }
 
+async fn txn_cmd(step: TxnStep) -> Result<(), CliError> {
+    match step {
+        TxnStep::Init { conn, rows, load } => {
+            if rows < 2 {
+                return Err(CliError::Setup("--rows must be at least 2".into()));
+            }
+            let t = std::time::Instant::now();
+            txn::init(&conn.url, rows, load.concurrency).await?;
+            println!(
+                "txn: loaded {rows} rows in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        TxnStep::Run {
+            conn,
+            run,
+            op,
+            placement,
+            per_client,
+            shared_rows,
+            isolation,
+        } => {
+            if per_client == 0 {
+                return Err(CliError::Setup("--per-client must be positive".into()));
+            }
+            let options = txn::TxnOptions {
+                op,
+                placement,
+                isolation,
+                per_client,
+                shared_rows,
+            };
+            let clients = run.concurrency.unwrap_or(driver::CONCURRENCY_DEFAULT);
+            if clients == 0 {
+                return Err(CliError::Setup("--concurrency must be positive".into()));
+            }
+            let seed = run.seed.unwrap_or(1);
+            let workload = txn::Txn::prepare(&conn.url, options, clients, seed).await?;
+            println!("{}", workload.describe());
+            drive(Arc::new(workload), &conn.url, &run).await
+        }
+        TxnStep::Check { conn } => report_check("txn", txn::check(&conn.url).await?),
+        TxnStep::Placement {
+            conn,
+            min_shards,
+            min_ranges_per_shard,
+            stable,
+            timeout,
+        } => {
+            let seconds = |name: &str, v: f64| {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Duration::from_secs_f64(v))
+                } else {
+                    Err(CliError::Setup(format!(
+                        "--{name} must be a non-negative number"
+                    )))
+                }
+            };
+            let wait = txn::SpreadWait {
+                min_shards,
+                min_ranges_per_shard,
+                stable: seconds("stable", stable)?,
+                timeout: seconds("timeout", timeout)?,
+            };
+            txn::show_placement(&conn.url, &wait).await
+        }
+        TxnStep::Report { files } => {
+            let mut results = Vec::with_capacity(files.len());
+            for f in files {
+                let text = std::fs::read_to_string(&f)?;
+                let value: Value = serde_json::from_str(&text)
+                    .map_err(|e| CliError::Setup(format!("{}: {e}", f.display())))?;
+                results.push((f.display().to_string(), value));
+            }
+            print!("{}", txn::report::table(&results).map_err(CliError::Setup)?);
+            Ok(())
+        }
+    }
+}
+
 fn report_check(workload: &str, report: CheckReport) -> Result<(), CliError> {
     print!("{}", report.render());
     if report.passed() {
@@ -443,6 +594,7 @@ async fn drive<W: Workload>(workload: Arc<W>, url: &str, run: &RunArgs) -> Resul
         opts.seed
     );
     let summary = driver::run(workload.clone(), &opts).await?;
+    workload.after_run(url).await?;
     let extra: Map<String, Value> = workload.extra(&summary);
     print!("{}", summary.render(&extra));
     if let Some(path) = &run.json {
@@ -478,6 +630,11 @@ mod tests {
             "bank init --url u --accounts 10",
             "bank run --url u --accounts 10 --concurrency 2 --duration 1 --json f",
             "bank check --url u",
+            "txn init --url u --rows 100",
+            "txn run --url u --op transfer --placement cross-shard --concurrency 2 --duration 1 --json f",
+            "txn run --url u --op update --per-client 3 --shared-rows --isolation read-committed",
+            "txn placement --url u --min-shards 2 --stable 3 --timeout 30",
+            "txn report a.json b.json",
         ] {
             let argv = std::iter::once("teller workload").chain(args.split(' '));
             Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args}: {e}"));

@@ -93,6 +93,15 @@ pub trait Workload: Send + Sync + 'static {
     fn extra(&self, _summary: &Summary) -> Map<String, Value> {
         Map::new()
     }
+    /// Runs once after the measured run, before [`Workload::extra`]: a
+    /// workload may look at the server again (the txn workload re-reads
+    /// where its rows live).
+    fn after_run(
+        &self,
+        _url: &str,
+    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// One simulated client of a workload.

@@ -1,6 +1,6 @@
 //! Workload drivers for TellerDB (and any PostgreSQL-speaking database).
 //!
-//! `teller workload <bank|ycsb|tpcc> <init|run|check> --url postgres://...`
+//! `teller workload <bank|ycsb|tpcc|txn> <init|run|check> --url postgres://...`
 //!
 //! Each workload is three steps: `init` creates and loads its tables, `run`
 //! drives prepared statements from many connections for a while and reports
@@ -16,7 +16,7 @@
 //!   operation and how to execute it ([`driver::Workload`], [`driver::Worker`]).
 //! - [`stats`] keeps one HDR histogram per operation type and the error
 //!   counters by SQLSTATE, and renders the summary and the JSON result.
-//! - [`bank`], [`ycsb`] and [`tpcc`] are the workloads; [`gen`] holds the
+//! - [`bank`], [`ycsb`], [`tpcc`] and [`txn`] are the workloads; [`gen`] holds the
 //!   random generators they share (zipfian, latest, NURand, strings).
 //! - [`compare`] is the helper of `scripts/compare-postgres.sh` (binary
 //!   `teller-compare`): it normalises pgbench and sysbench results into the
@@ -43,6 +43,7 @@ pub mod driver;
 pub mod gen;
 pub mod stats;
 pub mod tpcc;
+pub mod txn;
 pub mod ycsb;
 
 use std::process::ExitCode;

@@ -23,6 +23,7 @@
 //!   call.
 
 pub mod control;
+pub mod ranges;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -610,7 +611,7 @@ impl<H: Host> SqlSession<H> {
                 }
                 .into())
             }
-            Kind::Show(_) | Kind::ShowAll | Kind::Execute { .. } => {
+            Kind::Show(_) | Kind::ShowRanges(_) | Kind::ShowAll | Kind::Execute { .. } => {
                 Err(PgError::internal("not a control statement"))
             }
         }
@@ -625,6 +626,11 @@ impl<H: Host> SqlSession<H> {
                     .enumerate()
                     .map(|(shard, n)| vec![Value::Int4(shard as i32), Value::Int8(n as i64)])
                     .collect())
+            }
+            Kind::ShowRanges(table) => {
+                let catalog = self.view_catalog();
+                let kv = self.host.kv();
+                ranges::rows(kv, &catalog, &self.database, table.as_deref()).await
             }
             Kind::Show(name) => {
                 let value = match name.as_str() {

@@ -211,11 +211,14 @@ fn write_conflicts_are_serialization_failures() {
     a.exec("begin");
     b.exec("begin");
     a.exec("update t set v = 1 where id = 1");
-    b.exec("update t set v = 2 where id = 1");
-    a.exec("commit");
-    let e = b.error("commit");
+    // b's UPDATE reads the row with a lock (at every isolation level) and
+    // meets a's: the in-memory KV does not queue, it fails the statement
+    // with 40001 (PostgreSQL fails it the same way once a commits).
+    let e = b.error("update t set v = 2 where id = 1");
     assert_eq!(e.code.code(), "40001");
-    // The failed commit ended the block.
+    a.exec("commit");
+    assert_eq!(b.error("select 1").code.code(), "25P02");
+    b.exec("rollback");
     assert_eq!(b.query("select v from t"), vec!["1"]);
 }
 

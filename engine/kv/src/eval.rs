@@ -124,6 +124,13 @@ pub struct Conflict {
 pub enum EvalError {
     Conflict(Box<Conflict>),
     Kv(KvError),
+    /// A locking read found a version newer than the transaction's read
+    /// timestamp after taking its locks: the error goes to the client, which
+    /// moves its timestamp forward and asks again, and the locks (the batch)
+    /// are kept, so the request keeps its place instead of going back to
+    /// the end of every queue it waited in. The batch holds lock records
+    /// only.
+    TooOldKeepLocks(KvError, WriteBatch),
 }
 
 impl From<KvError> for EvalError {
@@ -201,10 +208,32 @@ impl<'a> Evaluator<'a> {
             }
         }
         for (index, request) in requests.iter().enumerate() {
-            let response = self.request(index, request).await?;
-            self.out.responses.push(response);
+            match self.request(index, request).await {
+                Ok(response) => self.out.responses.push(response),
+                Err(EvalError::Kv(e @ KvError::WriteTooOld { .. }))
+                    if reads_only(requests) && self.takes_locks_only() =>
+                {
+                    let batch = self.finish().batch;
+                    return Err(EvalError::TooOldKeepLocks(e, batch));
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(self.finish())
+    }
+
+    /// Whether everything this evaluation would write takes locks: lock
+    /// records that are held (none released), and at most the transaction's
+    /// own pending record (created by the batch's `HeartbeatTxn`). What a
+    /// failed locking read may keep.
+    fn takes_locks_only(&self) -> bool {
+        self.data.is_empty()
+            && !self.locks.is_empty()
+            && self.locks.values().all(Option::is_some)
+            && self.records.values().all(|r| {
+                r.as_ref()
+                    .is_some_and(|r| r.status == TxnStatus::Pending && Some(r.meta.id) == self.me())
+            })
     }
 
     fn finish(mut self) -> Evaluated {
@@ -617,7 +646,7 @@ impl<'a> Evaluator<'a> {
             let window = self
                 .next_window(&cursor, scan.reverse, scan.lock.is_some(), txn)
                 .await?;
-            for key in &window.keys {
+            for (key, entry) in &window.keys {
                 let full = rows.len() as u64 >= rows_max
                     || scan
                         .limit_bytes
@@ -636,7 +665,16 @@ impl<'a> Evaluator<'a> {
                     });
                     break 'outer;
                 }
-                if let Some(value) = self.get(txn, key, scan.lock).await? {
+                // A plain read of an unlocked key needs nothing beyond the
+                // window: no lock record to consult, and the window's version
+                // is the one a point read would find (same bound). Others
+                // take the point path (locks, intents, own writes).
+                let value = if scan.lock.is_none() && !entry.locked {
+                    unlocked_value(txn, key, entry.version.as_ref())?
+                } else {
+                    self.get(txn, key, scan.lock).await?
+                };
+                if let Some(value) = value {
                     bytes += (key.len() + value.len()) as u64;
                     rows.push(KeyValue {
                         key: key.clone(),
@@ -713,29 +751,31 @@ impl<'a> Evaluator<'a> {
             Some(l) if reverse => k >= l,
             Some(l) => k <= l,
         };
-        let mut set: Vec<Bytes> = Vec::new();
-        set.extend(
-            data.iter()
-                .map(|(k, _)| keys::user_key(NS_DATA, k))
-                .filter(&in_window),
-        );
-        set.extend(
-            locks
-                .iter()
-                .filter(|(_, v)| v.value.is_some())
-                .map(|(k, _)| keys::user_key(NS_LOCK, k))
-                .filter(&in_window),
-        );
+        let mut entries: BTreeMap<Bytes, WindowEntry> = BTreeMap::new();
+        for (k, v) in data {
+            let key = keys::user_key(NS_DATA, &k);
+            if in_window(&key) {
+                entries.entry(key).or_default().version = Some(v);
+            }
+        }
+        for (k, _) in locks.iter().filter(|(_, v)| v.value.is_some()) {
+            let key = keys::user_key(NS_LOCK, k);
+            if in_window(&key) {
+                entries.entry(key).or_default().locked = true;
+            }
+        }
         // The overlay's keys in the window: a range query, so a batch that
         // wrote many locks pays for the keys of this window only.
         let overlay = overlay_keys(&self.locks, cursor);
-        if reverse {
-            set.extend(overlay.rev().take_while(|k| in_window(k)).cloned());
+        let overlay: Vec<&Bytes> = if reverse {
+            overlay.rev().take_while(|k| in_window(k)).collect()
         } else {
-            set.extend(overlay.take_while(|k| in_window(k)).cloned());
+            overlay.take_while(|k| in_window(k)).collect()
+        };
+        for key in overlay {
+            entries.entry(key.clone()).or_default().locked = true;
         }
-        set.sort();
-        set.dedup();
+        let mut set: Vec<(Bytes, WindowEntry)> = entries.into_iter().collect();
         if reverse {
             set.reverse();
         }
@@ -1066,6 +1106,36 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// What a non-locking read sees at an unlocked key whose newest version at
+/// or below the uncertainty limit is `version` (the rule of
+/// `Evaluator::read_value` without a lock record).
+fn unlocked_value(
+    txn: &TxnCtx,
+    key: &Bytes,
+    version: Option<&crate::engine::Version>,
+) -> EvalResult<Option<Bytes>> {
+    match version {
+        Some(v) if v.ts > txn.read_ts => Err(KvError::Uncertain {
+            key: key.clone(),
+            ts: v.ts,
+        }
+        .into()),
+        Some(v) => Ok(v.value.clone()),
+        None => Ok(None),
+    }
+}
+
+/// Whether every request is a (possibly locking) read or the heartbeat that
+/// creates the transaction's record: a batch whose only effects can be
+/// locks and that record.
+fn reads_only(requests: &[RangeRequest]) -> bool {
+    requests.iter().all(|r| match r {
+        RangeRequest::Op { op, .. } => !op.is_write(),
+        RangeRequest::HeartbeatTxn => true,
+        _ => false,
+    })
+}
+
 /// Walks the versions of a span in chunks that always hold every version of
 /// the keys they contain.
 struct VersionCursor {
@@ -1126,8 +1196,20 @@ fn overlay_keys<'m, V>(
 }
 
 struct Window {
-    keys: Vec<Bytes>,
+    /// The window's keys in scan order, with what the window's engine scans
+    /// found for each.
+    keys: Vec<(Bytes, WindowEntry)>,
     rest: Option<Span>,
+}
+
+/// What a window's engine scans found for one key.
+#[derive(Default)]
+struct WindowEntry {
+    /// The newest version at or below the scan's read bound (see
+    /// `next_window`), if any.
+    version: Option<crate::engine::Version>,
+    /// The key has a lock record, in the engine or in this batch's overlay.
+    locked: bool,
 }
 
 /// The parts of `span` outside `range`.

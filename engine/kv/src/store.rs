@@ -92,6 +92,21 @@ pub struct Store {
     transport: RefCell<Option<Weak<dyn Transport>>>,
     /// Requests a second past which a range splits by load (0: never).
     load_split_per_sec: Cell<u64>,
+    stats: RefCell<StoreStats>,
+}
+
+/// Counters of a store's request evaluation (since it opened).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Evaluations of range batches (a request that waits is evaluated
+    /// again after each wait).
+    pub evaluations: u64,
+    /// Waits for another transaction's lock (or a reservation of it).
+    pub lock_waits: u64,
+    /// Locking reads that took their locks, found a version newer than
+    /// their read timestamp, and kept the locks while the transaction moves
+    /// its timestamp forward.
+    pub locks_kept_behind_newer_versions: u64,
 }
 
 impl Store {
@@ -100,6 +115,11 @@ impl Store {
     /// it must before this is called). Everything in memory starts afresh:
     /// the timestamp caches answer at least the clock plus the maximum
     /// offset, since the reads served before are unknown.
+    /// The evaluation counters.
+    pub fn stats(&self) -> StoreStats {
+        *self.stats.borrow()
+    }
+
     pub async fn open(
         id: StoreId,
         engine: Rc<dyn Engine>,
@@ -134,6 +154,7 @@ impl Store {
             replicas: RefCell::new(BTreeMap::new()),
             transport: RefCell::new(None),
             load_split_per_sec: Cell::new(0),
+            stats: RefCell::new(StoreStats::default()),
         };
         let low_water = store.now().add_nanos(max_offset_nanos(&store.cfg));
         let (start, end) = (keys::meta_key("desc", 0), keys::meta_key("desc", u64::MAX));
@@ -306,6 +327,7 @@ impl Store {
             waiter: None,
             edge: None,
             edge_to: None,
+            pushed: None,
             deadline: batch
                 .header
                 .lock_timeout
@@ -336,6 +358,7 @@ impl Store {
                 });
             }
             let now = self.now();
+            self.stats.borrow_mut().evaluations += 1;
             let evaluated = Evaluator::new(&*self.engine, replica, &batch.header, &self.cfg, now)
                 .run(&batch.requests)
                 .await;
@@ -365,6 +388,11 @@ impl Store {
                     return Ok((ev.responses, ev.write_ts));
                 }
                 Err(EvalError::Kv(e)) => return Err(e),
+                Err(EvalError::TooOldKeepLocks(e, locks)) => {
+                    self.stats.borrow_mut().locks_kept_behind_newer_versions += 1;
+                    self.log.replicate(replica.id(), locks).await?;
+                    return Err(e);
+                }
                 Err(EvalError::Conflict(conflict)) => {
                     drop(guard);
                     self.handle_conflict(replica, &batch.header, *conflict, wait)
@@ -396,7 +424,11 @@ impl Store {
                     .waiter
                     .get_or_insert_with(|| replica.locks.waiter(me.clone()));
                 waiter.enqueue(&c.key);
-                if !reservation {
+                // One liveness push per holder and wait interval: a waiter
+                // woken again by the same holder's lock learns nothing new
+                // from pushing it again.
+                if !reservation && wait.pushed != Some(c.holder.id) {
+                    wait.pushed = Some(c.holder.id);
                     let record = self.push(&c.holder, PushKind::Abort).await?;
                     if record.status.is_final() {
                         return self.resolve_local(replica, &c.key, &record).await;
@@ -413,6 +445,7 @@ impl Store {
                 if self.closes_cycle(me, &c.holder).await? {
                     return Err(KvError::Deadlock { key: Some(c.key) });
                 }
+                self.stats.borrow_mut().lock_waits += 1;
                 self.wait_for_change(&c.key, wait).await
             }
         }
@@ -433,12 +466,15 @@ impl Store {
         let signal = waiter.signal().clone();
         match race(signal.wait(), self.env.sleep(Duration::from_nanos(timeout))).await {
             Either::Left(()) => Ok(()),
-            Either::Right(()) => match wait.deadline {
-                Some(deadline) if self.env.now_nanos() >= deadline => {
-                    Err(KvError::LockTimeout { key: key.clone() })
+            Either::Right(()) => {
+                wait.pushed = None;
+                match wait.deadline {
+                    Some(deadline) if self.env.now_nanos() >= deadline => {
+                        Err(KvError::LockTimeout { key: key.clone() })
+                    }
+                    _ => Ok(()),
                 }
-                _ => Ok(()),
-            },
+            }
         }
     }
 
@@ -689,6 +725,9 @@ struct WaitState {
     edge_to: Option<crate::txn::TxnId>,
     /// Lock timeout, in physical nanoseconds.
     deadline: Option<u64>,
+    /// The holder last pushed for liveness; cleared when a wait times out
+    /// (the liveness interval passed), so that it is pushed again.
+    pushed: Option<crate::txn::TxnId>,
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -1,8 +1,10 @@
 //! The node's side of the KV layer: the host services `teller-kv` asks for
 //! ([`GlommioEnv`]), delivery of range batches over the shard mesh
 //! ([`MeshTransport`], in [`crate::routing`]), and the adapter that serves
-//! the SQL layer's KV API ([`SqlKv`], implementing `teller_sql::kv::Kv`).
+//! the SQL layer's KV API ([`SqlKv`], implementing `teller_sql::kv::Kv`;
+//! its placement metadata for `SHOW RANGES` is in [`crate::kv_client_ranges`]).
 
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
@@ -41,11 +43,13 @@ impl Env for GlommioEnv {
 #[derive(Clone)]
 pub struct SqlKv {
     client: KvClient,
+    /// The shard's routing, for placement metadata (`describe_ranges`).
+    transport: Rc<MeshTransport>,
 }
 
 impl SqlKv {
-    pub fn new(client: KvClient) -> SqlKv {
-        SqlKv { client }
+    pub fn new(client: KvClient, transport: Rc<MeshTransport>) -> SqlKv {
+        SqlKv { client, transport }
     }
 }
 
@@ -68,6 +72,13 @@ impl sql::Kv for SqlKv {
             isolation: options.isolation,
             lock_timeout: None,
         })
+    }
+
+    async fn describe_ranges(
+        &self,
+        span: &sql::Span,
+    ) -> Result<Vec<sql::RangeDescription>, sql::KvError> {
+        crate::kv_client_ranges::describe_ranges(&self.transport, span).await
     }
 }
 

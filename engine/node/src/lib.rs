@@ -9,6 +9,7 @@
 pub mod config;
 pub mod directory;
 pub mod kv_client;
+pub mod kv_client_ranges;
 pub mod mesh;
 pub mod node;
 pub mod range;

@@ -492,7 +492,7 @@ impl KvShard {
 
     /// The SQL layer's KV API on this shard.
     pub fn sql_kv(&self) -> SqlKv {
-        SqlKv::new(self.client.clone())
+        SqlKv::new(self.client.clone(), self.transport.clone())
     }
 
     /// Stops taking writes and flushes the storage (graceful shutdown).

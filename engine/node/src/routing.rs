@@ -87,6 +87,17 @@ impl MeshTransport {
         self.mesh.borrow().clone()
     }
 
+    /// The shard this transport serves.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The ranges this shard's store holds, with sizes (`None` until the
+    /// store is open).
+    pub fn local_ranges(&self) -> Option<Vec<teller_kv::store::RangeInfo>> {
+        Some(self.local.borrow().upgrade()?.range_infos())
+    }
+
     /// Merges `entries` into the table; returns how many were new.
     pub fn learn(&self, entries: impl IntoIterator<Item = DirEntry>) -> usize {
         let mut directory = self.directory.borrow_mut();

@@ -62,6 +62,13 @@ pub fn teller_bin() -> PathBuf {
 
 impl TellerServer {
     pub fn start() -> TellerServer {
+        TellerServer::start_with_storage(&[])
+    }
+
+    /// A node whose configuration is `teller config` (the embedded
+    /// default) with the given `[storage]` settings replaced, e.g.
+    /// `("range_split_bytes", "4096")` for many small ranges.
+    pub fn start_with_storage(settings: &[(&str, &str)]) -> TellerServer {
         static SERIAL: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "teller-perf-node-{}-{}",
@@ -75,8 +82,12 @@ impl TellerServer {
             .expect("bind a loopback port")
             .port();
         let log = std::fs::File::create(dir.join("teller.log")).expect("create the node log");
+        let config = dir.join("teller.toml");
+        std::fs::write(&config, storage_config(settings)).expect("write the node config");
         let child = Command::new(teller_bin())
             .args(["start", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(&config)
             .args(["--shards", &SHARDS.to_string()])
             .arg("--data-dir")
             .arg(dir.join("data"))
@@ -117,6 +128,26 @@ impl TellerServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("teller.log")).unwrap_or_default()
     }
+}
+
+/// The embedded default configuration with `settings` of `[storage]`
+/// replaced; a setting the default lacks is a test bug.
+fn storage_config(settings: &[(&str, &str)]) -> String {
+    let out = Command::new(teller_bin())
+        .arg("config")
+        .output()
+        .expect("run `teller config`");
+    assert!(out.status.success(), "`teller config` failed");
+    let mut text = String::from_utf8(out.stdout).expect("the default config is UTF-8");
+    for (name, value) in settings {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("the default config has no setting {name}"))
+            .to_string();
+        text = text.replace(&line, &format!("{name} = {value}"));
+    }
+    text
 }
 
 impl Server for TellerServer {

@@ -19,7 +19,7 @@ use teller_net::{PgError, PgResult};
 use super::scan::{decode_entries, eq_target, Target};
 use super::{keys, row_bytes, test, Cx, Op, Row, BATCH_ROWS};
 use crate::expr::Expr;
-use crate::kv::{Batch, Kv, KvTxn, Response, ScanRequest};
+use crate::kv::{Batch, Kv, Response, ScanRequest};
 use crate::plan::{JoinKind, JoinPlan, JoinStrategy, Plan, ScanPlan};
 use crate::table::TableCodec;
 
@@ -450,7 +450,7 @@ impl JoinOp {
                 slots.push(Some(slot));
             }
             let (mut found, held) = fetch(cx, codec, &ix, scan.covering, targets).await?;
-            if let Some(lock) = scan.lock.and_then(|l| l.at(cx.txn.isolation())) {
+            if let Some(lock) = scan.lock {
                 let lock = crate::kv::RowLock {
                     strength: lock.strength,
                     wait: lock.wait,

@@ -339,7 +339,6 @@ impl ScanOp {
             None => None,
         };
         // An UPDATE's or DELETE's own lock applies at READ COMMITTED only.
-        self.plan.lock = self.plan.lock.and_then(|l| l.at(cx.txn.isolation()));
         let mut list = targets(&self.plan, self.index()?, cx.env, cx.outer)?;
         if self.plan.lock.is_some() {
             // A locking point lookup is a locking scan of one key.

@@ -28,6 +28,9 @@
 //!   then losing to the holder would have under first-committer-wins),
 //!   `NOWAIT` fails with [`KvError::LockTimeout`] and `SKIP LOCKED` leaves
 //!   the row out.
+//! - **Placement.** The store is one range (id 1, the whole keyspace, on
+//!   shard 0) unless a test sets another placement with
+//!   [`MemoryKv::set_ranges`]; [`Kv::describe_ranges`] reports it.
 //! - **Timestamps** are commit sequence numbers (in `wall_nanos`): a
 //!   transaction's timestamp is the last commit its snapshot includes, and
 //!   commit returns the new commit's number. No clock is read.
@@ -43,8 +46,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::{
-    Batch, BatchResponse, Isolation, KeyValue, Kv, KvError, KvTxn, LockStrength, LockWait, Request,
-    Response, RetryReason, RowLock, ScanRequest, ScanResponse, Span, Timestamp, TxnOptions,
+    check_tiling, spans_overlap, Batch, BatchResponse, Isolation, KeyValue, Kv, KvError, KvTxn,
+    LockStrength, LockWait, RangeDescription, Request, Response, RetryReason, RowLock, ScanRequest,
+    ScanResponse, Span, Timestamp, TxnOptions,
 };
 
 /// A committed version: the sequence number of its commit and the value
@@ -73,6 +77,8 @@ struct Store {
     locks: BTreeMap<Bytes, Vec<(u64, LockStrength)>>,
     /// The last transaction id handed out.
     next_txn: u64,
+    /// The placement [`Kv::describe_ranges`] reports (`None`: one range).
+    ranges: Option<Vec<RangeDescription>>,
 }
 
 impl Store {
@@ -184,6 +190,32 @@ impl MemoryKv {
             .collect()
     }
 
+    /// Makes [`Kv::describe_ranges`] report `ranges` (which must tile the
+    /// keyspace, a caller bug otherwise) instead of one range.
+    pub fn set_ranges(&self, ranges: Vec<RangeDescription>) {
+        if let Err(e) = check_tiling(&ranges, &Span::from_key(Bytes::new())) {
+            panic!("set_ranges: {e}");
+        }
+        self.store.borrow_mut().ranges = Some(ranges);
+    }
+
+    /// The one range of an unsplit store: the keyspace on shard 0, sized
+    /// by its live keys and values.
+    fn single_range(&self) -> RangeDescription {
+        let bytes: usize = self
+            .dump()
+            .iter()
+            .map(|kv| kv.key.len() + kv.value.len())
+            .sum();
+        RangeDescription {
+            range_id: 1,
+            span: Span::from_key(Bytes::new()),
+            shard: 0,
+            generation: 0,
+            approx_bytes: Some(bytes as u64),
+        }
+    }
+
     /// Committed versions held, tombstones included (for tests of pruning).
     pub fn versions(&self) -> usize {
         self.store.borrow().data.values().map(Vec::len).sum()
@@ -208,6 +240,20 @@ impl Kv for MemoryKv {
             undo: None,
             done: false,
         })
+    }
+
+    async fn describe_ranges(&self, span: &Span) -> Result<Vec<RangeDescription>, KvError> {
+        if span.is_empty() {
+            return Err(KvError::Internal(format!("empty span {span:?}")));
+        }
+        let ranges = match self.store.borrow().ranges.clone() {
+            Some(ranges) => ranges,
+            None => vec![self.single_range()],
+        };
+        Ok(ranges
+            .into_iter()
+            .filter(|r| spans_overlap(&r.span, span))
+            .collect())
     }
 }
 

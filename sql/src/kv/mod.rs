@@ -28,6 +28,9 @@
 //! - [`KvTxn::commit`] and [`KvTxn::rollback`] consume the handle. Dropping a
 //!   handle without either is a rollback (the engine cleans up
 //!   asynchronously, or by transaction heartbeat expiry).
+//! - [`Kv::describe_ranges`] reads placement metadata (which ranges cut a
+//!   span, which shard owns each) outside any transaction: a snapshot that
+//!   may be out of date as soon as it returns ([`ranges`]).
 //!
 //! The traits use `async fn` without `Send` bounds on purpose: the engine is
 //! thread-per-core, and a shard's futures never leave its thread.
@@ -36,6 +39,7 @@
 //! the test double of the SQL layer.
 
 pub mod memory;
+mod ranges;
 
 use std::fmt;
 
@@ -43,6 +47,7 @@ use bytes::Bytes;
 use teller_net::{PgError, SqlState};
 
 use crate::encoding::key::{prefix_successor, pretty};
+pub use ranges::{check_tiling, spans_overlap, RangeDescription};
 
 /// Most requests in one batch; a larger batch is refused as a caller bug.
 pub const BATCH_REQUESTS_MAX: usize = 100_000;
@@ -524,6 +529,11 @@ pub trait Kv: 'static {
 
     /// Starts a transaction.
     async fn begin(&self, options: TxnOptions) -> Result<Self::Txn, KvError>;
+
+    /// The ranges that overlap `span`, in key order, with their owners
+    /// (`SHOW RANGES`): read-only placement metadata, outside any
+    /// transaction, as of now. They tile `span` (see [`check_tiling`]).
+    async fn describe_ranges(&self, span: &Span) -> Result<Vec<RangeDescription>, KvError>;
 }
 
 /// An open transaction.

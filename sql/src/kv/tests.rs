@@ -98,3 +98,51 @@ fn batch_validation() {
     }
     assert!(matches!(big.validate(), Err(KvError::Internal(_))));
 }
+
+#[test]
+fn range_descriptions_must_tile_the_span() {
+    let r = |id: u64, start: &'static [u8], end: Option<&'static [u8]>| RangeDescription {
+        range_id: id,
+        span: Span {
+            start: Bytes::from_static(start),
+            end: end.map(Bytes::from_static),
+        },
+        shard: 0,
+        generation: 0,
+        approx_bytes: None,
+    };
+    let all = Span::from_key(Bytes::new());
+    let tiles = [
+        r(1, b"", Some(b"f")),
+        r(2, b"f", Some(b"p")),
+        r(3, b"p", None),
+    ];
+    assert_eq!(check_tiling(&tiles, &all), Ok(()));
+    assert_eq!(
+        check_tiling(&tiles[1..2], &Span::new(&b"g"[..], &b"h"[..])),
+        Ok(())
+    );
+    assert!(check_tiling(&tiles[1..], &all).is_err(), "starts late");
+    assert!(check_tiling(&tiles[..2], &all).is_err(), "ends early");
+    assert!(
+        check_tiling(&[tiles[0].clone(), tiles[2].clone()], &all).is_err(),
+        "hole"
+    );
+    assert!(check_tiling(&[], &all).is_err(), "nothing");
+
+    assert!(spans_overlap(&tiles[0].span, &all));
+    assert!(spans_overlap(
+        &tiles[1].span,
+        &Span::new(&b"a"[..], &b"g"[..])
+    ));
+    assert!(!spans_overlap(
+        &tiles[1].span,
+        &Span::new(&b"a"[..], &b"f"[..])
+    ));
+    assert!(!spans_overlap(&tiles[1].span, &Span::from_key(&b"p"[..])));
+    assert!(spans_overlap(&tiles[2].span, &Span::from_key(&b"x"[..])));
+    assert!(
+        !spans_overlap(&Span::new(&b"x"[..], &b"x"[..]), &all),
+        "empty"
+    );
+}

@@ -189,9 +189,6 @@ fn node(plan: &Plan, depth: usize, out: &mut Vec<String>) {
                 line.push_str(
                     &format!(" lock: {:?} {:?}", lock.strength, lock.wait).to_lowercase(),
                 );
-                if lock.read_committed_only {
-                    line.push_str(" (read committed)");
-                }
             }
             out.push(line);
         }

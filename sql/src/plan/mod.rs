@@ -116,23 +116,6 @@ pub struct RangeBound {
 pub struct LockSpec {
     pub strength: crate::kv::LockStrength,
     pub wait: crate::kv::LockWait,
-    /// Taken only by READ COMMITTED transactions: the lock of an UPDATE or
-    /// DELETE on its target rows. At READ COMMITTED the statement must
-    /// compute its new row from the newest committed version (PostgreSQL
-    /// re-reads a row whose writer it waited for), so it reads the rows it
-    /// will change with a lock, which waits for a concurrent writer and then
-    /// reads what that writer committed. At REPEATABLE READ and SERIALIZABLE
-    /// the write itself already fails a stale read with 40001, and the lock
-    /// would only cost one more replicated write per statement.
-    pub read_committed_only: bool,
-}
-
-impl LockSpec {
-    /// The lock a transaction at `isolation` takes, if any.
-    pub fn at(self, isolation: crate::kv::Isolation) -> Option<LockSpec> {
-        (!self.read_committed_only || isolation == crate::kv::Isolation::ReadCommitted)
-            .then_some(self)
-    }
 }
 
 /// A read of one table through one index.

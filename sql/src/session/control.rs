@@ -15,6 +15,9 @@ use crate::vars::{self, Vars};
 #[derive(Clone, Debug)]
 pub enum Kind {
     Show(String),
+    /// `SHOW RANGES [FROM TABLE name]` (the name's parts; `None`: the
+    /// whole keyspace). See [`super::ranges`].
+    ShowRanges(Option<Vec<String>>),
     ShowAll,
     Set {
         name: String,
@@ -74,6 +77,12 @@ pub fn vacuum_rewrite(sql: &str) -> Option<String> {
 pub fn bind_control(statement: &Ast) -> PgResult<Option<(Kind, Option<Vec<Column>>)>> {
     Ok(Some(match statement {
         Ast::ShowVariable { variable } => {
+            if variable
+                .first()
+                .is_some_and(|w| w.quote_style.is_none() && w.value.eq_ignore_ascii_case("ranges"))
+            {
+                return super::ranges::bind(&variable[1..]).map(Some);
+            }
             // sqlparser splits `SHOW a.b` into identifiers, like multi-word names.
             let words: Vec<String> = variable
                 .iter()

@@ -31,6 +31,10 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::rc::Rc;
 
+/// How many versions of one key an iterator steps over before it seeks
+/// instead (a seek costs a few steps' worth in every source).
+const SEQUENTIAL_SKIPS_MAX: usize = 8;
+
 /// The smallest key after every version of `key`... and before any longer key:
 /// `key + [0]` sorts right after `key`.
 fn successor(key: &[u8]) -> Vec<u8> {
@@ -385,16 +389,24 @@ impl<F: DiskFile> Merge<F> {
     /// Steps past the current (key, ts) in the current direction, in every source
     /// that holds it.
     pub async fn step(&mut self) -> Result<(), EngineError> {
-        let (key, ts) = (self.key().to_vec(), self.ts());
-        for c in &mut self.children {
-            if c.valid() && c.ts() == ts && c.key() == key.as_slice() {
-                if self.forward {
-                    c.next().await?;
-                } else {
-                    c.prev().await?;
-                }
+        let cur = self.current.expect("merge positioned");
+        for i in 0..self.children.len() {
+            if i == cur {
+                continue;
+            }
+            // Disjoint borrows of child `i` (to move) and the current child.
+            let (child, current) = if i < cur {
+                let (left, right) = self.children.split_at_mut(cur);
+                (&mut left[i], &right[0])
+            } else {
+                let (left, right) = self.children.split_at_mut(i);
+                (&mut right[0], &left[cur])
+            };
+            if child.valid() && child.ts() == current.ts() && child.key() == current.key() {
+                move_child(child, self.forward).await?;
             }
         }
+        move_child(&mut self.children[cur], self.forward).await?;
         self.pick();
         Ok(())
     }
@@ -423,6 +435,14 @@ impl<F: DiskFile> Merge<F> {
             }
         }
         self.current = best;
+    }
+}
+
+async fn move_child<F: DiskFile>(child: &mut Child<F>, forward: bool) -> Result<(), EngineError> {
+    if forward {
+        child.next().await
+    } else {
+        child.prev().await
     }
 }
 
@@ -564,6 +584,12 @@ impl<F: DiskFile> EngineIter<F> {
     }
 
     /// From the merge position forwards: the next key with a visible version.
+    ///
+    /// A key's versions are stepped over one by one only up to
+    /// [`SEQUENTIAL_SKIPS_MAX`]; past that the merge seeks (to the read
+    /// timestamp while the versions are too new, past the key once its
+    /// visible version is found), so a key rewritten thousands of times costs
+    /// a few seeks, not thousands of steps.
     async fn find_next(&mut self) -> Result<(), EngineError> {
         loop {
             if !self.merge.valid() || self.upper.as_deref().is_some_and(|u| self.merge.key() >= u) {
@@ -572,13 +598,27 @@ impl<F: DiskFile> EngineIter<F> {
             }
             let key = self.merge.key().to_vec();
             let mut found: Option<(Timestamp, OwnedValue)> = None;
+            let mut steps = 0;
+            let mut sought_read_ts = false;
             while self.merge.valid() && self.merge.key() == key.as_slice() {
                 let ts = self.merge.ts();
                 if found.is_none() && ts <= self.read_ts && !self.hidden(&key, self.merge.source())
                 {
                     found = Some((ts, owned(self.merge.value())));
                 }
-                self.merge.step().await?;
+                steps += 1;
+                if steps < SEQUENTIAL_SKIPS_MAX {
+                    self.merge.step().await?;
+                } else if found.is_some() {
+                    self.merge.seek(&successor(&key), Timestamp::MAX).await?;
+                } else if ts > self.read_ts && !sought_read_ts {
+                    // Positions at the key's newest version <= read_ts.
+                    sought_read_ts = true;
+                    steps = 0;
+                    self.merge.seek(&key, self.read_ts).await?;
+                } else {
+                    self.merge.step().await?;
+                }
             }
             if let Some((ts, value)) = found {
                 if value.is_some() || self.with_tombstones {
@@ -613,5 +653,95 @@ impl<F: DiskFile> EngineIter<F> {
                 }
             }
         }
+    }
+}
+
+/// Every version in `[lower, upper)`, key ascending and timestamp descending,
+/// tombstones included, except versions a newer source's range tombstone
+/// hides. For callers that need a key's whole history (read refresh checks,
+/// MVCC garbage collection): one merge step per version, where a newest-only
+/// iterator plus a point lookup per older version costs a whole LSM lookup
+/// per version.
+pub struct VersionIter<F: DiskFile> {
+    merge: Merge<F>,
+    tombstones: Vec<(usize, SpanSet)>,
+    lower: Vec<u8>,
+    upper: Option<Vec<u8>>,
+}
+
+impl<F: DiskFile> VersionIter<F> {
+    pub fn new(
+        view: &View<F>,
+        cache: &Rc<RefCell<BlockCache>>,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+    ) -> Self {
+        let merge = Merge::new(view, cache, lower, upper);
+        let tombstones = merge.tombstones(lower, upper);
+        VersionIter {
+            merge,
+            tombstones,
+            lower: lower.to_vec(),
+            upper: upper.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// Whether positioned on a version inside the bounds.
+    pub fn valid(&self) -> bool {
+        self.merge.valid() && self.upper.as_deref().is_none_or(|u| self.merge.key() < u)
+    }
+
+    /// The current version's key; only when [`VersionIter::valid`].
+    pub fn key(&self) -> &[u8] {
+        self.merge.key()
+    }
+
+    /// The current version's timestamp; only when [`VersionIter::valid`].
+    pub fn ts(&self) -> Timestamp {
+        self.merge.ts()
+    }
+
+    /// The current version's value (`None`: a tombstone); only when valid.
+    pub fn value(&self) -> Option<&[u8]> {
+        match self.merge.value() {
+            Value::Put(v) => Some(v),
+            Value::Delete => None,
+        }
+    }
+
+    /// Positions at the first version at or after `key` (and `lower`).
+    pub async fn seek(&mut self, key: &[u8]) -> Result<(), EngineError> {
+        let target = key.max(self.lower.as_slice()).to_vec();
+        self.merge.seek(&target, Timestamp::MAX).await?;
+        self.skip_hidden().await
+    }
+
+    pub async fn seek_to_first(&mut self) -> Result<(), EngineError> {
+        let lower = self.lower.clone();
+        self.seek(&lower).await
+    }
+
+    /// Steps to the next version (of this key, or the next key's newest).
+    pub async fn next(&mut self) -> Result<(), EngineError> {
+        if self.valid() {
+            self.merge.step().await?;
+            self.skip_hidden().await?;
+        }
+        Ok(())
+    }
+
+    async fn skip_hidden(&mut self) -> Result<(), EngineError> {
+        while self.valid() && self.hidden() {
+            self.merge.step().await?;
+        }
+        Ok(())
+    }
+
+    fn hidden(&self) -> bool {
+        let (key, source) = (self.merge.key(), self.merge.source());
+        self.tombstones
+            .iter()
+            .take_while(|(i, _)| *i < source)
+            .any(|(_, set)| set.covers(key))
     }
 }

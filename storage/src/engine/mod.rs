@@ -70,13 +70,15 @@ mod recover;
 mod tests;
 #[cfg(test)]
 mod tests_api;
+#[cfg(test)]
+mod tests_versions;
 pub mod version;
 mod write;
 
 pub use batch::{Op, WriteBatch};
 pub use error::EngineError;
 pub use ingest::Ingest;
-pub use iter::{EngineIter, Item};
+pub use iter::{EngineIter, Item, VersionIter};
 pub use read::Found;
 
 use crate::disk::{Disk, DiskFile};
@@ -405,6 +407,12 @@ impl<D: Disk> Engine<D> {
         read_ts: Timestamp,
     ) -> EngineIter<D::File> {
         EngineIter::new(&self.view(), &self.cache, lower, upper, read_ts, true)
+    }
+
+    /// Every version of `[lower, upper)`, tombstones included, key ascending
+    /// and timestamp descending (see [`VersionIter`]).
+    pub fn iter_versions(&self, lower: &[u8], upper: Option<&[u8]>) -> VersionIter<D::File> {
+        VersionIter::new(&self.view(), &self.cache, lower, upper)
     }
 
     /// Up to `limit` live keys of `[start, end)` at `read_ts`, ascending (or
