@@ -497,10 +497,26 @@ impl Store {
             lock_timeout: None,
             clock: self.now(),
         };
+        // A finished transaction's intents are resolved from `key` to the
+        // range's end, as far as one resolution's budget goes: a scan that
+        // meets a large committed transaction's intents (a bulk load whose
+        // commit resolves the rest in the background) then pays one
+        // replicated write per budget's worth of keys, not one per key
+        // (a COPY of 1 M rows left a following full scan resolving them
+        // one at a time for minutes). A pushed transaction's intent is
+        // moved for this key only: the rest may still change.
+        let span = if record.status.is_final() {
+            Span {
+                start: key.clone(),
+                end: replica.span().end,
+            }
+        } else {
+            Span::point(key)
+        };
         let batch = RangeBatch {
             header,
             requests: vec![RangeRequest::ResolveIntents {
-                span: Span::point(key),
+                span,
                 txn: record.meta.id,
                 resolution,
                 ignored: record.ignored.clone(),

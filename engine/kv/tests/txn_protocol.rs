@@ -724,3 +724,74 @@ fn locking_readers_queue_on(backend: Backend) {
         );
     }
 }
+
+#[test]
+fn a_reader_resolves_a_dead_gateways_intents_in_bulk() {
+    for backend in Backend::ALL {
+        dead_intents_resolved_in_bulk_on(backend);
+    }
+}
+
+/// A gateway writes 3,000 intents in one range and dies. Once its
+/// heartbeat expired, a scan meets the intents; the first meeting aborts the
+/// transaction, and each meeting resolves its intents from there on, a
+/// budget at a time (not one key per meeting), so the scan costs a few
+/// evaluations, not thousands. (A committed transaction whose background
+/// resolution died is resolved the same way.)
+fn dead_intents_resolved_in_bulk_on(backend: Backend) {
+    const KEYS: usize = 3000;
+    let c = cluster(14, Duration::ZERO, cfg(), backend);
+    let (writer, g) = c.client(0);
+    let txn = c.sim.block_on(g, Duration::from_secs(30), async move {
+        let mut txn = writer.begin(TxnOptions::default());
+        for first in (0..KEYS).step_by(500) {
+            txn.batch(
+                (first..first + 500)
+                    .map(|i| Request::Put {
+                        key: b(&format!("k{i:05}")),
+                        value: Bytes::from(vec![b'v'; 100]),
+                    })
+                    .collect(),
+            )
+            .await
+            .expect("bulk write");
+        }
+        txn
+    });
+    // The gateway dies: no commit, no rollback, no heartbeats.
+    std::mem::forget(txn);
+    c.sim.kill(g);
+    c.sim.advance(Duration::from_secs(6));
+    let leftover = count(&*c.engine(0), NS_LOCK);
+    assert_eq!(leftover, KEYS, "the dead transaction's intents");
+    let before = c.transport.store(0).expect("store 0").stats();
+    let (reader, g2) = c.client(0);
+    let rows = c
+        .sim
+        .block_on(g2, Duration::from_secs(30), async move {
+            let mut txn = reader.begin(TxnOptions::default());
+            let mut rows = 0;
+            let mut rest = Some(KeySpan::new(&b"k"[..], &b"l"[..]));
+            while let Some(span) = rest {
+                let r = txn
+                    .batch(vec![Request::Scan(teller_kv::ScanRequest::new(span))])
+                    .await?;
+                let Response::Scan(page) = &r[0] else {
+                    panic!("scan answered {:?}", r[0])
+                };
+                rows += page.rows.len();
+                rest = page.resume.clone();
+            }
+            txn.commit().await?;
+            Ok::<_, KvError>(rows)
+        })
+        .expect("scan");
+    assert_eq!(rows, 0, "the aborted transaction's rows are not seen");
+    let after = c.transport.store(0).expect("store 0").stats();
+    let evaluations = after.evaluations - before.evaluations;
+    assert!(
+        evaluations < 50,
+        "{leftover} leftover intents cost {evaluations} evaluations"
+    );
+    assert_eq!(count(&*c.engine(0), NS_LOCK), 0, "every intent resolved");
+}
