@@ -517,10 +517,7 @@ impl<F: DiskFile> EngineIter<F> {
     }
 
     fn hidden(&self, key: &[u8], source: usize) -> bool {
-        self.tombstones
-            .iter()
-            .take_while(|(i, _)| *i < source)
-            .any(|(_, set)| set.covers(key))
+        hidden_by(&self.tombstones, key, source)
     }
 
     /// Positions at the first visible key at or after `key` (and `lower`).
@@ -738,10 +735,15 @@ impl<F: DiskFile> VersionIter<F> {
     }
 
     fn hidden(&self) -> bool {
-        let (key, source) = (self.merge.key(), self.merge.source());
-        self.tombstones
-            .iter()
-            .take_while(|(i, _)| *i < source)
-            .any(|(_, set)| set.covers(key))
+        hidden_by(&self.tombstones, self.merge.key(), self.merge.source())
     }
+}
+
+/// Whether a range tombstone of a source newer than `source` (a smaller
+/// precedence index) covers `key`.
+fn hidden_by(tombstones: &[(usize, SpanSet)], key: &[u8], source: usize) -> bool {
+    tombstones
+        .iter()
+        .take_while(|(i, _)| *i < source)
+        .any(|(_, set)| set.covers(key))
 }
