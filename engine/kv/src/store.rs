@@ -110,16 +110,16 @@ pub struct StoreStats {
 }
 
 impl Store {
-    /// Opens the store over `engine`, writing through `log`, serving the
-    /// ranges whose descriptors the engine holds (the log has replayed what
-    /// it must before this is called). Everything in memory starts afresh:
-    /// the timestamp caches answer at least the clock plus the maximum
-    /// offset, since the reads served before are unknown.
     /// The evaluation counters.
     pub fn stats(&self) -> StoreStats {
         *self.stats.borrow()
     }
 
+    /// Opens the store over `engine`, writing through `log`, serving the
+    /// ranges whose descriptors the engine holds (the log has replayed what
+    /// it must before this is called). Everything in memory starts afresh:
+    /// the timestamp caches answer at least the clock plus the maximum
+    /// offset, since the reads served before are unknown.
     pub async fn open(
         id: StoreId,
         engine: Rc<dyn Engine>,
