@@ -477,13 +477,17 @@ impl<F: DiskFile> EngineIter<F> {
         read_ts: Timestamp,
         with_tombstones: bool,
     ) -> Self {
-        let merge = Merge::new(view, cache, lower, upper);
-        let tombstones = merge.tombstones(lower, upper);
+        let Bounded {
+            merge,
+            tombstones,
+            lower,
+            upper,
+        } = Bounded::new(view, cache, lower, upper);
         EngineIter {
             merge,
             tombstones,
-            lower: lower.to_vec(),
-            upper: upper.map(<[u8]>::to_vec),
+            lower,
+            upper,
             read_ts,
             with_tombstones,
             item: None,
@@ -673,13 +677,17 @@ impl<F: DiskFile> VersionIter<F> {
         lower: &[u8],
         upper: Option<&[u8]>,
     ) -> Self {
-        let merge = Merge::new(view, cache, lower, upper);
-        let tombstones = merge.tombstones(lower, upper);
+        let Bounded {
+            merge,
+            tombstones,
+            lower,
+            upper,
+        } = Bounded::new(view, cache, lower, upper);
         VersionIter {
             merge,
             tombstones,
-            lower: lower.to_vec(),
-            upper: upper.map(<[u8]>::to_vec),
+            lower,
+            upper,
         }
     }
 
@@ -736,6 +744,33 @@ impl<F: DiskFile> VersionIter<F> {
 
     fn hidden(&self) -> bool {
         hidden_by(&self.tombstones, self.merge.key(), self.merge.source())
+    }
+}
+
+/// What both iterators start from: the merge of the sources overlapping
+/// `[lower, upper)`, their range tombstones clipped to it, and the bounds.
+struct Bounded<F: DiskFile> {
+    merge: Merge<F>,
+    tombstones: Vec<(usize, SpanSet)>,
+    lower: Vec<u8>,
+    upper: Option<Vec<u8>>,
+}
+
+impl<F: DiskFile> Bounded<F> {
+    fn new(
+        view: &View<F>,
+        cache: &Rc<RefCell<BlockCache>>,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+    ) -> Self {
+        let merge = Merge::new(view, cache, lower, upper);
+        let tombstones = merge.tombstones(lower, upper);
+        Bounded {
+            merge,
+            tombstones,
+            lower: lower.to_vec(),
+            upper: upper.map(<[u8]>::to_vec),
+        }
     }
 }
 
