@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`NS_META`] | per-range metadata: descriptors, GC thresholds | no (timestamp zero) |
 //! | [`NS_LOCK`] + user key | the lock record (write intent or row lock) of a key | no |
-//! | [`NS_TXN`] + anchor key + txn id | a transaction record | no |
+//! | [`NS_TXN`] + escaped anchor key + `00 01` + txn id | a transaction record | no |
 //! | [`NS_DATA`] + user key | committed versions of a key | yes |
 //!
 //! Why separated lock records rather than intents among the versions: a
@@ -16,11 +16,19 @@
 //! put of a version plus one removal, never a rewrite of history.
 //!
 //! A transaction record sorts next to its anchor key, so the record lives in
-//! the range that holds the anchor even after splits.
+//! the range that holds the anchor even after splits. Its anchor is escaped
+//! (every `00` byte written `00 ff`) and ended by `00 01`, the
+//! order-preserving encoding of a byte string: with the raw anchor followed
+//! by the id, a split key `s` with `anchor < s <= anchor ++ id` (such as
+//! `anchor ++ 00`, or any key the anchor is a prefix of) put the record in
+//! the right half while the anchor stayed in the left; a move of the right
+//! half then took the record along and a push in the left half found none,
+//! took the transaction for an abandoned one and aborted its intents.
 //!
-//! Invariant: user keys are arbitrary bytes; engine keys are always
-//! `prefix ++ user key`, so every namespace is one contiguous engine span and
-//! user-key order is engine-key order within a namespace.
+//! Invariant: user keys are arbitrary bytes; engine keys are `prefix ++ user
+//! key` ([`NS_TXN`]: `prefix ++ escaped anchor ++ 00 01 ++ id`), so every
+//! namespace is one contiguous engine span and user-key order is engine-key
+//! order within a namespace.
 
 use std::fmt;
 
@@ -169,11 +177,25 @@ pub fn lock_key(key: &[u8]) -> Bytes {
     prefixed(NS_LOCK, key)
 }
 
-/// The engine key of the record of transaction `id` anchored at `anchor`.
+/// `key` with every `00` byte written `00 ff`: an order-preserving
+/// encoding once ended by `00 01` (see the module's notes).
+fn escape_into(out: &mut Vec<u8>, key: &[u8]) {
+    for &b in key {
+        out.push(b);
+        if b == 0 {
+            out.push(0xff);
+        }
+    }
+}
+
+/// The engine key of the record of transaction `id` anchored at `anchor`:
+/// `NS_TXN ++ escaped anchor ++ 00 01 ++ id`, inside
+/// `engine_span(NS_TXN, span)` exactly when `span` contains `anchor`.
 pub fn txn_key(anchor: &[u8], id: u128) -> Bytes {
-    let mut out = Vec::with_capacity(1 + anchor.len() + 16);
+    let mut out = Vec::with_capacity(1 + anchor.len() + 2 + 16);
     out.push(NS_TXN);
-    out.extend_from_slice(anchor);
+    escape_into(&mut out, anchor);
+    out.extend_from_slice(&[0x00, 0x01]);
     out.extend_from_slice(&id.to_be_bytes());
     Bytes::from(out)
 }
@@ -199,11 +221,23 @@ pub fn meta_key(name: &str, range_id: u64) -> Bytes {
 }
 
 /// The engine span `[ns ++ start, ns ++ end)` of a user span, with an open
-/// end mapped to the start of the next namespace.
+/// end mapped to the start of the next namespace. In [`NS_TXN`] the bounds
+/// are escaped as anchors are, so the span holds the records of exactly the
+/// transactions anchored in `span`.
 pub fn engine_span(ns: u8, span: &Span) -> (Bytes, Bytes) {
-    let start = prefixed(ns, &span.start);
+    let bound = |key: &[u8]| {
+        if ns == NS_TXN {
+            let mut out = Vec::with_capacity(1 + key.len() + 2);
+            out.push(ns);
+            escape_into(&mut out, key);
+            Bytes::from(out)
+        } else {
+            prefixed(ns, key)
+        }
+    };
+    let start = bound(&span.start);
     let end = match &span.end {
-        Some(end) => prefixed(ns, end),
+        Some(end) => bound(end),
         None => Bytes::from(vec![ns + 1]),
     };
     (start, end)
@@ -244,6 +278,56 @@ mod tests {
         assert_eq!(txn_id_of_key(&txn_key(b"anchor", id)), Some(id));
         assert!(txn_key(b"a", u128::MAX) < txn_key(b"b", 0));
         assert_eq!(txn_id_of_key(&data_key(b"0123456789abcdef")), None);
+    }
+
+    /// A record lies in the engine span of exactly the ranges holding its
+    /// anchor, whatever the split keys: among them keys the anchor is a
+    /// prefix of, `00` bytes and ids of every first byte.
+    #[test]
+    fn txn_records_stay_on_their_anchors_side_of_every_split() {
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"\x00",
+            b"\x00\x00",
+            b"\x00\x01",
+            b"\x00\xff",
+            b"k",
+            b"k\x00",
+            b"k\x00\x00",
+            b"k\x00\x01",
+            b"k\x00\xff",
+            b"k\x01",
+            b"k\x80",
+            b"k\xff",
+            b"k\xff\xff",
+            b"ka",
+            b"l",
+            b"\xff",
+        ];
+        let ids = [0u128, 1, 0x80 << 120, u128::MAX];
+        for &anchor in &keys {
+            for &id in &ids {
+                let record = txn_key(anchor, id);
+                for &split in &keys {
+                    let left = Span::new(Bytes::new(), Bytes::copy_from_slice(split));
+                    let right = Span::from_key(Bytes::copy_from_slice(split));
+                    for span in [left, right] {
+                        let (start, end) = engine_span(NS_TXN, &span);
+                        let inside = start <= record && record < end;
+                        assert_eq!(
+                            inside,
+                            span.contains(anchor),
+                            "anchor {} id {id:x} span {span:?}",
+                            pretty(anchor)
+                        );
+                    }
+                }
+            }
+        }
+        // The old layout (raw anchor, then id) failed this: split at
+        // `k 00`, the record of a transaction anchored at `k` sorted right.
+        let (start, _) = engine_span(NS_TXN, &Span::from_key(&b"k\x00"[..]));
+        assert!(txn_key(b"k", u128::MAX) < start);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use teller_net::types::Value;
 use teller_net::{PgError, PgResult};
 
+use super::ddl::clear_span;
 use super::eval::{allocate, eval_plain};
 use super::write::{check_parents, fit};
 use super::Cx;
@@ -75,10 +76,7 @@ pub async fn run<K: Kv>(
     match work {
         AlterWork::Backfill(index) => super::write::backfill(cx, new, *index).await,
         AlterWork::DropIndexData(index) => {
-            let mut batch = Batch::new();
-            batch.delete_range(Span::prefix(&index_prefix(new.id, u64::from(*index))));
-            cx.batch(batch).await?;
-            Ok(())
+            clear_span(cx, Span::prefix(&index_prefix(new.id, u64::from(*index)))).await
         }
         AlterWork::ValidateNotNull(column) => {
             let p = new
@@ -166,12 +164,8 @@ pub async fn run<K: Kv>(
             before.primary = (**old_primary).clone();
             let old_codec = TableCodec::new(&std::rc::Rc::new(before));
             // Secondary entries hold the old primary key: rebuild them all.
-            let mut clear = Batch::new();
             for index in &new.indexes {
-                clear.delete_range(Span::prefix(&index_prefix(new.id, u64::from(index.id))));
-            }
-            if !clear.is_empty() {
-                cx.batch(clear).await?;
+                clear_span(cx, Span::prefix(&index_prefix(new.id, u64::from(index.id)))).await?;
             }
             let mut scan = BatchScan::new(&old_codec);
             while let Some(rows) = scan.next(cx, &old_codec).await? {

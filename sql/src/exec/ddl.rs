@@ -11,7 +11,7 @@ use crate::bind::ddl::{Ddl, DdlOp};
 use crate::catalog::system::{self, FIRST_USER_ID};
 use crate::catalog::{Catalog, DatabaseDesc, DescId, SchemaDesc, TableDesc, PUBLIC_SCHEMA};
 use crate::encoding::key::put_uvarint;
-use crate::kv::{Batch, Kv, Span};
+use crate::kv::{Batch, Kv, Response, ScanRequest, Span};
 
 /// The span of all of a table's data (every index).
 pub fn table_data_span(table: DescId) -> Span {
@@ -72,13 +72,14 @@ fn write_table(batch: &mut Batch, old: Option<DescId>, new: &TableDesc) -> PgRes
 fn delete_table(
     catalog: &Catalog,
     batch: &mut Batch,
+    clear: &mut Vec<Span>,
     id: DescId,
     dropping: &[DescId],
 ) -> PgResult<()> {
     for span in system::table_spans(id)? {
         batch.delete_range(span);
     }
-    batch.delete_range(table_data_span(id));
+    clear.push(table_data_span(id));
     for seq in catalog.sequences.values() {
         if seq.owner.map(|o| o.0) == Some(id) {
             batch.delete(system::SEQUENCES.key(&[Value::Int8(seq.id as i64)])?);
@@ -107,6 +108,8 @@ fn delete_view(batch: &mut Batch, id: DescId) -> PgResult<()> {
 /// Applies a DDL statement.
 pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> PgResult<()> {
     let mut batch = Batch::new();
+    // Table and index data to delete, a page at a time, before `batch`.
+    let mut clear: Vec<Span> = Vec::new();
     match &ddl.op {
         DdlOp::Nothing => return Ok(()),
         DdlOp::CreateTable { table, sequences } => {
@@ -138,7 +141,7 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
         }
         DdlOp::DropTables { tables, views } => {
             for &id in tables {
-                delete_table(catalog, &mut batch, id, tables)?;
+                delete_table(catalog, &mut batch, &mut clear, id, tables)?;
             }
             for &id in views {
                 delete_view(&mut batch, id)?;
@@ -181,7 +184,7 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
             let mut t = (**old).clone();
             t.indexes.retain(|i| i.id != *index);
             write_table(&mut batch, Some(t.id), &t)?;
-            batch.delete_range(Span::prefix(&crate::encoding::key::index_prefix(
+            clear.push(Span::prefix(&crate::encoding::key::index_prefix(
                 t.id,
                 u64::from(*index),
             )));
@@ -209,7 +212,7 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
                 .map(|t| t.id)
                 .collect();
             for &id in &tables {
-                delete_table(catalog, &mut batch, id, &tables)?;
+                delete_table(catalog, &mut batch, &mut clear, id, &tables)?;
             }
             for view in catalog.views.values() {
                 if schemas.contains(&view.schema_id) {
@@ -305,7 +308,7 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
             restart_identity,
         } => {
             for &id in tables {
-                batch.delete_range(table_data_span(id));
+                clear_span(cx, table_data_span(id)).await?;
                 cx.env.shard.set_row_count(id, 0);
                 if *restart_identity {
                     for seq in catalog.sequences.values() {
@@ -322,9 +325,61 @@ pub async fn apply<K: Kv>(cx: &mut Cx<'_, K>, catalog: &Catalog, ddl: &Ddl) -> P
             return Ok(());
         }
     }
+    for span in clear {
+        clear_span(cx, span).await?;
+    }
     bump_version(catalog, &mut batch)?;
     cx.batch(batch).await?;
     Ok(())
+}
+
+/// Rows one page of [`clear_span`] deletes.
+const CLEAR_PAGE_ROWS: u64 = 4096;
+/// Key and value bytes one page of [`clear_span`] reads.
+const CLEAR_PAGE_BYTES: u64 = 1 << 20;
+
+/// Deletes every key of `span` (a table's or an index's data) a page at a
+/// time. Each page is one scan and one DeleteRange over exactly the keys it
+/// found, so the engine's write batch for it (one Raft entry of tombstone
+/// intents) stays bounded however big the table is; one DeleteRange over a
+/// million-row table would not fit one entry.
+pub(super) async fn clear_span<K: Kv>(cx: &mut Cx<'_, K>, span: Span) -> PgResult<()> {
+    let mut rest = span;
+    for _ in 0..crate::kv_util::SCAN_BATCHES_MAX {
+        let mut batch = Batch::new();
+        batch.scan(ScanRequest {
+            limit_rows: Some(CLEAR_PAGE_ROWS),
+            limit_bytes: Some(CLEAR_PAGE_BYTES),
+            ..ScanRequest::new(rest.clone())
+        });
+        let response = cx.batch(batch).await?;
+        let Some(Response::Scan(page)) = response.responses.into_iter().next() else {
+            return Err(PgError::internal("a scan was answered with something else"));
+        };
+        if page.rows.is_empty() && page.resume.is_none() {
+            return Ok(());
+        }
+        let (done, next) = match page.resume {
+            Some(resume) => (
+                Span {
+                    start: rest.start.clone(),
+                    end: Some(resume.start.clone()),
+                },
+                Some(resume),
+            ),
+            None => (rest.clone(), None),
+        };
+        if !page.rows.is_empty() {
+            let mut delete = Batch::new();
+            delete.delete_range(done);
+            cx.batch(delete).await?;
+        }
+        match next {
+            Some(resume) => rest = resume,
+            None => return Ok(()),
+        }
+    }
+    Err(PgError::internal("clearing a span does not make progress"))
 }
 
 fn cx_database<K: Kv>(catalog: &Catalog, cx: &Cx<'_, K>) -> PgResult<DescId> {

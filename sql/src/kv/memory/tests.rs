@@ -208,6 +208,24 @@ fn delete_range_covers_committed_and_own_writes() {
 }
 
 #[test]
+fn batch_writes_max_counts_every_key_a_delete_range_deletes() {
+    block_on(async {
+        let kv = MemoryKv::new();
+        seed(&kv, &[("a", "1"), ("b", "2"), ("c", "3")]).await;
+        kv.set_batch_writes_max(Some(2));
+        let mut txn = begin(&kv).await;
+        let mut batch = Batch::new();
+        batch.delete_range(Span::from_key(b("")));
+        assert!(matches!(txn.batch(batch).await, Err(KvError::Internal(_))));
+        let mut batch = Batch::new();
+        batch.delete_range(Span::new(b("a"), b("c")));
+        txn.batch(batch).await.expect("two keys fit");
+        txn.commit().await.expect("commit");
+        assert_eq!(keys(&kv.dump()), ["c"]);
+    });
+}
+
+#[test]
 fn conditional_put_and_batch_atomicity() {
     block_on(async {
         let kv = MemoryKv::new();
