@@ -1045,10 +1045,24 @@ impl<'a> Evaluator<'a> {
         let to = txn.read_ts;
         let failed =
             |key: Bytes| EvalError::Kv(KvError::retry(RetryReason::ReadRefreshFailed, Some(key)));
-        let mut cursor = VersionCursor::new(&span);
-        while let Some(chunk) = cursor.next_chunk(self.engine).await? {
-            if let Some((k, _)) = chunk.iter().find(|(_, v)| from < v.ts && v.ts <= to) {
+        // A version in (from, to] exists exactly when the newest one at or
+        // below `to` is newer than `from`: one MVCC step per key, not a walk
+        // over every version (a hot row's thousands, with no GC yet, made
+        // each refresh of one key cost milliseconds).
+        let (ds, de) = keys::engine_span(NS_DATA, &span);
+        let mut dstart = ds;
+        loop {
+            let newest = self
+                .engine
+                .scan(&dstart, &de, to, false, SCAN_CHUNK)
+                .await
+                .map_err(KvError::from)?;
+            if let Some((k, _)) = newest.iter().find(|(_, v)| from < v.ts) {
                 return Err(failed(keys::user_key(NS_DATA, k)));
+            }
+            match newest.last() {
+                Some((k, _)) if newest.len() == SCAN_CHUNK => dstart = key_successor(k),
+                _ => break,
             }
         }
         let (ls, le) = keys::engine_span(NS_LOCK, &span);
@@ -1357,6 +1371,94 @@ mod tests {
     /// with the square of the locks in the batch.
     /// `INTENT_SCALING=16000,32000,64000 cargo test -p teller-kv --lib
     /// eval::tests::intent_scaling -- --ignored --nocapture`
+    /// A refresh from `from` to `to` fails exactly when a version of the
+    /// span (a tombstone included) lies in `(from, to]`, however many
+    /// versions the key has outside that window.
+    #[test]
+    fn refresh_fails_exactly_on_a_version_inside_its_window() {
+        use crate::api::{BatchHeader, RangeBatch, RangeRequest, TxnCtx, WaitPolicy};
+        use crate::sim::{Sim, SimCluster};
+        use crate::transport::Transport;
+        use crate::txn::{IgnoredSeqs, TxnId, TxnMeta};
+        use crate::{Isolation, KvConfig, Request, TxnOptions};
+        use std::time::Duration;
+        let sim = Sim::new(5, Duration::from_micros(1));
+        let c = SimCluster::new(sim, KvConfig::default(), 1, &[], &[]);
+        let (client, group) = c.client(0);
+        let transport = c.transport.clone();
+        let limit = Duration::from_secs(60);
+        let outcomes = c.sim.block_on(group, limit, async move {
+            let k = Bytes::from_static(b"r");
+            // 40 versions, then a delete: t[0] .. t[40].
+            let mut t = Vec::new();
+            for i in 0..41u32 {
+                let mut txn = client.begin(TxnOptions::default());
+                let write = if i == 40 {
+                    Request::Delete { key: k.clone() }
+                } else {
+                    Request::Put {
+                        key: k.clone(),
+                        value: Bytes::from(format!("v{i}")),
+                    }
+                };
+                txn.batch(vec![write]).await.expect("write");
+                t.push(txn.commit().await.expect("commit"));
+            }
+            let refresh = |from: Timestamp, to: Timestamp| {
+                let transport = transport.clone();
+                let k = k.clone();
+                async move {
+                    let desc = transport.route(&k).expect("route");
+                    let meta = TxnMeta {
+                        id: TxnId(99),
+                        anchor: k.clone(),
+                        write_ts: to,
+                        min_ts: from,
+                        heartbeat_hint: to,
+                    };
+                    let batch = RangeBatch {
+                        header: BatchHeader {
+                            range_id: desc.id,
+                            txn: Some(TxnCtx {
+                                meta,
+                                read_ts: to,
+                                uncertainty_limit: to,
+                                isolation: Isolation::Serializable,
+                                ignored: IgnoredSeqs::default(),
+                                read_only: false,
+                            }),
+                            wait: WaitPolicy::Block,
+                            lock_timeout: None,
+                            clock: to,
+                        },
+                        requests: vec![RangeRequest::Refresh {
+                            span: Span::point(&k),
+                            from,
+                        }],
+                    };
+                    transport.send(batch).await.is_ok()
+                }
+            };
+            let below = |ts: Timestamp| Timestamp::new(ts.wall_nanos - 1, 0);
+            vec![
+                // Versions only at or below `from`, or above `to`: passes.
+                refresh(t[39], below(t[40])).await,
+                refresh(t[40], t[40].next()).await,
+                refresh(below(t[0]), below(t[0]).next()).await,
+                // One version inside: fails; the tombstone counts.
+                refresh(t[38], t[39]).await,
+                refresh(t[39], t[40]).await,
+                refresh(below(t[0]), t[0]).await,
+                refresh(t[5], t[20]).await,
+            ]
+        });
+        assert_eq!(
+            outcomes,
+            [true, true, true, false, false, false, false],
+            "refresh outcomes"
+        );
+    }
+
     #[test]
     #[ignore = "prints figures; run by hand"]
     fn intent_scaling() {

@@ -374,8 +374,8 @@ mod tests {
     use crate::api::Request;
     use crate::config::KvConfig;
     use crate::engine::Mutation;
-    use crate::sim::{Sim, SimCluster};
     use crate::env::Env;
+    use crate::sim::{Sim, SimCluster};
     use crate::transport::Transport;
     use crate::TxnOptions;
 
