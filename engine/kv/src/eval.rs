@@ -1440,6 +1440,9 @@ mod tests {
                 }
             };
             let below = |ts: Timestamp| Timestamp::new(ts.wall_nanos - 1, 0);
+            // Every window below is as narrow as its case needs: no other
+            // version falls in it by a shared wall time.
+            assert!(t.windows(2).all(|w| below(w[1]) >= w[0]), "{t:?}");
             vec![
                 // Versions only at or below `from`, or above `to`: passes.
                 refresh(t[39], below(t[40])).await,

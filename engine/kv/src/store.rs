@@ -410,10 +410,10 @@ impl Store {
         wait: &mut WaitState,
     ) -> Result<(), KvError> {
         let header = &batch.header;
-        let met = met_span(batch, &c.key);
         match c.kind {
             ConflictKind::Read { push_to } => {
                 let record = self.push(&c.holder, PushKind::Timestamp(push_to)).await?;
+                let met = met_span(batch, &c.key);
                 self.resolve_local(replica, &c.key, &record, &met).await
             }
             ConflictKind::Lock { reservation } => {
@@ -433,6 +433,7 @@ impl Store {
                     wait.pushed = Some(c.holder.id);
                     let record = self.push(&c.holder, PushKind::Abort).await?;
                     if record.status.is_final() {
+                        let met = met_span(batch, &c.key);
                         return self.resolve_local(replica, &c.key, &record, &met).await;
                     }
                 }
@@ -743,25 +744,17 @@ fn resolution_span(record: &TxnRecord, key: &Bytes, met: &Span, range: &Span) ->
         start: key.clone(),
         end: range.end.clone(),
     };
+    // The listed spans holding `key`, cut to `rest`, all start at `key`:
+    // their union is the one reaching furthest.
     let listed = record
         .lock_spans
         .iter()
         .filter(|s| s.contains(key))
         .filter_map(|s| s.intersect(&rest))
-        .max_by(|a, b| end_order(&a.end, &b.end));
+        .reduce(|a, b| a.union(&b));
     listed
         .or_else(|| met.intersect(&rest))
         .unwrap_or_else(|| Span::point(key))
-}
-
-/// Span ends in key order, an open end last.
-fn end_order(a: &Option<Bytes>, b: &Option<Bytes>) -> std::cmp::Ordering {
-    match (a, b) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) => x.cmp(y),
-    }
 }
 
 /// The span of the first request of `batch` that covers `key` (the one
